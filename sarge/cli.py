@@ -1,0 +1,283 @@
+"""The ``sarge`` command line: parse, call one core function, print, exit.
+
+``sarge HOME COMMAND ...``; the ``bin/sarge`` shortcut of a home fills in HOME.
+Errors are one line on stderr (``sarge: ...``) and a non-zero exit status:
+1 for a failure, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from .errors import SargeError
+
+STATES = ("stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "unknown")
+
+
+class Context:
+    """What the commands share: the home, made on first use by ``make_home``."""
+
+    def __init__(self, path, make_home):
+        self.path = path
+        self._make_home = make_home
+        self._home = None
+
+    @property
+    def home(self):
+        if self._home is None:
+            self._home = self._make_home(self.path)
+        return self._home
+
+
+def _default_make_home(path):
+    from .home import Home
+
+    return Home(path)
+
+
+pass_home = click.make_pass_decorator(Context)
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("home", type=click.Path(file_okay=False, dir_okay=True))
+@click.version_option(package_name="sarge-deploy", prog_name="sarge")
+@click.pass_context
+def cli(ctx, home):
+    """Run Python web apps under supervisord in the home folder HOME.
+
+    Start with `sarge HOME init`, then use HOME/bin/sarge, which fills in HOME.
+    """
+    make_home = ctx.obj if callable(ctx.obj) else _default_make_home
+    ctx.obj = Context(home, make_home)
+
+
+@cli.command()
+@pass_home
+def init(ctx):
+    """Create the home folder (or complete it; nothing existing is lost)."""
+    changed = ctx.home.init()
+    home = ctx.home.path
+    if changed:
+        _note(f"sarge home ready in {home}")
+    else:
+        _note(f"{home} is already a complete sarge home; nothing changed")
+    _note(f"start its supervisord with {home}/bin/supervisord, then try {home}/bin/sarge --help")
+
+
+@cli.command()
+@click.argument("description", metavar="JSON")
+@pass_home
+def new(ctx, description):
+    """Create an instance from a JSON description and print its id.
+
+    \b
+    Example: sarge HOME new '{"application_name": "web"}'
+    The instance gets a folder HOME/ID, a port, and a supervisord program that
+    runs HOME/ID/server once started. It is not started.
+    """
+    from .instance import parse_new_request
+
+    request = parse_new_request(description)
+    click.echo(ctx.home.new(request["application_name"]).id)
+
+
+def _rows(home):
+    """(instances, supervisord's info by name or None)."""
+    instances = home.instances()
+    return instances, home.states()
+
+
+def _state(info) -> str:
+    if info is None:
+        return "unknown"
+    state = info["statename"].lower()
+    return state if state in STATES else "unknown"
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_home
+def list_(ctx, as_json):
+    """List the instances with their app, port and state."""
+    instances, states = _rows(ctx.home)
+    if states is None:
+        _note("sarge: supervisord is not running; states are unknown "
+              f"(start it with {ctx.home.path}/bin/supervisord)")
+        states = {}
+    rows = [
+        {"id": i.id, "application_name": i.application_name, "port": i.port,
+         "state": _state(states.get(i.id)), "created": i.created}
+        for i in instances
+    ]
+    if as_json:
+        _echo_json({"instances": rows})
+        return
+    _table(["ID", "APP", "PORT", "STATE", "CREATED"],
+           [[r["id"], r["application_name"], r["port"], r["state"], r["created"]] for r in rows])
+
+
+def _table(header, rows) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in [header] + rows:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _size(n) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+
+
+@cli.command()
+@click.argument("instance_id", metavar="[ID]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_home
+def status(ctx, instance_id, as_json):
+    """Show state, pid, uptime, memory and CPU of one instance or of all.
+
+    Memory (RSS) and CPU count the instance's whole process tree.
+    """
+    from .status import status as core_status
+
+    records = core_status(ctx.home, instance_id)
+    if as_json:
+        _echo_json(records[0] if instance_id else {"instances": records})
+        return
+    _table(
+        ["ID", "STATE", "PID", "UPTIME", "MEMORY", "CPU%", "PROCS"],
+        [[r["id"], r["state"], r["pid"] or "-", _duration(r["uptime"]), _size(r["memory_rss"]),
+          "-" if r["cpu_percent"] is None else r["cpu_percent"], r["processes"]]
+         for r in records],
+    )
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@pass_home
+def start(ctx, instance_id):
+    """Start an instance; it also starts at boot from now on."""
+    if ctx.home.start(instance_id):
+        _note(f"{instance_id} started")
+    else:
+        _note(f"{instance_id} was already running")
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@pass_home
+def stop(ctx, instance_id):
+    """Stop an instance gracefully; it stays stopped at boot."""
+    if ctx.home.stop(instance_id):
+        _note(f"{instance_id} stopped")
+    else:
+        _note(f"{instance_id} was not running")
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@pass_home
+def restart(ctx, instance_id):
+    """Stop, then start an instance."""
+    ctx.home.restart(instance_id)
+    _note(f"{instance_id} restarted")
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@pass_home
+def destroy(ctx, instance_id):
+    """Stop an instance and remove its program, folder, logs and port."""
+    ctx.home.destroy(instance_id)
+    _note(f"{instance_id} destroyed")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("instance_id", metavar="ID")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_home
+def run(ctx, instance_id, command):
+    """Run COMMAND (default: a shell) in the instance's folder and environment.
+
+    The environment is exactly the one its server gets: PORT, SARGE_*, the
+    app's configured variables and its virtualenv first on PATH.
+    """
+    cmd = ctx.home.run_command(instance_id, list(command))
+    os.chdir(cmd.cwd)
+    try:
+        os.execvpe(cmd.argv[0], cmd.argv, cmd.env)
+    except OSError as exc:
+        raise SargeError(f"cannot run {cmd.argv[0]}: {exc.strerror}") from exc
+
+
+@cli.command()
+@click.argument("instance_id", metavar="ID")
+@click.option("-n", "--lines", default=10, show_default=True, type=click.IntRange(min=0),
+              help="How many of the last lines to print.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing lines as they come.")
+@pass_home
+def logs(ctx, instance_id, lines, follow):
+    """Print the end of an instance's log (its stdout and stderr)."""
+    from . import logs as core_logs
+
+    path = ctx.home.log_path(ctx.home.get(instance_id).id)
+    for line in core_logs.tail(path, lines):
+        click.echo(line)
+    if follow:
+        for chunk in core_logs.follow(path):
+            click.echo(chunk, nl=False)
+
+
+def main(argv=None) -> None:
+    """Entry point: run the command line and turn errors into one line and an exit status."""
+    try:
+        rv = cli.main(args=argv, prog_name="sarge", standalone_mode=False)
+    except SargeError as exc:
+        click.echo(f"sarge: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"sarge: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"sarge: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("sarge: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`sarge ... | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

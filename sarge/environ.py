@@ -1,0 +1,79 @@
+"""The environment an instance's processes run in.
+
+One function builds it, for the launcher that supervisord runs (which then
+execs ``server``) and for ``sarge HOME run`` alike, so both see the same
+variables.  Nothing of it is ever written into supervisord's configuration:
+the app's configured values (secrets, often) stay in their 0600 file until
+the moment a process is exec'd.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from .errors import SettingsError
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A program to exec: its argv, environment and working directory."""
+
+    argv: list
+    env: dict
+    cwd: str
+
+
+def load_app_config(path: str) -> dict:
+    """The app's configured variables from its JSON file; {} when it has none."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise SettingsError(
+            f"the app configuration {path} cannot be read ({exc}); fix or remove it"
+        ) from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise SettingsError(
+            f"the app configuration {path} must be a JSON object of strings; fix or remove it"
+        )
+    return data
+
+
+def build(
+    base: dict,
+    *,
+    app_config: dict,
+    home: str,
+    instance_id: str,
+    application_name: str,
+    port: int,
+    data_dir: str,
+    virtualenv: str | None,
+) -> dict:
+    """The environment of an instance: ``base``, then the app's config, then sarge's own.
+
+    sarge's variables (``PORT``, ``SARGE_*``) win over the app's configuration;
+    ``PYTHONUNBUFFERED=1`` is a default the configuration may override; an
+    instance's virtualenv, if any, comes first on ``PATH``.
+    """
+    env = dict(base)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(app_config)
+    env.update(
+        PORT=str(port),
+        SARGE_HOME=home,
+        SARGE_INSTANCE=instance_id,
+        SARGE_APP=application_name,
+        SARGE_DATA_DIR=data_dir,
+    )
+    if virtualenv is not None:
+        env.pop("PYTHONHOME", None)
+        env["VIRTUAL_ENV"] = virtualenv
+        env["PATH"] = os.path.join(virtualenv, "bin") + os.pathsep + env.get("PATH", os.defpath)
+    return env

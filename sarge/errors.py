@@ -1,0 +1,71 @@
+"""The errors sarge raises; each message is what the operator reads.
+
+::
+
+    SargeError
+     ├── UsageError            bad input on the command line (JSON, names, ids)
+     ├── HomeError             the home folder is missing, not initialized, or unfit
+     ├── SettingsError         etc/sarge.toml (or another state file) cannot be used
+     ├── InstanceNotFound      no instance with that id in the home
+     ├── PortsExhausted        every port of the home's range is taken
+     ├── NotStartable          the instance has no executable ``server``
+     ├── RenderError           a value cannot be written safely into a config file
+     └── SupervisorError       supervisord refused or failed a request
+          ├── SupervisordNotRunning   nothing answers on the home's socket
+          └── ProcessFailed           the process did not start or stop as asked
+
+The command line prints ``str(error)`` on one line of stderr and exits 1.
+Nothing here imports from the rest of sarge.
+"""
+
+
+class SargeError(Exception):
+    """Base of every error sarge raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(SargeError):
+    """The input given to a command is not acceptable."""
+
+
+class HomeError(SargeError):
+    """The home folder cannot be used as asked."""
+
+
+class SettingsError(SargeError):
+    """A settings or state file of the home cannot be read or is invalid."""
+
+
+class InstanceNotFound(SargeError):
+    """No instance with this id exists in the home."""
+
+    def __init__(self, instance_id):
+        super().__init__(
+            f"no instance {instance_id!r} in this home; `sarge HOME list` shows the instances"
+        )
+        self.instance_id = instance_id
+
+
+class PortsExhausted(SargeError):
+    """Every port of the home's range is allocated."""
+
+
+class NotStartable(SargeError):
+    """The instance cannot be started as it is (no executable ``server``)."""
+
+
+class RenderError(SargeError):
+    """A value cannot be written into a generated file without changing its meaning."""
+
+
+class SupervisorError(SargeError):
+    """supervisord answered with a fault, or could not be talked to."""
+
+
+class SupervisordNotRunning(SupervisorError):
+    """Nothing answers on the home's supervisord socket."""
+
+
+class ProcessFailed(SupervisorError):
+    """A process did not reach the state it was asked for."""

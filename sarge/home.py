@@ -1,0 +1,497 @@
+"""The home folder: its layout, ``init``, the lock, and the instance lifecycle.
+
+::
+
+    HOME/
+      etc/sarge.toml            settings (written once, the operator's to edit)
+      etc/supervisord.conf      the home's supervisord (generated)
+      etc/supervisor.d/ID.conf  one program per instance (generated)
+      etc/apps/APP.json         an app's environment variables (0600)
+      var/log/                  supervisord.log, sarge.log (every action), ID.log
+      var/run/                  supervisord.pid, supervisord.sock, sarge.lock (0700)
+      var/data/APP/             persistent data, shared by an app's instances
+      var/instances/ID.json     the record of each instance
+      var/ports/PORT            a link naming the instance that holds PORT
+      bin/                      sarge, supervisord, supervisorctl bound to this home
+      ID/                       an instance's folder (its code and ``server``)
+
+Mutating commands hold ``var/run/sarge.lock`` (and, for start and stop, a
+lock on the instance's record), so concurrent commands never interleave.
+State files are written atomically.  No command reads or rewrites every
+instance's program file: ``start`` and ``stop`` flip one file's autostart and
+call supervisord directly; ``list`` asks supervisord once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import sys
+
+from . import render
+from .environ import Command, build, load_app_config
+from .errors import (
+    HomeError,
+    InstanceNotFound,
+    NotStartable,
+    PortsExhausted,
+    SupervisordNotRunning,
+)
+from .instance import Instance, check_app_name, check_id, new_id, utcnow
+
+#: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
+MAX_SOCKET_PATH = 107
+
+_AUTOSTART = {True: "autostart = true\n", False: "autostart = false\n"}
+
+
+def write_file(file: render.File) -> None:
+    """Write ``file`` atomically: a temporary file, fsync, then rename over the target."""
+    directory = os.path.dirname(file.path)
+    tmp = os.path.join(directory, f".{os.path.basename(file.path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file.mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(file.text)
+            f.flush()
+            os.fchmod(f.fileno(), file.mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, file.path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read(path: str):
+    """A file's text, or None when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing on this machine listens on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Home:
+    """A sarge home folder at ``path``.
+
+    ``supervisor`` is the supervisord client (default: one on the home's
+    socket); ``python`` the interpreter the ``bin/`` shortcuts and the
+    launcher run; ``port_is_free`` checks a port before it is handed out.
+    """
+
+    def __init__(self, path, *, supervisor=None, python: str = sys.executable,
+                 port_is_free=port_is_free):
+        self.path = os.path.abspath(os.fspath(path))
+        self.python = python
+        self.port_is_free = port_is_free
+        self._supervisor = supervisor
+        self._settings = None
+
+    # -- layout -------------------------------------------------------------------------
+
+    def _p(self, *parts) -> str:
+        return os.path.join(self.path, *parts)
+
+    @property
+    def settings_path(self):
+        return self._p("etc", "sarge.toml")
+
+    @property
+    def supervisord_conf(self):
+        return self._p("etc", "supervisord.conf")
+
+    @property
+    def socket_path(self):
+        return self._p("var", "run", "supervisord.sock")
+
+    @property
+    def pidfile(self):
+        return self._p("var", "run", "supervisord.pid")
+
+    @property
+    def log_dir(self):
+        return self._p("var", "log")
+
+    def program_path(self, instance_id):
+        return self._p("etc", "supervisor.d", instance_id + ".conf")
+
+    def record_path(self, instance_id):
+        return self._p("var", "instances", instance_id + ".json")
+
+    def instance_dir(self, instance_id):
+        return self._p(instance_id)
+
+    def log_path(self, instance_id):
+        return self._p("var", "log", instance_id + ".log")
+
+    def data_dir(self, application_name):
+        return self._p("var", "data", application_name)
+
+    def app_config_path(self, application_name):
+        return self._p("etc", "apps", application_name + ".json")
+
+    def _port_path(self, port):
+        return self._p("var", "ports", str(port))
+
+    # -- set-up -------------------------------------------------------------------------
+
+    @property
+    def supervisor(self):
+        if self._supervisor is None:
+            from .supervisor import Supervisor
+
+            self._supervisor = Supervisor(
+                self.socket_path, hint=f"start it with {self._p('bin', 'supervisord')}"
+            )
+        return self._supervisor
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from . import config
+
+            self._settings = config.load(self.settings_path)
+        return self._settings
+
+    def is_initialized(self) -> bool:
+        return os.path.isfile(self.settings_path)
+
+    def check(self) -> None:
+        """Raise :class:`HomeError` unless this is an initialized home."""
+        if not self.is_initialized():
+            raise HomeError(
+                f"{self.path} is not a sarge home; create it with `sarge {self.path} init`"
+            )
+
+    def init(self) -> list:
+        """Create the home, or complete it; return the paths created or updated.
+
+        Existing files are kept: ``sarge.toml`` is never rewritten, generated
+        files only when sarge would generate them differently.
+        """
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise HomeError(f"{self.path} exists and is not a folder")
+        if not self.is_initialized() and os.path.isdir(self.path) and os.listdir(self.path):
+            raise HomeError(
+                f"{self.path} is not empty and not a sarge home; choose a new or empty folder"
+            )
+        if len(os.fsencode(self.socket_path)) > MAX_SOCKET_PATH:
+            raise HomeError(
+                f"{self.path} is too long a path for a home: its supervisord socket "
+                f"{self.socket_path} would exceed {MAX_SOCKET_PATH} bytes"
+            )
+        from . import config
+
+        changed = []
+        folders = [
+            ("", 0o755), ("etc", 0o755), ("etc/supervisor.d", 0o755), ("etc/apps", 0o700),
+            ("var", 0o755), ("var/log", 0o755), ("var/run", 0o700), ("var/data", 0o755),
+            ("var/instances", 0o755), ("var/ports", 0o755), ("bin", 0o755),
+        ]
+        for name, mode in folders:
+            path = self._p(name) if name else self.path
+            try:
+                os.makedirs(path, mode)
+                changed.append(path)
+            except FileExistsError:
+                pass
+            if mode == 0o700:
+                os.chmod(path, mode)  # private even when the folder already existed
+        files = [
+            render.supervisord_conf(
+                self.supervisord_conf, home=self.path, socket=self.socket_path,
+                pidfile=self.pidfile, log_dir=self.log_dir,
+            ),
+            render.wrapper(self._p("bin", "sarge"), home=self.path,
+                           argv=[self.python, "-m", "sarge", self.path]),
+            render.wrapper(self._p("bin", "supervisord"), home=self.path,
+                           argv=[self.python, "-m", "supervisor.supervisord",
+                                 "-c", self.supervisord_conf]),
+            render.wrapper(self._p("bin", "supervisorctl"), home=self.path,
+                           argv=[self.python, "-m", "supervisor.supervisorctl",
+                                 "-c", self.supervisord_conf]),
+        ]
+        for file in files:
+            if _read(file.path) != file.text:
+                write_file(file)
+                changed.append(file.path)
+        if not os.path.exists(self.settings_path):
+            # Last: its presence is what marks the home as initialized.
+            write_file(render.settings_file(self.settings_path, config.Settings()))
+            changed.append(self.settings_path)
+        if changed:
+            self.log_action("init", "; ".join(os.path.relpath(p, self.path) for p in changed))
+        return changed
+
+    # -- locks and the action log ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the home-wide lock (``var/run/sarge.lock``)."""
+        import fcntl
+
+        fd = os.open(self._p("var", "run", "sarge.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def instance_lock(self, instance_id):
+        """Hold the lock of one instance (on its record); raise if it is gone meanwhile."""
+        import fcntl
+
+        path = self.record_path(check_id(instance_id))
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise InstanceNotFound(instance_id) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not os.path.exists(path):
+                raise InstanceNotFound(instance_id)
+            yield
+        finally:
+            os.close(fd)
+
+    def log_action(self, action: str, detail: str = "") -> None:
+        """Append one line to ``var/log/sarge.log``: when, who, what."""
+        line = f"{utcnow()} pid={os.getpid()} uid={os.getuid()} {action} {detail}".rstrip()
+        fd = os.open(self._p("var", "log", "sarge.log"),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+
+    # -- instances ------------------------------------------------------------------------
+
+    def get(self, instance_id) -> Instance:
+        """The instance with this id, or :class:`InstanceNotFound`."""
+        self.check()
+        path = self.record_path(check_id(instance_id))
+        text = _read(path)
+        if text is None:
+            raise InstanceNotFound(instance_id)
+        return Instance.from_json(text, path)
+
+    def instances(self) -> list:
+        """Every instance of the home, oldest first."""
+        self.check()
+        found = []
+        folder = self._p("var", "instances")
+        for name in os.listdir(folder):
+            if name.endswith(".json") and not name.startswith("."):
+                text = _read(os.path.join(folder, name))
+                if text is not None:
+                    found.append(Instance.from_json(text, os.path.join(folder, name)))
+        return sorted(found, key=lambda i: (i.created, i.id))
+
+    def new(self, application_name: str) -> Instance:
+        """Create an instance of ``application_name``: folder, port, program (not started)."""
+        self.check()
+        check_app_name(application_name)
+        settings = self.settings
+        with self.lock():
+            instance_id = self._make_folder(application_name)
+            port = None
+            try:
+                port = self._allocate_port(instance_id, settings)
+                instance = Instance(instance_id, application_name, port, utcnow())
+                os.makedirs(self.data_dir(application_name), exist_ok=True)
+                write_file(render.File(self.record_path(instance_id), instance.to_json()))
+                write_file(self._program(instance, autostart=False))
+                try:
+                    self.supervisor.add(instance_id)
+                except SupervisordNotRunning:
+                    pass  # supervisord reads the program file when it starts
+            except BaseException:
+                self._remove_files(instance_id, port)
+                raise
+            self.log_action("new", f"{instance_id} port={port}")
+        return instance
+
+    def _make_folder(self, application_name) -> str:
+        for _ in range(100):
+            instance_id = new_id(application_name)
+            try:
+                os.mkdir(self.instance_dir(instance_id), 0o755)
+                return instance_id
+            except FileExistsError:
+                continue
+        raise HomeError(f"could not find a free id for {application_name}")  # pragma: no cover
+
+    def _allocate_port(self, instance_id, settings) -> int:
+        for sweep in (False, True):
+            if sweep:
+                self._sweep_ports()
+            taken = set(os.listdir(self._p("var", "ports")))
+            for port in range(settings.port_first, settings.port_last + 1):
+                if str(port) in taken or not self.port_is_free(port):
+                    continue
+                try:
+                    os.symlink(instance_id, self._port_path(port))
+                except FileExistsError:
+                    continue
+                return port
+        raise PortsExhausted(
+            f"no free port left in {settings.port_first}-{settings.port_last}; destroy "
+            f"instances or widen [ports] in {self.settings_path}"
+        )
+
+    def _sweep_ports(self) -> None:
+        """Release ports whose instance has no record (left by an interrupted ``new``)."""
+        folder = self._p("var", "ports")
+        for name in os.listdir(folder):
+            try:
+                owner = os.readlink(os.path.join(folder, name))
+            except OSError:
+                continue
+            if not os.path.exists(self.record_path(owner)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
+
+    def _program(self, instance: Instance, autostart: bool) -> render.File:
+        return render.program_conf(
+            self.program_path(instance.id),
+            instance=instance,
+            command=[self.python, "-m", "sarge.launch", self.path, instance.id],
+            directory=self.instance_dir(instance.id),
+            log_file=self.log_path(instance.id),
+            settings=self.settings,
+            autostart=autostart,
+        )
+
+    def _set_autostart(self, instance: Instance, autostart: bool) -> None:
+        """Flip autostart in the instance's program file, keeping every other value."""
+        path = self.program_path(instance.id)
+        text = _read(path)
+        wanted = _AUTOSTART[autostart]
+        if text is not None and _AUTOSTART[not autostart] in text:
+            write_file(render.File(path, text.replace(_AUTOSTART[not autostart], wanted, 1)))
+        elif text is None or wanted not in text:
+            write_file(self._program(instance, autostart))
+
+    def _remove_files(self, instance_id, port=None) -> None:
+        """Remove what an instance left on disk, its record last; each step may be redone."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.program_path(instance_id))
+        shutil.rmtree(self.instance_dir(instance_id), ignore_errors=True)
+        log = self.log_path(instance_id)
+        folder = os.path.dirname(log)
+        for name in os.listdir(folder):
+            if name == os.path.basename(log) or name.startswith(os.path.basename(log) + "."):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
+        if port is not None:
+            with contextlib.suppress(OSError):
+                if os.readlink(self._port_path(port)) == instance_id:
+                    os.unlink(self._port_path(port))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.record_path(instance_id))
+
+    def _ensure_known(self, instance_id) -> dict:
+        """supervisord's info on the instance, registering its program if needed."""
+        info = self.supervisor.process(instance_id)
+        if info is None:
+            self.supervisor.add(instance_id)
+            info = self.supervisor.process(instance_id)
+        return info
+
+    def start(self, instance_id) -> bool:
+        """Start an instance (and mark it to start at boot); False if already running."""
+        instance = self.get(instance_id)
+        server = os.path.join(self.instance_dir(instance.id), "server")
+        if not (os.path.isfile(server) and os.access(server, os.X_OK)):
+            raise NotStartable(
+                f"{instance.id} has no executable {server}: put the app's start command there "
+                "(a script that starts a server on $PORT) and make it executable"
+            )
+        with self.instance_lock(instance.id):
+            self._ensure_known(instance.id)
+            self._set_autostart(instance, True)
+            self.log_action("start", instance.id)
+            return self.supervisor.start(instance.id)
+
+    def stop(self, instance_id) -> bool:
+        """Stop an instance gracefully (and keep it stopped at boot); False if it was not running."""
+        instance = self.get(instance_id)
+        with self.instance_lock(instance.id):
+            self._ensure_known(instance.id)
+            self._set_autostart(instance, False)
+            self.log_action("stop", instance.id)
+            return self.supervisor.stop(instance.id)
+
+    def restart(self, instance_id) -> None:
+        """Stop, then start an instance."""
+        self.stop(instance_id)
+        self.start(instance_id)
+
+    def destroy(self, instance_id) -> None:
+        """Stop an instance and remove its program, folder, logs, port and record."""
+        instance = self.get(instance_id)
+        with self.instance_lock(instance.id):
+            self.supervisor.stop(instance.id)
+            self.supervisor.remove(instance.id)
+            with self.lock():
+                self._remove_files(instance.id, instance.port)
+                self.log_action("destroy", instance.id)
+
+    def states(self):
+        """supervisord's info for every program, by name, or None when it is not running."""
+        try:
+            return self.supervisor.processes()
+        except SupervisordNotRunning:
+            return None
+
+    # -- running -----------------------------------------------------------------------------
+
+    def environment(self, instance: Instance, base=None) -> dict:
+        """The environment ``server`` and ``run`` get for ``instance``."""
+        venv = os.path.join(self.instance_dir(instance.id), ".venv")
+        return build(
+            os.environ if base is None else base,
+            app_config=load_app_config(self.app_config_path(instance.application_name)),
+            home=self.path,
+            instance_id=instance.id,
+            application_name=instance.application_name,
+            port=instance.port,
+            data_dir=self.data_dir(instance.application_name),
+            virtualenv=venv if os.path.isdir(os.path.join(venv, "bin")) else None,
+        )
+
+    def server_command(self, instance_id) -> Command:
+        """What the launcher execs for the instance: its ``server``."""
+        return self.run_command(instance_id, ["./server"])
+
+    def run_command(self, instance_id, argv=None) -> Command:
+        """``argv`` (default: the user's shell) in the instance's folder and environment."""
+        instance = self.get(instance_id)
+        if not argv:
+            argv = [os.environ.get("SHELL") or "/bin/sh"]
+        return Command(list(argv), self.environment(instance), self.instance_dir(instance.id))
+

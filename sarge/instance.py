@@ -1,0 +1,111 @@
+"""The :class:`Instance` value: who an instance is and how its record reads on disk.
+
+An instance id is the application name, a dash and six random letters and
+digits (``web-jCCbfV``).  Names and ids are checked against strict patterns
+before they are ever used in a path or a config file, so neither can escape
+the home folder nor inject a line into supervisord's or nginx's configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import re
+import secrets
+import string
+
+from .errors import SettingsError, UsageError
+
+APP_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+SUFFIX_LENGTH = 6
+SUFFIX_ALPHABET = string.ascii_letters + string.digits
+INSTANCE_ID_RE = re.compile(r"([a-z][a-z0-9_-]{0,31})-[A-Za-z0-9]{%d}" % SUFFIX_LENGTH)
+
+#: The keys ``sarge new`` accepts in its JSON argument.
+NEW_KEYS = {"application_name"}
+
+
+def check_app_name(name) -> str:
+    """Return ``name`` if it is a valid application name, else raise :class:`UsageError`."""
+    if not isinstance(name, str) or not APP_NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"invalid application name {name!r}: use 1 to 32 lowercase letters, digits, "
+            "'-' and '_', starting with a letter"
+        )
+    return name
+
+
+def check_id(instance_id) -> str:
+    """Return ``instance_id`` if it has the form of an instance id, else raise."""
+    if not isinstance(instance_id, str) or not INSTANCE_ID_RE.fullmatch(instance_id):
+        raise UsageError(
+            f"invalid instance id {instance_id!r}: an id looks like web-jCCbfV "
+            "(`sarge HOME list` shows them)"
+        )
+    return instance_id
+
+
+def new_id(application_name: str) -> str:
+    """A fresh random id for an instance of ``application_name``."""
+    suffix = "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
+    return f"{application_name}-{suffix}"
+
+
+def parse_new_request(text: str) -> dict:
+    """Parse and check the JSON argument of ``sarge new``."""
+    try:
+        request = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"the instance description is not valid JSON: {exc}") from exc
+    if not isinstance(request, dict):
+        raise UsageError(
+            'the instance description must be a JSON object, like {"application_name": "web"}'
+        )
+    unknown = sorted(set(request) - NEW_KEYS)
+    if unknown:
+        raise UsageError(
+            f"unknown key {unknown[0]!r} in the instance description "
+            f"(known: {', '.join(sorted(NEW_KEYS))})"
+        )
+    if "application_name" not in request:
+        raise UsageError('the instance description needs "application_name"')
+    check_app_name(request["application_name"])
+    return request
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """One instance of an application: its id, app, port and creation time."""
+
+    id: str
+    application_name: str
+    port: int
+    created: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> "Instance":
+        """Read a record written by :meth:`to_json`; ``source`` names it in errors."""
+        try:
+            data = json.loads(text)
+            instance = cls(
+                id=check_id(data["id"]),
+                application_name=check_app_name(data["application_name"]),
+                port=data["port"],
+                created=data["created"],
+            )
+        except (ValueError, KeyError, TypeError, UsageError) as exc:
+            raise SettingsError(
+                f"the instance record {source} is damaged ({exc}); remove it or restore it "
+                "from a backup"
+            ) from exc
+        if type(instance.port) is not int or not isinstance(instance.created, str):
+            raise SettingsError(f"the instance record {source} is damaged (bad port or date)")
+        return instance

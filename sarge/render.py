@@ -1,0 +1,124 @@
+"""Everything sarge generates, rendered from the package's Jinja2 templates.
+
+The functions here are pure: they return :class:`File` values and never touch
+the disk (``sarge.home`` writes them, atomically).  One shared Environment
+renders every template with ``StrictUndefined`` and two filters:
+
+``ini``
+    makes a value safe inside supervisord's INI files: ``%`` is doubled
+    (supervisord expands ``%(name)s``), and a value that could end the line or
+    start a comment is refused with :class:`~sarge.errors.RenderError`.
+``shjoin``
+    quotes a list of words for a shell (or supervisord's shlex split).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shlex
+
+from .errors import RenderError
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
+# configparser (as supervisord sets it up) ends a value at a newline and starts an
+# inline comment at whitespace followed by ';' or '#'.
+_INI_UNSAFE = re.compile(r"[\n\r\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]|\s[;#]")
+
+
+@dataclasses.dataclass(frozen=True)
+class File:
+    """A file to write: where, what, and its permission bits."""
+
+    path: str
+    text: str
+    mode: int = 0o644
+
+
+def ini(value) -> str:
+    """Escape ``value`` for a supervisord INI value, or refuse it."""
+    text = str(value)
+    if _INI_UNSAFE.search(text) or text != text.strip():
+        raise RenderError(
+            f"{text!r} cannot be written into supervisord's configuration "
+            "(line breaks, surrounding spaces and ' ;' or ' #' are not allowed)"
+        )
+    return text.replace("%", "%%")
+
+
+def shjoin(words) -> str:
+    """Quote each word for a POSIX shell and join them with spaces."""
+    return " ".join(shlex.quote(str(word)) for word in words)
+
+
+_environment = None
+
+
+def environment():
+    """The one Jinja2 Environment, made on first use (jinja2 is imported lazily)."""
+    global _environment
+    if _environment is None:
+        import jinja2
+
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
+        env.filters["ini"] = ini
+        env.filters["shjoin"] = shjoin
+        _environment = env
+    return _environment
+
+
+def render(template: str, **context) -> str:
+    """Render the named package template with ``context``."""
+    return environment().get_template(template).render(**context)
+
+
+def settings_file(path: str, defaults) -> File:
+    """The commented ``etc/sarge.toml`` that ``init`` writes, showing ``defaults``."""
+    return File(path, render("sarge.toml.j2", s=defaults))
+
+
+def supervisord_conf(path: str, *, home: str, socket: str, pidfile: str, log_dir: str) -> File:
+    """The home's ``etc/supervisord.conf``."""
+    return File(
+        path,
+        render("supervisord.conf.j2", home=home, socket=socket, pidfile=pidfile, log_dir=log_dir),
+    )
+
+
+def program_conf(
+    path: str,
+    *,
+    instance,
+    command: list,
+    directory: str,
+    log_file: str,
+    settings,
+    autostart: bool,
+) -> File:
+    """One instance's program file under ``etc/supervisor.d/``."""
+    return File(
+        path,
+        render(
+            "program.conf.j2",
+            instance=instance,
+            command=command,
+            directory=directory,
+            log_file=log_file,
+            s=settings,
+            autostart=autostart,
+        ),
+    )
+
+
+def wrapper(path: str, *, home: str, argv: list) -> File:
+    """An executable ``bin/`` shortcut that runs ``argv`` followed by its own arguments."""
+    return File(path, render("wrapper.sh.j2", home=home, argv=argv), mode=0o755)

@@ -1,0 +1,160 @@
+"""A client for the home's supervisord, over XML-RPC on its unix socket.
+
+It speaks the protocol ``supervisorctl`` speaks, with supervisor's own
+transport, so whatever sarge does, ``bin/supervisorctl status`` shows.  The
+client knows a socket path and program names, nothing of homes or instances.
+supervisord's faults and socket errors become :mod:`sarge.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from .errors import ProcessFailed, SupervisordNotRunning, SupervisorError
+
+# supervisor.xmlrpc.Faults, repeated here so that importing this module stays cheap.
+BAD_NAME = 10
+NO_FILE = 20
+NOT_EXECUTABLE = 21
+ABNORMAL_TERMINATION = 40
+SPAWN_ERROR = 50
+ALREADY_STARTED = 60
+NOT_RUNNING = 70
+ALREADY_ADDED = 90
+STILL_RUNNING = 91
+CANT_REREAD = 92
+
+_NOT_RUNNING_ERRNOS = {errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK, errno.ECONNRESET}
+
+
+class Supervisor:
+    """supervisord behind the unix socket at ``socket_path``.
+
+    ``hint`` ends the message given when supervisord does not answer (the
+    home passes "start it with HOME/bin/supervisord").
+    """
+
+    def __init__(self, socket_path: str, hint: str = "start it first"):
+        self.socket_path = socket_path
+        self.hint = hint
+        self._proxy = None
+
+    def _rpc(self):
+        if self._proxy is None:
+            import xmlrpc.client
+
+            from supervisor.xmlrpc import SupervisorTransport
+
+            transport = SupervisorTransport(None, None, "unix://" + self.socket_path)
+            self._proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        return self._proxy.supervisor
+
+    def _call(self, method: str, *args):
+        import xmlrpc.client
+
+        try:
+            return getattr(self._rpc(), method)(*args)
+        except xmlrpc.client.Fault:
+            raise
+        except OSError as exc:
+            if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) or (
+                exc.errno in _NOT_RUNNING_ERRNOS
+            ):
+                raise SupervisordNotRunning(
+                    f"supervisord is not running (nothing answers on {self.socket_path}); "
+                    f"{self.hint}"
+                ) from exc
+            raise SupervisorError(f"cannot talk to supervisord on {self.socket_path}: {exc}") from exc
+        except xmlrpc.client.ProtocolError as exc:
+            raise SupervisorError(f"supervisord refused the request {method}: {exc.errmsg}") from exc
+
+    def is_running(self) -> bool:
+        """True when supervisord answers on the socket."""
+        try:
+            self._call("getState")
+        except SupervisordNotRunning:
+            return False
+        return True
+
+    def processes(self) -> dict:
+        """Every process's info dict (``getAllProcessInfo``), by name, in one call."""
+        return {info["name"]: info for info in self._call("getAllProcessInfo")}
+
+    def process(self, name: str):
+        """The info dict of one process, or None when supervisord does not know it."""
+        import xmlrpc.client
+
+        try:
+            return self._call("getProcessInfo", name)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == BAD_NAME:
+                return None
+            raise _error(fault, name) from fault
+
+    def add(self, name: str) -> None:
+        """Re-read the configuration and make the new program ``name`` known."""
+        import xmlrpc.client
+
+        try:
+            self._call("reloadConfig")
+            self._call("addProcessGroup", name)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != ALREADY_ADDED:
+                raise _error(fault, name) from fault
+
+    def remove(self, name: str) -> None:
+        """Forget the (stopped) program ``name``; unknown names are fine."""
+        import xmlrpc.client
+
+        try:
+            self._call("removeProcessGroup", name)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != BAD_NAME:
+                raise _error(fault, name) from fault
+
+    def start(self, name: str) -> bool:
+        """Start ``name`` and wait out its startsecs; False if it was already running."""
+        import xmlrpc.client
+
+        try:
+            self._call("startProcess", name, True)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == ALREADY_STARTED:
+                return False
+            raise _error(fault, name) from fault
+        return True
+
+    def stop(self, name: str) -> bool:
+        """Stop ``name`` and wait until it is gone; False if it was not running."""
+        import xmlrpc.client
+
+        try:
+            self._call("stopProcess", name, True)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode in (NOT_RUNNING, BAD_NAME):
+                return False
+            raise _error(fault, name) from fault
+        return True
+
+
+def _error(fault, name: str) -> SupervisorError:
+    """The sarge error for a supervisord Fault about program ``name``."""
+    code = fault.faultCode
+    if code == ABNORMAL_TERMINATION:
+        return ProcessFailed(
+            f"{name} exited right after it was started; supervisord retries it and then "
+            f"marks it FATAL. See `sarge HOME logs {name}`"
+        )
+    if code == SPAWN_ERROR:
+        return ProcessFailed(f"supervisord could not spawn {name}; see `sarge HOME logs {name}`")
+    if code in (NO_FILE, NOT_EXECUTABLE):
+        return ProcessFailed(f"supervisord cannot run {name}: {fault.faultString}")
+    if code == BAD_NAME:
+        return SupervisorError(
+            f"supervisord does not know {name}; run `sarge HOME init` or restart supervisord"
+        )
+    if code == STILL_RUNNING:
+        return ProcessFailed(f"{name} is still running; stop it first")
+    if code == CANT_REREAD:
+        return SupervisorError(f"supervisord cannot read its configuration: {fault.faultString}")
+    return SupervisorError(f"supervisord failed on {name}: {fault.faultString}")

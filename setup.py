@@ -1,0 +1,38 @@
+from setuptools import find_packages, setup
+
+with open("README.rst", encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    # PyPI's "sarge" is an unrelated project: the distribution has its own name,
+    # the package and the command stay "sarge".
+    name="sarge-deploy",
+    version="0.1.0",
+    description="Run Python web apps under supervisord and swap their versions without "
+                "dropping a request",
+    long_description=long_description,
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    packages=find_packages(include=["sarge", "sarge.*"]),
+    package_data={"sarge": ["templates/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "supervisor>=4.2",
+        "virtualenv>=20",
+        "jinja2>=3.0",
+        "psutil>=5.8",
+        "click>=8.0",
+        # tomllib is in the standard library from Python 3.11 on.
+        'tomli>=1.1; python_version < "3.11"',
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
+        "docs": ["sphinx>=5"],
+    },
+    entry_points={"console_scripts": ["sarge = sarge.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: System :: Systems Administration",
+    ],
+)
