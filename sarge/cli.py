@@ -265,7 +265,8 @@ def main(argv=None) -> None:
         click.echo(f"sarge: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
-        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
+        hint = f" (see `sarge HOME {command} --help`)".replace("  ", " ")
         click.echo(f"sarge: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as exc:

@@ -37,6 +37,7 @@ from .errors import (
     InstanceNotFound,
     NotStartable,
     PortsExhausted,
+    ProcessFailed,
     SupervisordNotRunning,
 )
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
@@ -435,7 +436,16 @@ class Home:
             self._ensure_known(instance.id)
             self._set_autostart(instance, True)
             self.log_action("start", instance.id)
-            return self.supervisor.start(instance.id)
+            try:
+                return self.supervisor.start(instance.id)
+            except ProcessFailed as exc:
+                from .logs import tail
+
+                last = " | ".join(tail(self.log_path(instance.id), 3)) or "(empty)"
+                raise ProcessFailed(
+                    f"{exc}; supervisord retries it {self.settings.startretries} times, then "
+                    f"marks it FATAL. Its log ends with: {last[-300:]}"
+                ) from exc
 
     def stop(self, instance_id) -> bool:
         """Stop an instance gracefully (and keep it stopped at boot); False if it was not running."""

@@ -24,7 +24,7 @@ ALREADY_ADDED = 90
 STILL_RUNNING = 91
 CANT_REREAD = 92
 
-_NOT_RUNNING_ERRNOS = {errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK, errno.ECONNRESET}
+_NOT_RUNNING_ERRNOS = {errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK}
 
 
 class Supervisor:
@@ -52,21 +52,29 @@ class Supervisor:
     def _call(self, method: str, *args):
         import xmlrpc.client
 
-        try:
-            return getattr(self._rpc(), method)(*args)
-        except xmlrpc.client.Fault:
-            raise
-        except OSError as exc:
-            if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) or (
-                exc.errno in _NOT_RUNNING_ERRNOS
-            ):
-                raise SupervisordNotRunning(
-                    f"supervisord is not running (nothing answers on {self.socket_path}); "
-                    f"{self.hint}"
+        for attempt in (1, 2):
+            try:
+                return getattr(self._rpc(), method)(*args)
+            except xmlrpc.client.Fault:
+                raise
+            except OSError as exc:
+                self._proxy = None  # the transport keeps its connection: start afresh
+                if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) or (
+                    exc.errno in _NOT_RUNNING_ERRNOS
+                ):
+                    raise SupervisordNotRunning(
+                        f"supervisord is not running (nothing answers on {self.socket_path}); "
+                        f"{self.hint}"
+                    ) from exc
+                if attempt == 2:
+                    raise SupervisorError(
+                        f"cannot talk to supervisord on {self.socket_path}: {exc}"
+                    ) from exc
+                # a connection kept from a supervisord that has since restarted: retry once
+            except xmlrpc.client.ProtocolError as exc:
+                raise SupervisorError(
+                    f"supervisord refused the request {method}: {exc.errmsg}"
                 ) from exc
-            raise SupervisorError(f"cannot talk to supervisord on {self.socket_path}: {exc}") from exc
-        except xmlrpc.client.ProtocolError as exc:
-            raise SupervisorError(f"supervisord refused the request {method}: {exc.errmsg}") from exc
 
     def is_running(self) -> bool:
         """True when supervisord answers on the socket."""
@@ -140,13 +148,8 @@ class Supervisor:
 def _error(fault, name: str) -> SupervisorError:
     """The sarge error for a supervisord Fault about program ``name``."""
     code = fault.faultCode
-    if code == ABNORMAL_TERMINATION:
-        return ProcessFailed(
-            f"{name} exited right after it was started; supervisord retries it and then "
-            f"marks it FATAL. See `sarge HOME logs {name}`"
-        )
-    if code == SPAWN_ERROR:
-        return ProcessFailed(f"supervisord could not spawn {name}; see `sarge HOME logs {name}`")
+    if code in (ABNORMAL_TERMINATION, SPAWN_ERROR):
+        return ProcessFailed(f"{name} exited as soon as it was started")
     if code in (NO_FILE, NOT_EXECUTABLE):
         return ProcessFailed(f"supervisord cannot run {name}: {fault.faultString}")
     if code == BAD_NAME:

@@ -1,0 +1,164 @@
+"""Fixtures: real homes in temporary folders, with a real supervisord where asked."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from sarge.home import Home
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ENVSERVER = os.path.join(HERE, "apps", "envserver.py")
+
+# Quick process settings for tests: a crash loop ends in FATAL within seconds.
+TEST_SETTINGS = {"startretries = 3": "startretries = 1", "stopwaitsecs = 10": "stopwaitsecs = 5"}
+
+
+def edit_settings(h, replacements):
+    with open(h.settings_path) as f:
+        text = f.read()
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    with open(h.settings_path, "w") as f:
+        f.write(text)
+    h._settings = None
+
+
+def port_base():
+    """The first port of this test worker's range: parallel workers never share ports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return 20000 + 1000 * int(worker[2:] or 0)
+
+
+@pytest.fixture
+def home(tmp_path_factory):
+    """An initialized home (supervisord not started), in a short temporary path."""
+    h = Home(tmp_path_factory.mktemp("h") / "home")
+    h.init()
+    base = port_base()
+    edit_settings(h, {**TEST_SETTINGS, "first = 5000": f"first = {base}",
+                      "last = 5999": f"last = {base + 199}"})
+    return h
+
+
+def supervisord_pid(h):
+    try:
+        with open(h.pidfile) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def start_supervisord(h):
+    subprocess.run([os.path.join(h.path, "bin", "supervisord")], check=True)
+    deadline = time.monotonic() + 10
+    while not h.supervisor.is_running():
+        assert time.monotonic() < deadline, "supervisord did not come up"
+        time.sleep(0.05)
+
+
+def stop_supervisord(h, sig=signal.SIGTERM):
+    """Stop the home's supervisord (its children with it, on SIGTERM) and wait until gone."""
+    pid = None
+    deadline = time.monotonic() + 10
+    while pid is None and time.monotonic() < deadline:
+        pid = supervisord_pid(h)  # written just after it daemonizes
+        if pid is None:
+            time.sleep(0.05)
+    if pid is None:
+        return
+    try:
+        proc = psutil.Process(pid)
+        proc.send_signal(sig)
+        proc.wait(20)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def kill_leftovers(h):
+    """Kill any process still running from the home (a test that failed midway)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(h.path in arg for arg in proc.info["cmdline"] or []):
+                proc.kill()
+        except psutil.Error:
+            pass
+
+
+@pytest.fixture
+def running(home):
+    """A home whose supervisord runs; stopped (with every instance) after the test."""
+    start_supervisord(home)
+    yield home
+    stop_supervisord(home)
+    kill_leftovers(home)
+
+
+def sarge(h, *args, check=False, timeout=60, input=None):
+    """Run the home's bin/sarge with ``args``; returns the CompletedProcess (text)."""
+    result = subprocess.run(
+        [os.path.join(h.path, "bin", "sarge"), *args],
+        capture_output=True, text=True, timeout=timeout, input=input,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def new(h, app="web"):
+    result = sarge(h, "new", json.dumps({"application_name": app}), check=True)
+    return result.stdout.strip()
+
+
+def put_server(h, instance_id, script=None, extra_args=""):
+    """Write an executable ``server`` into the instance's folder."""
+    if script is None:
+        script = f"#!/bin/sh\nexec {sys.executable} {ENVSERVER} {extra_args}\n"
+    path = os.path.join(h.instance_dir(instance_id), "server")
+    with open(path, "w") as f:
+        f.write(script)
+    os.chmod(path, 0o755)
+    return path
+
+
+def get(port, path="/", timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def wait_for_state(h, instance_id, wanted, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        info = h.supervisor.process(instance_id)
+        state = info["statename"].lower() if info else None
+        if state == wanted:
+            return info
+        assert time.monotonic() < deadline, f"{instance_id} is {state}, not {wanted}"
+        time.sleep(0.1)
+
+
+def snapshot(path):
+    """Every file and folder under ``path`` with its mode, size and mtime."""
+    result = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            if name.endswith(".lock") or name.startswith("supervisord.log"):
+                continue  # the lock file appears on first use; supervisord logs as it likes
+            st = os.lstat(p)
+            result[os.path.relpath(p, path)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return result

@@ -1,0 +1,138 @@
+"""The home folder: init, its layout, its shortcuts, and refusing what is not a home."""
+
+import configparser
+import os
+import stat
+import subprocess
+
+import pytest
+
+from sarge.errors import HomeError
+from sarge.home import Home
+
+from .conftest import put_server, sarge, snapshot, start_supervisord, stop_supervisord
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_init_creates_the_layout(tmp_path):
+    h = Home(tmp_path / "home")
+    changed = h.init()
+    assert h.settings_path in changed
+    for folder in ["etc/supervisor.d", "etc/apps", "var/log", "var/run", "var/data",
+                   "var/instances", "var/ports", "bin"]:
+        assert os.path.isdir(os.path.join(h.path, folder)), folder
+    assert mode(os.path.join(h.path, "var/run")) == 0o700
+    assert mode(os.path.join(h.path, "etc/apps")) == 0o700
+    for name in ["sarge", "supervisord", "supervisorctl"]:
+        assert os.access(os.path.join(h.path, "bin", name), os.X_OK)
+    # supervisord.conf parses back to the home's own paths
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"))
+    parser.read(h.supervisord_conf)
+    assert parser["supervisord"]["pidfile"] == os.path.join(h.path, "var/run/supervisord.pid")
+    assert parser["unix_http_server"]["file"] == h.socket_path
+    assert parser["unix_http_server"]["chmod"] == "0700"
+    assert parser["include"]["files"] == "supervisor.d/*.conf"
+    with open(h.settings_path) as f:
+        assert "first = 5000" in f.read()
+
+
+def test_init_again_changes_nothing_and_keeps_edits(tmp_path):
+    h = Home(tmp_path / "home")
+    h.init()
+    with open(h.settings_path, "a") as f:
+        f.write("\n# my edit\n")
+    before = snapshot(h.path)
+    result = subprocess.run([os.path.join(h.path, "bin", "sarge"), "init"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "nothing changed" in result.stderr
+    assert snapshot(h.path) == before
+
+
+def test_init_completes_a_damaged_home(tmp_path):
+    h = Home(tmp_path / "home")
+    h.init()
+    os.unlink(os.path.join(h.path, "bin", "supervisorctl"))
+    os.rmdir(os.path.join(h.path, "var", "data"))
+    changed = h.init()
+    assert sorted(os.path.relpath(p, h.path) for p in changed) == ["bin/supervisorctl", "var/data"]
+
+
+def test_init_refuses_a_folder_that_is_not_a_home(tmp_path):
+    (tmp_path / "mine.txt").write_text("mine")
+    with pytest.raises(HomeError, match="not empty and not a sarge home"):
+        Home(tmp_path).init()
+    assert os.listdir(tmp_path) == ["mine.txt"]
+
+
+def test_init_refuses_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(HomeError, match="not a folder"):
+        Home(tmp_path / "f").init()
+
+
+def test_init_refuses_a_path_too_long_for_the_socket(tmp_path):
+    deep = tmp_path / ("x" * 100)
+    with pytest.raises(HomeError, match="too long"):
+        Home(deep).init()
+    assert not deep.exists()
+
+
+@pytest.mark.parametrize("command", [["list"], ["new", '{"application_name": "web"}'],
+                                      ["start", "web-abcdef"], ["status"], ["logs", "web-abcdef"]])
+def test_commands_refuse_a_folder_that_is_not_a_home(tmp_path, command):
+    import sys
+
+    folder = tmp_path / "nothome"
+    result = subprocess.run([sys.executable, "-m", "sarge", str(folder), *command],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "sarge " + str(folder) + " init" in result.stderr
+    assert not folder.exists()
+
+
+def test_bin_sarge_works_from_any_directory(home, tmp_path):
+    result = subprocess.run([os.path.join(home.path, "bin", "sarge"), "list", "--json"],
+                            capture_output=True, text=True, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert '"instances": []' in result.stdout
+
+
+def test_supervisord_runs_from_the_home_with_a_private_socket(home):
+    start_supervisord(home)
+    try:
+        assert mode(home.socket_path) == 0o700
+        with open(home.pidfile) as f:
+            assert int(f.read()) == home.supervisor._call("getPID")
+        result = subprocess.run([os.path.join(home.path, "bin", "supervisorctl"), "pid"],
+                                capture_output=True, text=True)
+        assert result.stdout.strip() == open(home.pidfile).read().strip()
+    finally:
+        stop_supervisord(home)
+
+
+def test_without_supervisord_commands_say_how_to_start_it(home):
+    instance_id = sarge(home, "new", '{"application_name": "web"}', check=True).stdout.strip()
+    put_server(home, instance_id)
+    before = snapshot(home.path)
+    for command in (["start", instance_id], ["stop", instance_id], ["status"],
+                    ["destroy", instance_id]):
+        result = sarge(home, *command)
+        assert result.returncode == 1, command
+        assert "supervisord is not running" in result.stderr
+        assert os.path.join(home.path, "bin", "supervisord") in result.stderr
+        assert result.stderr.count("\n") == 1
+    assert snapshot(home.path) == before
+    listing = sarge(home, "list")
+    assert listing.returncode == 0
+    assert "unknown" in listing.stdout
+    # the instance made while supervisord was down is known once it starts
+    start_supervisord(home)
+    try:
+        assert sarge(home, "list").stdout.split("\n")[1].split()[3] == "stopped"
+    finally:
+        stop_supervisord(home)

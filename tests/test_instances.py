@@ -1,0 +1,229 @@
+"""The instance lifecycle against a real supervisord: new, start, stop, restart, destroy."""
+
+import configparser
+import json
+import os
+import re
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from .conftest import (
+    get, new, port_base, put_server, sarge, start_supervisord, stop_supervisord, wait_for_state,
+)
+
+
+def program(h, instance_id):
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"))
+    assert parser.read(h.program_path(instance_id))
+    return parser["program:" + instance_id]
+
+
+def supervisorctl(h, *args):
+    return subprocess.run([os.path.join(h.path, "bin", "supervisorctl"), *args],
+                          capture_output=True, text=True)
+
+
+def test_new_prints_only_the_id_and_makes_a_stopped_program(running):
+    result = sarge(running, "new", '{"application_name": "web"}')
+    assert result.returncode == 0, result.stderr
+    instance_id = result.stdout.strip()
+    assert result.stdout == instance_id + "\n"
+    assert re.fullmatch(r"web-[A-Za-z0-9]{6}", instance_id)
+    assert os.path.isdir(running.instance_dir(instance_id))
+    assert os.path.isdir(running.data_dir("web"))
+    section = program(running, instance_id)
+    assert section["autostart"] == "false"
+    assert section["directory"] == running.instance_dir(instance_id)
+    assert section["stopasgroup"] == section["killasgroup"] == "true"
+    assert section["stdout_logfile"] == running.log_path(instance_id)
+    listing = json.loads(sarge(running, "list", "--json", check=True).stdout)["instances"]
+    assert [(i["id"], i["application_name"], i["port"], i["state"]) for i in listing] == [
+        (instance_id, "web", port_base(), "stopped")]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listing[0]["created"])
+    status = supervisorctl(running, "status", instance_id)
+    assert instance_id in status.stdout and "STOPPED" in status.stdout
+
+
+def test_ports_are_unique_and_skip_ports_in_use(running):
+    import socket
+
+    base = port_base()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", base + 1))
+    busy.listen()
+    try:
+        ids = [new(running) for _ in range(3)]
+    finally:
+        busy.close()
+    assert [running.get(i).port for i in ids] == [base, base + 2, base + 3]
+
+
+def test_start_serves_and_stop_stops(running):
+    instance_id = new(running)
+    put_server(running, instance_id)
+    port = running.get(instance_id).port
+    result = sarge(running, "start", instance_id)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert get(port) == (200, f"hello from {instance_id}\n")
+    assert program(running, instance_id)["autostart"] == "true"
+    assert "RUNNING" in supervisorctl(running, "status", instance_id).stdout
+    # starting again is harmless
+    again = sarge(running, "start", instance_id)
+    assert again.returncode == 0 and "already running" in again.stderr
+
+    pid = running.supervisor.process(instance_id)["pid"]
+    assert sarge(running, "stop", instance_id).returncode == 0
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert program(running, instance_id)["autostart"] == "false"
+    assert "STOPPED" in supervisorctl(running, "status", instance_id).stdout
+    with pytest.raises(OSError):
+        get(port, timeout=0)
+
+
+def test_restart_gives_a_new_process(running):
+    instance_id = new(running)
+    put_server(running, instance_id)
+    sarge(running, "start", instance_id, check=True)
+    before = running.supervisor.process(instance_id)["pid"]
+    sarge(running, "restart", instance_id, check=True)
+    after = running.supervisor.process(instance_id)["pid"]
+    assert after != before and psutil.pid_exists(after)
+    assert get(running.get(instance_id).port)[0] == 200
+
+
+def test_stop_ends_the_whole_process_tree(running):
+    instance_id = new(running)
+    put_server(running, instance_id, extra_args="--children 2")
+    sarge(running, "start", instance_id, check=True)
+    get(running.get(instance_id).port)
+    root = psutil.Process(running.supervisor.process(instance_id)["pid"])
+    tree = [root] + root.children(recursive=True)
+    assert len(tree) == 3
+    status = json.loads(sarge(running, "status", instance_id, "--json", check=True).stdout)
+    assert status["processes"] == 3
+    assert status["memory_rss"] >= sum(p.memory_info().rss for p in tree) * 0.5
+    assert status["state"] == "running" and status["pid"] == root.pid
+    assert status["uptime"] >= 0 and status["cpu_seconds"] >= 0
+    sarge(running, "stop", instance_id, check=True)
+    gone, alive = psutil.wait_procs(tree, timeout=5)
+    assert alive == []
+
+
+def test_start_without_a_server_is_refused_and_changes_nothing(running):
+    instance_id = new(running)
+    before = open(running.program_path(instance_id)).read()
+    result = sarge(running, "start", instance_id)
+    assert result.returncode == 1
+    assert "no executable" in result.stderr and "server" in result.stderr
+    path = os.path.join(running.instance_dir(instance_id), "server")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n")
+    result = sarge(running, "start", instance_id)  # not executable
+    assert result.returncode == 1 and "no executable" in result.stderr
+    assert open(running.program_path(instance_id)).read() == before
+    assert running.supervisor.process(instance_id)["statename"] == "STOPPED"
+
+
+def test_destroy_removes_everything(running):
+    instance_id = new(running)
+    put_server(running, instance_id)
+    sarge(running, "start", instance_id, check=True)
+    port = running.get(instance_id).port
+    pid = running.supervisor.process(instance_id)["pid"]
+    result = sarge(running, "destroy", instance_id)
+    assert result.returncode == 0, result.stderr
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    for path in (running.instance_dir(instance_id), running.program_path(instance_id),
+                 running.record_path(instance_id), running.log_path(instance_id),
+                 os.path.join(running.path, "var", "ports", str(port))):
+        assert not os.path.lexists(path), path
+    assert running.supervisor.process(instance_id) is None
+    assert instance_id not in supervisorctl(running, "status").stdout
+    assert json.loads(sarge(running, "list", "--json").stdout) == {"instances": []}
+    # the port is free for the next instance
+    assert running.get(new(running)).port == port
+    with open(os.path.join(running.path, "var", "log", "sarge.log")) as f:
+        log = f.read()
+    assert f"new {instance_id} port={port}" in log and f"destroy {instance_id}" in log
+
+
+def test_crash_loop_ends_in_fatal(running):
+    instance_id = new(running)
+    put_server(running, instance_id, script="#!/bin/sh\necho crashing\nexit 3\n")
+    result = sarge(running, "start", instance_id)
+    assert result.returncode == 1
+    assert "exited as soon as it was started" in result.stderr
+    assert "crashing" in result.stderr and result.stderr.count("\n") == 1
+    wait_for_state(running, instance_id, "fatal", timeout=20)
+    listing = json.loads(sarge(running, "list", "--json").stdout)["instances"]
+    assert listing[0]["state"] == "fatal"
+    assert "crashing" in sarge(running, "logs", instance_id).stdout
+
+
+def test_a_crash_after_start_is_restarted(running):
+    instance_id = new(running)
+    put_server(running, instance_id)
+    sarge(running, "start", instance_id, check=True)
+    pid = running.supervisor.process(instance_id)["pid"]
+    psutil.Process(pid).kill()
+    deadline = time.monotonic() + 10
+    while True:
+        info = running.supervisor.process(instance_id)
+        if info["statename"] == "RUNNING" and info["pid"] != pid:
+            break
+        assert time.monotonic() < deadline, info
+        time.sleep(0.1)
+    assert get(running.get(instance_id).port)[0] == 200
+
+
+def test_supervisord_restart_restores_running_and_keeps_stopped(running):
+    up, down = new(running), new(running)
+    put_server(running, up)
+    put_server(running, down)
+    sarge(running, "start", up, check=True)
+    sarge(running, "start", down, check=True)
+    sarge(running, "stop", down, check=True)
+    stop_supervisord(running)
+    with pytest.raises(OSError):
+        get(running.get(up).port, timeout=0)
+    start_supervisord(running)
+    wait_for_state(running, up, "running", timeout=15)
+    assert get(running.get(up).port)[0] == 200
+    assert running.supervisor.process(down)["statename"] == "STOPPED"
+
+
+def test_logs_prints_the_last_lines_and_follows(running):
+    instance_id = new(running)
+    put_server(running, instance_id)
+    sarge(running, "start", instance_id, check=True)
+    port = running.get(instance_id).port
+    for n in range(5):
+        get(port, f"/n{n}")
+    lines = sarge(running, "logs", instance_id, "-n", "2", check=True).stdout.splitlines()
+    assert len(lines) == 2 and "/n3" in lines[0] and "/n4" in lines[1]
+    follower = subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "logs",
+                                 instance_id, "-n", "0", "-f"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        get(port, "/followed")
+        line = follower.stdout.readline()
+        assert "/followed" in line
+    finally:
+        follower.kill()
+        follower.wait()
+
+
+def test_status_of_all_instances(running):
+    a, b = new(running), new(running, "api")
+    put_server(running, a)
+    sarge(running, "start", a, check=True)
+    data = json.loads(sarge(running, "status", "--json", check=True).stdout)["instances"]
+    by_id = {r["id"]: r for r in data}
+    assert by_id[a]["state"] == "running" and by_id[a]["memory_rss"] > 0
+    assert by_id[b]["state"] == "stopped" and by_id[b]["pid"] is None
+    table = sarge(running, "status", check=True).stdout
+    assert a in table and b in table and "MEMORY" in table
