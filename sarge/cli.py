@@ -171,7 +171,7 @@ def status(ctx, instance_id, as_json):
 
     records = core_status(ctx.home, instance_id)
     if as_json:
-        _echo_json(records[0] if instance_id else {"instances": records})
+        _echo_json(records[0] if instance_id is not None else {"instances": records})
         return
     _table(
         ["ID", "STATE", "PID", "UPTIME", "MEMORY", "CPU%", "PROCS"],

@@ -206,6 +206,21 @@ class Home:
             )
         from . import config
 
+        # Render first: a path that cannot be written safely is refused before anything exists.
+        files = [
+            render.supervisord_conf(
+                self.supervisord_conf, home=self.path, socket=self.socket_path,
+                pidfile=self.pidfile, log_dir=self.log_dir,
+            ),
+            render.wrapper(self._p("bin", "sarge"), home=self.path,
+                           argv=[self.python, "-m", "sarge", self.path]),
+            render.wrapper(self._p("bin", "supervisord"), home=self.path,
+                           argv=[self.python, "-m", "supervisor.supervisord",
+                                 "-c", self.supervisord_conf]),
+            render.wrapper(self._p("bin", "supervisorctl"), home=self.path,
+                           argv=[self.python, "-m", "supervisor.supervisorctl",
+                                 "-c", self.supervisord_conf]),
+        ]
         changed = []
         folders = [
             ("", 0o755), ("etc", 0o755), ("etc/supervisor.d", 0o755), ("etc/apps", 0o700),
@@ -221,20 +236,6 @@ class Home:
                 pass
             if mode == 0o700:
                 os.chmod(path, mode)  # private even when the folder already existed
-        files = [
-            render.supervisord_conf(
-                self.supervisord_conf, home=self.path, socket=self.socket_path,
-                pidfile=self.pidfile, log_dir=self.log_dir,
-            ),
-            render.wrapper(self._p("bin", "sarge"), home=self.path,
-                           argv=[self.python, "-m", "sarge", self.path]),
-            render.wrapper(self._p("bin", "supervisord"), home=self.path,
-                           argv=[self.python, "-m", "supervisor.supervisord",
-                                 "-c", self.supervisord_conf]),
-            render.wrapper(self._p("bin", "supervisorctl"), home=self.path,
-                           argv=[self.python, "-m", "supervisor.supervisorctl",
-                                 "-c", self.supervisord_conf]),
-        ]
         for file in files:
             if _read(file.path) != file.text:
                 write_file(file)

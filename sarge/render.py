@@ -37,15 +37,21 @@ class File:
     mode: int = 0o644
 
 
-def ini(value) -> str:
-    """Escape ``value`` for a supervisord INI value, or refuse it."""
+def ini(value, expansions: int = 1) -> str:
+    """Escape ``value`` for a supervisord INI value, or refuse it.
+
+    ``expansions`` is how many times supervisord %-expands the option: twice
+    for ``stdout_logfile`` (supervisor 4 expands it once on reading and again
+    on its own), once for everything else.
+    """
     text = str(value)
-    if _INI_UNSAFE.search(text) or text != text.strip():
+    # supervisord replaces the text %(here)s before it expands the rest, escaped or not.
+    if _INI_UNSAFE.search(text) or text != text.strip() or "%(here)s" in text:
         raise RenderError(
             f"{text!r} cannot be written into supervisord's configuration "
-            "(line breaks, surrounding spaces and ' ;' or ' #' are not allowed)"
+            "(line breaks, surrounding spaces, ' ;', ' #' and %(here)s are not allowed)"
         )
-    return text.replace("%", "%%")
+    return text.replace("%", "%" * 2**expansions)
 
 
 def shjoin(words) -> str:

@@ -10,7 +10,7 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
 
     Needs supervisord: raises :class:`~sarge.errors.SupervisordNotRunning` otherwise.
     """
-    instances = [home.get(instance_id)] if instance_id else home.instances()
+    instances = [home.get(instance_id)] if instance_id is not None else home.instances()
     infos = home.supervisor.processes()
     records = []
     for instance in instances:

@@ -37,15 +37,20 @@ def port_base():
     return 20000 + 1000 * int(worker[2:] or 0)
 
 
-@pytest.fixture
-def home(tmp_path_factory):
-    """An initialized home (supervisord not started), in a short temporary path."""
-    h = Home(tmp_path_factory.mktemp("h") / "home")
+def make_home(path, offset=0):
+    """Initialize a home at ``path`` with quick test settings and this worker's ports."""
+    h = Home(path)
     h.init()
-    base = port_base()
+    base = port_base() + offset
     edit_settings(h, {**TEST_SETTINGS, "first = 5000": f"first = {base}",
                       "last = 5999": f"last = {base + 199}"})
     return h
+
+
+@pytest.fixture
+def home(tmp_path_factory):
+    """An initialized home (supervisord not started), in a short temporary path."""
+    return make_home(tmp_path_factory.mktemp("h") / "home")
 
 
 def supervisord_pid(h):

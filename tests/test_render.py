@@ -1,0 +1,79 @@
+"""What sarge generates parses back, with supervisor's own parser, to exactly what was meant."""
+
+import os
+import shlex
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from supervisor.options import ServerOptions
+
+from sarge import render
+from sarge.config import Settings
+from sarge.errors import RenderError
+from sarge.instance import Instance
+
+
+def supervisor_view(root, program_text, program_name):
+    """Load root/etc/supervisord.conf (which includes the program) as supervisord does."""
+    etc = os.path.join(root, "etc")
+    conf = render.supervisord_conf(
+        os.path.join(etc, "supervisord.conf"), home=root, socket=os.path.join(root, "s.sock"),
+        pidfile=os.path.join(root, "s.pid"), log_dir=root)
+    os.makedirs(os.path.join(etc, "supervisor.d"), exist_ok=True)
+    with open(conf.path, "w") as f:
+        f.write(conf.text)
+    with open(os.path.join(etc, "supervisor.d", "p.conf"), "w") as f:
+        f.write(program_text)
+    options = ServerOptions()
+    options.configfile = conf.path
+    options.process_config(do_usage=False)
+    (group,) = [g for g in options.process_group_configs if g.name == program_name]
+    return group.process_configs[0]
+
+
+# Text that may show up in a path or an argument: printable, with the characters that
+# mean something to configparser, supervisord's expansions and shells.
+awkward = st.text(
+    alphabet=st.sampled_from(string.ascii_letters + string.digits + " %()$'\"`;#=[]\\{}!*~é☃\t\n"),
+    min_size=1, max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(word=awkward, name=awkward.filter(lambda s: "/" not in s))
+def test_program_values_parse_back_exactly_or_are_refused(tmp_path, word, name):
+    instance = Instance("web-abcdef", "web", 5000, "2026-01-01T00:00:00Z")
+    command = ["/usr/bin/python3", "-m", "sarge.launch", "/srv/" + word, instance.id]
+    log_file = os.path.join(str(tmp_path), name + ".log")
+    try:
+        program = render.program_conf(
+            "unused", instance=instance, command=command, directory="/srv/" + word,
+            log_file=log_file, settings=Settings(), autostart=False)
+    except RenderError:
+        return  # refused: fine, as long as nothing was written
+    config = supervisor_view(str(tmp_path), program.text, instance.id)
+    assert shlex.split(config.command) == command
+    assert config.directory == "/srv/" + word
+    assert config.stdout_logfile == log_file
+    assert config.autostart is False and config.stopasgroup is True
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "x ;y", "x #y", " x", "x ", "a%(here)sb",
+                                   "a\x00b"])
+def test_ini_refuses_what_would_change_meaning(value):
+    with pytest.raises(RenderError):
+        render.ini(value)
+
+
+def test_ini_doubles_percent_signs():
+    assert render.ini("100%") == "100%%"
+    assert render.ini("100%", expansions=2) == "100%%%%"
+    assert render.ini("a;b#c") == "a;b#c"
+
+
+def test_wrapper_quotes_every_word():
+    file = render.wrapper("/h/bin/sarge", home="/h", argv=["/py thon", "-m", "sarge", "/h'x"])
+    assert file.mode == 0o755
+    last = file.text.strip().splitlines()[-1]
+    assert shlex.split(last) == ["exec", "/py thon", "-m", "sarge", "/h'x", "$@"]
