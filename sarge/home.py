@@ -328,7 +328,7 @@ class Home:
                 write_file(render.File(self.record_path(instance_id), instance.to_json()))
                 write_file(self._program(instance, autostart=False))
                 try:
-                    self.supervisor.add(instance_id)
+                    self.supervisor.add(instance_id, self.program_path(instance_id))
                 except SupervisordNotRunning:
                     pass  # supervisord reads the program file when it starts
             except BaseException:
@@ -420,7 +420,7 @@ class Home:
         """supervisord's info on the instance, registering its program if needed."""
         info = self.supervisor.process(instance_id)
         if info is None:
-            self.supervisor.add(instance_id)
+            self.supervisor.add(instance_id, self.program_path(instance_id))
             info = self.supervisor.process(instance_id)
         return info
 

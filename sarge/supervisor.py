@@ -13,6 +13,7 @@ import errno
 from .errors import ProcessFailed, SupervisordNotRunning, SupervisorError
 
 # supervisor.xmlrpc.Faults, repeated here so that importing this module stays cheap.
+UNKNOWN_METHOD = 1
 BAD_NAME = 10
 NO_FILE = 20
 NOT_EXECUTABLE = 21
@@ -47,14 +48,15 @@ class Supervisor:
 
             transport = SupervisorTransport(None, None, "unix://" + self.socket_path)
             self._proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
-        return self._proxy.supervisor
+        return self._proxy
 
     def _call(self, method: str, *args):
         import xmlrpc.client
 
         for attempt in (1, 2):
             try:
-                return getattr(self._rpc(), method)(*args)
+                name = method if "." in method else "supervisor." + method
+                return getattr(self._rpc(), name)(*args)
             except xmlrpc.client.Fault:
                 raise
             except OSError as exc:
@@ -99,13 +101,22 @@ class Supervisor:
                 return None
             raise _error(fault, name) from fault
 
-    def add(self, name: str) -> None:
-        """Re-read the configuration and make the new program ``name`` known."""
+    def add(self, name: str, path: str) -> None:
+        """Make the program ``name``, defined in the file at ``path``, known to supervisord.
+
+        Uses sarge's ``addProgramFile`` (reads that file alone); a supervisord
+        without it re-reads its whole configuration instead.
+        """
         import xmlrpc.client
 
         try:
-            self._call("reloadConfig")
-            self._call("addProcessGroup", name)
+            try:
+                self._call("sarge.addProgramFile", path)
+            except xmlrpc.client.Fault as fault:
+                if fault.faultCode != UNKNOWN_METHOD:
+                    raise
+                self._call("reloadConfig")
+                self._call("addProcessGroup", name)
         except xmlrpc.client.Fault as fault:
             if fault.faultCode != ALREADY_ADDED:
                 raise _error(fault, name) from fault

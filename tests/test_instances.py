@@ -227,3 +227,37 @@ def test_status_of_all_instances(running):
     assert by_id[b]["state"] == "stopped" and by_id[b]["pid"] is None
     table = sarge(running, "status", check=True).stdout
     assert a in table and b in table and "MEMORY" in table
+
+
+def test_new_falls_back_to_reload_without_the_sarge_extension(home):
+    # a supervisord started from an older configuration, without [rpcinterface:sarge]
+    with open(home.supervisord_conf) as f:
+        text = f.read()
+    start = text.index("; sarge.addProgramFile")
+    end = text.index("[supervisorctl]")
+    with open(home.supervisord_conf, "w") as f:
+        f.write(text[:start] + text[end:])
+    start_supervisord(home)
+    try:
+        instance_id = new(home)
+        assert home.supervisor.process(instance_id)["statename"] == "STOPPED"
+        put_server(home, instance_id)
+        sarge(home, "start", instance_id, check=True)
+        assert get(home.get(instance_id).port)[0] == 200
+    finally:
+        stop_supervisord(home)
+
+
+def test_the_sarge_extension_reports_a_bad_file(running):
+    import xmlrpc.client
+
+    path = os.path.join(running.path, "etc", "supervisor.d", "broken.conf")
+    with open(path, "w") as f:
+        f.write("[program:broken]\nstartsecs = many\ncommand = /bin/true\n")
+    try:
+        with pytest.raises(xmlrpc.client.Fault) as info:
+            running.supervisor._call("sarge.addProgramFile", path)
+        assert info.value.faultCode == 92 and "broken.conf" in info.value.faultString
+    finally:
+        os.unlink(path)
+    assert running.supervisor._call("sarge.getAPIVersion") == "1"
