@@ -109,8 +109,9 @@ def main():
         print(json.dumps(results, indent=2))
         return
     first = results[sizes[0]]
+    versus = f"vs N={sizes[0]}"
     print(f"{'N':>5} {'list --json':>12} {'ctl status':>11} {'ratio':>6} "
-          f"{'start+stop':>11} {'vs N=' + str(sizes[0]):>8} {'new':>8} {'vs N=' + str(sizes[0]):>8}")
+          f"{'start+stop':>11} {versus:>8} {'new':>8} {versus:>8}")
     for n in sizes:
         r = results[n]
         print(f"{n:>5} {r['list'] * 1000:>10.0f}ms {r['supervisorctl_status'] * 1000:>9.0f}ms "

@@ -449,7 +449,7 @@ class Home:
                 ) from exc
 
     def stop(self, instance_id) -> bool:
-        """Stop an instance gracefully (and keep it stopped at boot); False if it was not running."""
+        """Stop an instance gracefully, and keep it stopped at boot; False if it was not running."""
         instance = self.get(instance_id)
         with self.instance_lock(instance.id):
             self._ensure_known(instance.id)

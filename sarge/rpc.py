@@ -47,7 +47,7 @@ class SargeNamespace:
             parser.expand_here(os.path.abspath(os.path.dirname(path)))
             groups = options.process_groups_from_parser(parser)
         except ValueError as exc:
-            raise RPCError(Faults.CANT_REREAD, f"{path}: {exc}")
+            raise RPCError(Faults.CANT_REREAD, f"{path}: {exc}") from exc
         added = []
         for group in groups:
             # Keep supervisord's view of the configuration in step, as reloadConfig would.

@@ -87,14 +87,23 @@ def stop_supervisord(h, sig=signal.SIGTERM):
         pass
 
 
-def kill_leftovers(h):
-    """Kill any process still running from the home (a test that failed midway)."""
-    for proc in psutil.process_iter(["cmdline"]):
+def kill_home(h):
+    """Kill the home's supervisord and every process under it, at once (test teardown:
+    a graceful shutdown takes supervisord two seconds of its one-second poll loop)."""
+    pid = supervisord_pid(h)
+    procs = []
+    if pid is not None:
         try:
-            if any(h.path in arg for arg in proc.info["cmdline"] or []):
-                proc.kill()
-        except psutil.Error:
+            root = psutil.Process(pid)
+            procs = [root] + root.children(recursive=True)
+        except psutil.NoSuchProcess:
             pass
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
 
 
 @pytest.fixture
@@ -102,8 +111,7 @@ def running(home):
     """A home whose supervisord runs; stopped (with every instance) after the test."""
     start_supervisord(home)
     yield home
-    stop_supervisord(home)
-    kill_leftovers(home)
+    kill_home(home)
 
 
 def sarge(h, *args, check=False, timeout=60, input=None):

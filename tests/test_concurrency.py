@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from .conftest import new, put_server, sarge

@@ -8,7 +8,13 @@ import sys
 import pytest
 
 from .conftest import (
-    get, kill_leftovers, make_home, new, put_server, sarge, start_supervisord, stop_supervisord,
+    get,
+    kill_home,
+    make_home,
+    new,
+    put_server,
+    sarge,
+    start_supervisord,
 )
 
 AWKWARD = {
@@ -99,8 +105,7 @@ def test_a_home_path_with_awkward_characters(tmp_path_factory, name):
         assert env["SARGE_HOME"] == h.path
         assert os.path.exists(h.log_path(instance_id))
     finally:
-        stop_supervisord(h)
-        kill_leftovers(h)
+        kill_home(h)
 
 
 @pytest.mark.parametrize("name", ["semi ;colon", "hash #tag", "trailing ", "x%(here)s"])

@@ -10,7 +10,7 @@ import pytest
 from sarge.errors import HomeError
 from sarge.home import Home
 
-from .conftest import put_server, sarge, snapshot, start_supervisord, stop_supervisord
+from .conftest import kill_home, put_server, sarge, snapshot, start_supervisord
 
 
 def mode(path):
@@ -112,7 +112,7 @@ def test_supervisord_runs_from_the_home_with_a_private_socket(home):
                                 capture_output=True, text=True)
         assert result.stdout.strip() == open(home.pidfile).read().strip()
     finally:
-        stop_supervisord(home)
+        kill_home(home)
 
 
 def test_without_supervisord_commands_say_how_to_start_it(home):
@@ -135,4 +135,4 @@ def test_without_supervisord_commands_say_how_to_start_it(home):
     try:
         assert sarge(home, "list").stdout.split("\n")[1].split()[3] == "stopped"
     finally:
-        stop_supervisord(home)
+        kill_home(home)

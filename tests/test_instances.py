@@ -4,6 +4,7 @@ import configparser
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -11,7 +12,15 @@ import psutil
 import pytest
 
 from .conftest import (
-    get, new, port_base, put_server, sarge, start_supervisord, stop_supervisord, wait_for_state,
+    get,
+    kill_home,
+    new,
+    port_base,
+    put_server,
+    sarge,
+    start_supervisord,
+    stop_supervisord,
+    wait_for_state,
 )
 
 
@@ -245,7 +254,7 @@ def test_new_falls_back_to_reload_without_the_sarge_extension(home):
         sarge(home, "start", instance_id, check=True)
         assert get(home.get(instance_id).port)[0] == 200
     finally:
-        stop_supervisord(home)
+        kill_home(home)
 
 
 def test_the_sarge_extension_reports_a_bad_file(running):
@@ -261,3 +270,26 @@ def test_the_sarge_extension_reports_a_bad_file(running):
     finally:
         os.unlink(path)
     assert running.supervisor._call("sarge.getAPIVersion") == "1"
+
+
+def test_usr2_reopens_the_logs_for_logrotate(running):
+    instance_id = new(running)
+    put_server(running, instance_id)
+    sarge(running, "start", instance_id, check=True)
+    port = running.get(instance_id).port
+    get(port, "/before")
+    log = running.log_path(instance_id)
+    os.rename(log, log + ".rotated")  # what logrotate does
+    with open(running.pidfile) as f:
+        os.kill(int(f.read()), signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(log):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    get(port, "/after")
+    deadline = time.monotonic() + 5
+    while "/after" not in open(log).read():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "/before" in open(log + ".rotated").read()
+    assert "/before" not in open(log).read()

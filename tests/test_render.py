@@ -5,7 +5,8 @@ import shlex
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from supervisor.options import ServerOptions
 
 from sarge import render
@@ -40,7 +41,8 @@ awkward = st.text(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(word=awkward, name=awkward.filter(lambda s: "/" not in s))
 def test_program_values_parse_back_exactly_or_are_refused(tmp_path, word, name):
     instance = Instance("web-abcdef", "web", 5000, "2026-01-01T00:00:00Z")
