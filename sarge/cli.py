@@ -118,7 +118,7 @@ def list_(ctx, as_json):
         states = {}
     rows = [
         {"id": i.id, "application_name": i.application_name, "port": i.port,
-         "state": _state(states.get(i.id)), "created": i.created}
+         "state": _state(states.get(i.id + ":web")), "created": i.created}
         for i in instances
     ]
     if as_json:

@@ -52,21 +52,27 @@ def build(
     home: str,
     instance_id: str,
     application_name: str,
-    port: int,
+    port: int | None,
     data_dir: str,
+    runtime_dir: str,
     virtualenv: str | None,
 ) -> dict:
     """The environment of an instance: ``base``, then the app's config, then sarge's own.
 
-    sarge's variables (``PORT``, ``SARGE_*``) win over the app's configuration;
+    sarge's variables (``PORT`` for the web process, ``SARGE_*``, and
+    ``XDG_RUNTIME_DIR``, a private folder per instance: gunicorn puts its
+    control socket there) win over the app's configuration;
     ``PYTHONUNBUFFERED=1`` is a default the configuration may override; an
     instance's virtualenv, if any, comes first on ``PATH``.
     """
     env = dict(base)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(app_config)
+    env.pop("PORT", None)
+    if port is not None:
+        env["PORT"] = str(port)
     env.update(
-        PORT=str(port),
+        XDG_RUNTIME_DIR=runtime_dir,
         SARGE_HOME=home,
         SARGE_INSTANCE=instance_id,
         SARGE_APP=application_name,

@@ -10,6 +10,9 @@
      ├── PortsExhausted        every port of the home's range is taken
      ├── NotStartable          the instance has no executable ``server``
      ├── RenderError           a value cannot be written safely into a config file
+     ├── BuildError            the source cannot be unpacked, parsed or installed
+     ├── DeployError           a deploy step failed (the old version keeps serving)
+     ├── FrontendError         nginx is missing, or refused its configuration
      └── SupervisorError       supervisord refused or failed a request
           ├── SupervisordNotRunning   nothing answers on the home's socket
           └── ProcessFailed           the process did not start or stop as asked
@@ -57,6 +60,18 @@ class NotStartable(SargeError):
 
 class RenderError(SargeError):
     """A value cannot be written into a generated file without changing its meaning."""
+
+
+class BuildError(SargeError):
+    """The source cannot be unpacked, its Procfile read, or its requirements installed."""
+
+
+class DeployError(SargeError):
+    """A step of a deploy, route or rollback failed; the old version keeps serving."""
+
+
+class FrontendError(SargeError):
+    """nginx is missing, its configuration is invalid, or it cannot be reloaded."""
 
 
 class SupervisorError(SargeError):

@@ -39,6 +39,7 @@ from .errors import (
     PortsExhausted,
     ProcessFailed,
     SupervisordNotRunning,
+    UsageError,
 )
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
 
@@ -145,8 +146,14 @@ class Home:
     def instance_dir(self, instance_id):
         return self._p(instance_id)
 
-    def log_path(self, instance_id):
-        return self._p("var", "log", instance_id + ".log")
+    def log_path(self, instance_id, process="web"):
+        """``var/log/ID.log`` for the web process, ``var/log/ID.TYPE.log`` for the others."""
+        suffix = ".log" if process == "web" else f".{process}.log"
+        return self._p("var", "log", instance_id + suffix)
+
+    def runtime_dir(self, instance_id):
+        """The instance's private runtime folder (its ``XDG_RUNTIME_DIR``)."""
+        return self._p("var", "run", instance_id)
 
     def data_dir(self, application_name):
         return self._p("var", "data", application_name)
@@ -313,7 +320,7 @@ class Home:
                     found.append(Instance.from_json(text, os.path.join(folder, name)))
         return sorted(found, key=lambda i: (i.created, i.id))
 
-    def new(self, application_name: str) -> Instance:
+    def new(self, application_name: str, origin: str = "new") -> Instance:
         """Create an instance of ``application_name``: folder, port, program (not started)."""
         self.check()
         check_app_name(application_name)
@@ -323,14 +330,12 @@ class Home:
             port = None
             try:
                 port = self._allocate_port(instance_id, settings)
-                instance = Instance(instance_id, application_name, port, utcnow())
+                instance = Instance(instance_id, application_name, port, utcnow(), origin=origin)
                 os.makedirs(self.data_dir(application_name), exist_ok=True)
+                os.makedirs(self.runtime_dir(instance_id), 0o700, exist_ok=True)
                 write_file(render.File(self.record_path(instance_id), instance.to_json()))
                 write_file(self._program(instance, autostart=False))
-                try:
-                    self.supervisor.add(instance_id, self.program_path(instance_id))
-                except SupervisordNotRunning:
-                    pass  # supervisord reads the program file when it starts
+                self._register(instance_id)
             except BaseException:
                 self._remove_files(instance_id, port)
                 raise
@@ -377,16 +382,42 @@ class Home:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(folder, name))
 
+    def _register(self, instance_id) -> None:
+        """Make the instance's program file known to a running supervisord."""
+        try:
+            self.supervisor.add(instance_id, self.program_path(instance_id))
+        except SupervisordNotRunning:
+            pass  # supervisord reads the program file when it starts
+
     def _program(self, instance: Instance, autostart: bool) -> render.File:
+        programs = [
+            {"type": process, "program": f"{instance.id}_{process}",
+             "command": [self.python, "-m", "sarge.launch", self.path, instance.id, process],
+             "log_file": self.log_path(instance.id, process)}
+            for process in sorted(instance.processes, key=lambda p: (p != "web", p))
+        ]
         return render.program_conf(
             self.program_path(instance.id),
             instance=instance,
-            command=[self.python, "-m", "sarge.launch", self.path, instance.id],
+            programs=programs,
             directory=self.instance_dir(instance.id),
-            log_file=self.log_path(instance.id),
             settings=self.settings,
             autostart=autostart,
         )
+
+    def set_processes(self, instance_id, processes: dict, virtualenv=None) -> Instance:
+        """Give a stopped instance its process types (from a Procfile) and virtualenv."""
+        with self.lock():
+            instance = self.get(instance_id).replace(processes=dict(processes),
+                                                     virtualenv=virtualenv)
+            write_file(render.File(self.record_path(instance.id), instance.to_json()))
+            write_file(self._program(instance, autostart=False))
+            try:
+                self.supervisor.remove(instance.id)
+            except SupervisordNotRunning:
+                return instance
+            self._register(instance.id)
+        return instance
 
     def _set_autostart(self, instance: Instance, autostart: bool) -> None:
         """Flip autostart in the instance's program file, keeping every other value."""
@@ -394,7 +425,7 @@ class Home:
         text = _read(path)
         wanted = _AUTOSTART[autostart]
         if text is not None and _AUTOSTART[not autostart] in text:
-            write_file(render.File(path, text.replace(_AUTOSTART[not autostart], wanted, 1)))
+            write_file(render.File(path, text.replace(_AUTOSTART[not autostart], wanted)))
         elif text is None or wanted not in text:
             write_file(self._program(instance, autostart))
 
@@ -403,10 +434,10 @@ class Home:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.program_path(instance_id))
         shutil.rmtree(self.instance_dir(instance_id), ignore_errors=True)
-        log = self.log_path(instance_id)
-        folder = os.path.dirname(log)
+        shutil.rmtree(self.runtime_dir(instance_id), ignore_errors=True)
+        folder = self.log_dir
         for name in os.listdir(folder):
-            if name == os.path.basename(log) or name.startswith(os.path.basename(log) + "."):
+            if name.startswith(instance_id + "."):  # ID.log, ID.log.1, ID.worker.log, ...
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(folder, name))
         if port is not None:
@@ -417,18 +448,19 @@ class Home:
             os.unlink(self.record_path(instance_id))
 
     def _ensure_known(self, instance_id) -> dict:
-        """supervisord's info on the instance, registering its program if needed."""
-        info = self.supervisor.process(instance_id)
+        """supervisord's info on the instance's web process, registering its program if needed."""
+        info = self.supervisor.process(instance_id + ":web")
         if info is None:
             self.supervisor.add(instance_id, self.program_path(instance_id))
-            info = self.supervisor.process(instance_id)
+            info = self.supervisor.process(instance_id + ":web")
         return info
 
     def start(self, instance_id) -> bool:
         """Start an instance (and mark it to start at boot); False if already running."""
         instance = self.get(instance_id)
         server = os.path.join(self.instance_dir(instance.id), "server")
-        if not (os.path.isfile(server) and os.access(server, os.X_OK)):
+        if instance.processes["web"] is None and not (
+                os.path.isfile(server) and os.access(server, os.X_OK)):
             raise NotStartable(
                 f"{instance.id} has no executable {server}: put the app's start command there "
                 "(a script that starts a server on $PORT) and make it executable"
@@ -438,7 +470,7 @@ class Home:
             self._set_autostart(instance, True)
             self.log_action("start", instance.id)
             try:
-                return self.supervisor.start(instance.id)
+                return self.supervisor.start_group(instance.id)
             except ProcessFailed as exc:
                 from .logs import tail
 
@@ -455,7 +487,7 @@ class Home:
             self._ensure_known(instance.id)
             self._set_autostart(instance, False)
             self.log_action("stop", instance.id)
-            return self.supervisor.stop(instance.id)
+            return self.supervisor.stop_group(instance.id)
 
     def restart(self, instance_id) -> None:
         """Stop, then start an instance."""
@@ -466,7 +498,7 @@ class Home:
         """Stop an instance and remove its program, folder, logs, port and record."""
         instance = self.get(instance_id)
         with self.instance_lock(instance.id):
-            self.supervisor.stop(instance.id)
+            self.supervisor.stop_group(instance.id)
             self.supervisor.remove(instance.id)
             with self.lock():
                 self._remove_files(instance.id, instance.port)
@@ -481,23 +513,29 @@ class Home:
 
     # -- running -----------------------------------------------------------------------------
 
-    def environment(self, instance: Instance, base=None) -> dict:
-        """The environment ``server`` and ``run`` get for ``instance``."""
-        venv = os.path.join(self.instance_dir(instance.id), ".venv")
+    def environment(self, instance: Instance, process: str = "web", base=None) -> dict:
+        """The environment of ``instance``'s ``process`` (and of ``run``)."""
+        venv = instance.virtualenv or os.path.join(self.instance_dir(instance.id), ".venv")
         return build(
             os.environ if base is None else base,
             app_config=load_app_config(self.app_config_path(instance.application_name)),
             home=self.path,
             instance_id=instance.id,
             application_name=instance.application_name,
-            port=instance.port,
+            port=instance.port if process == "web" else None,
             data_dir=self.data_dir(instance.application_name),
+            runtime_dir=self.runtime_dir(instance.id),
             virtualenv=venv if os.path.isdir(os.path.join(venv, "bin")) else None,
         )
 
-    def server_command(self, instance_id) -> Command:
-        """What the launcher execs for the instance: its ``server``."""
-        return self.run_command(instance_id, ["./server"])
+    def process_command(self, instance_id, process: str = "web") -> Command:
+        """What the launcher execs for one process of the instance."""
+        instance = self.get(instance_id)
+        if process not in instance.processes:
+            raise UsageError(f"{instance.id} has no process {process!r}")
+        command = instance.processes[process]
+        argv = ["./server"] if command is None else ["/bin/sh", "-c", command]
+        return Command(argv, self.environment(instance, process), self.instance_dir(instance.id))
 
     def run_command(self, instance_id, argv=None) -> Command:
         """``argv`` (default: the user's shell) in the instance's folder and environment."""
@@ -505,4 +543,3 @@ class Home:
         if not argv:
             argv = [os.environ.get("SHELL") or "/bin/sh"]
         return Command(list(argv), self.environment(instance), self.instance_dir(instance.id))
-

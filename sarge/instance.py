@@ -78,14 +78,32 @@ def utcnow() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+PROCESS_TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+#: The processes of an instance made by ``new``: ``web`` runs the folder's ``server``.
+SERVER_ONLY = {"web": None}
+
+
 @dataclasses.dataclass(frozen=True)
 class Instance:
-    """One instance of an application: its id, app, port and creation time."""
+    """One instance of an application: its id, app, port and creation time.
+
+    ``processes`` maps each process type to its command (``None``: run the
+    folder's ``server``); ``web`` is the one that gets ``$PORT`` and traffic.
+    ``virtualenv`` is the environment it runs in, if any; ``origin`` is
+    ``"new"`` or ``"deploy"`` (only deploys clean up after deploys).
+    """
 
     id: str
     application_name: str
     port: int
     created: str
+    processes: dict = dataclasses.field(default_factory=lambda: dict(SERVER_ONLY))
+    virtualenv: str | None = None
+    origin: str = "new"
+
+    def replace(self, **changes) -> "Instance":
+        return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -100,8 +118,16 @@ class Instance:
                 application_name=check_app_name(data["application_name"]),
                 port=data["port"],
                 created=data["created"],
+                processes=data.get("processes", SERVER_ONLY),
+                virtualenv=data.get("virtualenv"),
+                origin=data.get("origin", "new"),
             )
-        except (ValueError, KeyError, TypeError, UsageError) as exc:
+            if not isinstance(instance.processes, dict) or "web" not in instance.processes or any(
+                not PROCESS_TYPE_RE.fullmatch(k) or not (v is None or isinstance(v, str))
+                for k, v in instance.processes.items()
+            ):
+                raise ValueError("bad processes")
+        except (ValueError, KeyError, TypeError, AttributeError, UsageError) as exc:
             raise SettingsError(
                 f"the instance record {source} is damaged ({exc}); remove it or restore it "
                 "from a backup"

@@ -104,21 +104,25 @@ def program_conf(
     path: str,
     *,
     instance,
-    command: list,
+    programs: list,
     directory: str,
-    log_file: str,
     settings,
     autostart: bool,
 ) -> File:
-    """One instance's program file under ``etc/supervisor.d/``."""
+    """One instance's program file under ``etc/supervisor.d/``: a group named after the
+    instance, with one program per process type.
+
+    ``programs`` holds one dict per process: ``type`` (its name in the group),
+    ``program`` (its section name, unique in the home), ``command`` (argv) and
+    ``log_file``.
+    """
     return File(
         path,
         render(
             "program.conf.j2",
             instance=instance,
-            command=command,
+            programs=programs,
             directory=directory,
-            log_file=log_file,
             s=settings,
             autostart=autostart,
         ),

@@ -14,7 +14,7 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
     infos = home.supervisor.processes()
     records = []
     for instance in instances:
-        info = infos.get(instance.id)
+        info = infos.get(instance.id + ":web")
         state = info["statename"].lower() if info else "unknown"
         pid = info["pid"] if info and info["pid"] else None
         uptime = info["now"] - info["start"] if info and state == "running" else None

@@ -21,6 +21,7 @@ ABNORMAL_TERMINATION = 40
 SPAWN_ERROR = 50
 ALREADY_STARTED = 60
 NOT_RUNNING = 70
+SUCCESS = 80
 ALREADY_ADDED = 90
 STILL_RUNNING = 91
 CANT_REREAD = 92
@@ -87,8 +88,8 @@ class Supervisor:
         return True
 
     def processes(self) -> dict:
-        """Every process's info dict (``getAllProcessInfo``), by name, in one call."""
-        return {info["name"]: info for info in self._call("getAllProcessInfo")}
+        """Every process's info dict (``getAllProcessInfo``), by ``group:name``, in one call."""
+        return {_namespec(i): i for i in self._call("getAllProcessInfo")}
 
     def process(self, name: str):
         """The info dict of one process, or None when supervisord does not know it."""
@@ -131,29 +132,64 @@ class Supervisor:
             if fault.faultCode != BAD_NAME:
                 raise _error(fault, name) from fault
 
-    def start(self, name: str) -> bool:
-        """Start ``name`` and wait out its startsecs; False if it was already running."""
+    def start_group(self, group: str) -> bool:
+        """Start every process of ``group``, waiting out startsecs; False if all ran already."""
+        results = self._group_call("startProcessGroup", group)
+        failed = [r for r in results if r["status"] not in (SUCCESS, ALREADY_STARTED)]
+        if failed:
+            r = failed[0]
+            raise _error_code(r["status"], r["description"], f"{group}:{r['name']}")
+        return any(r["status"] == SUCCESS for r in results)
+
+    def stop_group(self, group: str) -> bool:
+        """Stop every process of ``group`` and wait until they are gone; False if none ran."""
+        results = self._group_call("stopProcessGroup", group, unknown_ok=True)
+        failed = [r for r in results if r["status"] not in (SUCCESS, NOT_RUNNING)]
+        if failed:
+            r = failed[0]
+            raise _error_code(r["status"], r["description"], f"{group}:{r['name']}")
+        return any(r["status"] == SUCCESS for r in results)
+
+    def start_nowait(self, name: str) -> None:
+        """Start the process ``name`` (``group:type``) without waiting for startsecs."""
         import xmlrpc.client
 
         try:
-            self._call("startProcess", name, True)
+            self._call("startProcess", name, False)
         except xmlrpc.client.Fault as fault:
-            if fault.faultCode == ALREADY_STARTED:
-                return False
-            raise _error(fault, name) from fault
-        return True
+            if fault.faultCode != ALREADY_STARTED:
+                raise _error(fault, name) from fault
 
-    def stop(self, name: str) -> bool:
-        """Stop ``name`` and wait until it is gone; False if it was not running."""
+    def signal(self, name: str, signal: str) -> None:
+        """Send ``signal`` (a name such as "HUP") to the process ``name``."""
         import xmlrpc.client
 
         try:
-            self._call("stopProcess", name, True)
+            self._call("signalProcess", name, signal)
         except xmlrpc.client.Fault as fault:
-            if fault.faultCode in (NOT_RUNNING, BAD_NAME):
-                return False
             raise _error(fault, name) from fault
-        return True
+
+    def _group_call(self, method: str, group: str, unknown_ok: bool = False) -> list:
+        import xmlrpc.client
+
+        try:
+            return self._call(method, group, True)
+        except xmlrpc.client.Fault as fault:
+            if unknown_ok and fault.faultCode == BAD_NAME:
+                return []
+            raise _error(fault, group) from fault
+
+
+def _namespec(info) -> str:
+    if info["group"] == info["name"]:
+        return info["name"]
+    return f"{info['group']}:{info['name']}"
+
+
+def _error_code(code: int, text: str, name: str) -> SupervisorError:
+    import xmlrpc.client
+
+    return _error(xmlrpc.client.Fault(code, text), name)
 
 
 def _error(fault, name: str) -> SupervisorError:

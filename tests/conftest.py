@@ -156,7 +156,7 @@ def get(port, path="/", timeout=5):
 def wait_for_state(h, instance_id, wanted, timeout=30):
     deadline = time.monotonic() + timeout
     while True:
-        info = h.supervisor.process(instance_id)
+        info = h.supervisor.process(instance_id + ":web")
         state = info["statename"].lower() if info else None
         if state == wanted:
             return info

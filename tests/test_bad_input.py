@@ -57,7 +57,7 @@ def test_bad_descriptions_are_refused(busy_home):
     before = snapshot(busy_home.path)
     for description in BAD_DESCRIPTIONS:
         assert_refused(busy_home, ["new", description], before, code=1)
-    assert busy_home.supervisor.process(busy_home.serving)["statename"] == "RUNNING"
+    assert busy_home.supervisor.process(busy_home.serving + ":web")["statename"] == "RUNNING"
 
 
 def test_bad_application_names_are_refused(busy_home):
@@ -76,7 +76,7 @@ def test_bad_instance_ids_are_refused(busy_home, command):
     for instance_id in BAD_IDS + ["web-zzzzzz"]:
         message = assert_refused(busy_home, [command, instance_id], before, code=1)
         assert "invalid instance id" in message or "no instance" in message
-    assert busy_home.supervisor.process(busy_home.serving)["statename"] == "RUNNING"
+    assert busy_home.supervisor.process(busy_home.serving + ":web")["statename"] == "RUNNING"
 
 
 def test_usage_errors_are_one_line(busy_home):

@@ -21,7 +21,7 @@ def test_twenty_concurrent_new_then_destroy(running):
     assert sorted(os.listdir(os.path.join(running.path, "var", "ports"))) == sorted(
         str(p) for p in ports)
     known = running.supervisor.processes()
-    assert all(known[i]["statename"] == "STOPPED" for i in ids)
+    assert all(known[i + ":web"]["statename"] == "STOPPED" for i in ids)
     listing = json.loads(sarge(running, "list", "--json", check=True).stdout)["instances"]
     assert sorted(r["id"] for r in listing) == sorted(ids)
 
@@ -31,7 +31,7 @@ def test_twenty_concurrent_new_then_destroy(running):
     with ThreadPoolExecutor(10) as pool:
         started = list(pool.map(lambda i: sarge(running, "start", i), ids[:10]))
     assert all(r.returncode == 0 for r in started), [r.stderr for r in started]
-    assert all(running.supervisor.process(i)["statename"] == "RUNNING" for i in ids[:10])
+    assert all(running.supervisor.process(i + ":web")["statename"] == "RUNNING" for i in ids[:10])
 
     with ThreadPoolExecutor(20) as pool:
         destroyed = list(pool.map(lambda i: sarge(running, "destroy", i), ids))
@@ -50,7 +50,7 @@ def test_concurrent_start_and_stop_of_one_instance_end_consistent(running):
     with ThreadPoolExecutor(10) as pool:
         results = list(pool.map(lambda c: sarge(running, c, instance_id), commands))
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
-    state = running.supervisor.process(instance_id)["statename"]
+    state = running.supervisor.process(instance_id + ":web")["statename"]
     with open(running.program_path(instance_id)) as f:
         autostart = "autostart = true" in f.read()
     assert (state == "RUNNING") == autostart

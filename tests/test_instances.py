@@ -27,7 +27,7 @@ from .conftest import (
 def program(h, instance_id):
     parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"))
     assert parser.read(h.program_path(instance_id))
-    return parser["program:" + instance_id]
+    return parser["program:" + instance_id + "_web"]
 
 
 def supervisorctl(h, *args):
@@ -52,7 +52,7 @@ def test_new_prints_only_the_id_and_makes_a_stopped_program(running):
     assert [(i["id"], i["application_name"], i["port"], i["state"]) for i in listing] == [
         (instance_id, "web", port_base(), "stopped")]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listing[0]["created"])
-    status = supervisorctl(running, "status", instance_id)
+    status = supervisorctl(running, "status", instance_id + ":web")
     assert instance_id in status.stdout and "STOPPED" in status.stdout
 
 
@@ -79,16 +79,16 @@ def test_start_serves_and_stop_stops(running):
     assert result.stdout == ""
     assert get(port) == (200, f"hello from {instance_id}\n")
     assert program(running, instance_id)["autostart"] == "true"
-    assert "RUNNING" in supervisorctl(running, "status", instance_id).stdout
+    assert "RUNNING" in supervisorctl(running, "status", instance_id + ":web").stdout
     # starting again is harmless
     again = sarge(running, "start", instance_id)
     assert again.returncode == 0 and "already running" in again.stderr
 
-    pid = running.supervisor.process(instance_id)["pid"]
+    pid = running.supervisor.process(instance_id + ":web")["pid"]
     assert sarge(running, "stop", instance_id).returncode == 0
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert program(running, instance_id)["autostart"] == "false"
-    assert "STOPPED" in supervisorctl(running, "status", instance_id).stdout
+    assert "STOPPED" in supervisorctl(running, "status", instance_id + ":web").stdout
     with pytest.raises(OSError):
         get(port, timeout=0)
 
@@ -97,9 +97,9 @@ def test_restart_gives_a_new_process(running):
     instance_id = new(running)
     put_server(running, instance_id)
     sarge(running, "start", instance_id, check=True)
-    before = running.supervisor.process(instance_id)["pid"]
+    before = running.supervisor.process(instance_id + ":web")["pid"]
     sarge(running, "restart", instance_id, check=True)
-    after = running.supervisor.process(instance_id)["pid"]
+    after = running.supervisor.process(instance_id + ":web")["pid"]
     assert after != before and psutil.pid_exists(after)
     assert get(running.get(instance_id).port)[0] == 200
 
@@ -109,7 +109,7 @@ def test_stop_ends_the_whole_process_tree(running):
     put_server(running, instance_id, extra_args="--children 2")
     sarge(running, "start", instance_id, check=True)
     get(running.get(instance_id).port)
-    root = psutil.Process(running.supervisor.process(instance_id)["pid"])
+    root = psutil.Process(running.supervisor.process(instance_id + ":web")["pid"])
     tree = [root] + root.children(recursive=True)
     assert len(tree) == 3
     status = json.loads(sarge(running, "status", instance_id, "--json", check=True).stdout)
@@ -134,7 +134,7 @@ def test_start_without_a_server_is_refused_and_changes_nothing(running):
     result = sarge(running, "start", instance_id)  # not executable
     assert result.returncode == 1 and "no executable" in result.stderr
     assert open(running.program_path(instance_id)).read() == before
-    assert running.supervisor.process(instance_id)["statename"] == "STOPPED"
+    assert running.supervisor.process(instance_id + ":web")["statename"] == "STOPPED"
 
 
 def test_destroy_removes_everything(running):
@@ -142,7 +142,7 @@ def test_destroy_removes_everything(running):
     put_server(running, instance_id)
     sarge(running, "start", instance_id, check=True)
     port = running.get(instance_id).port
-    pid = running.supervisor.process(instance_id)["pid"]
+    pid = running.supervisor.process(instance_id + ":web")["pid"]
     result = sarge(running, "destroy", instance_id)
     assert result.returncode == 0, result.stderr
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -150,7 +150,7 @@ def test_destroy_removes_everything(running):
                  running.record_path(instance_id), running.log_path(instance_id),
                  os.path.join(running.path, "var", "ports", str(port))):
         assert not os.path.lexists(path), path
-    assert running.supervisor.process(instance_id) is None
+    assert running.supervisor.process(instance_id + ":web") is None
     assert instance_id not in supervisorctl(running, "status").stdout
     assert json.loads(sarge(running, "list", "--json").stdout) == {"instances": []}
     # the port is free for the next instance
@@ -177,11 +177,11 @@ def test_a_crash_after_start_is_restarted(running):
     instance_id = new(running)
     put_server(running, instance_id)
     sarge(running, "start", instance_id, check=True)
-    pid = running.supervisor.process(instance_id)["pid"]
+    pid = running.supervisor.process(instance_id + ":web")["pid"]
     psutil.Process(pid).kill()
     deadline = time.monotonic() + 10
     while True:
-        info = running.supervisor.process(instance_id)
+        info = running.supervisor.process(instance_id + ":web")
         if info["statename"] == "RUNNING" and info["pid"] != pid:
             break
         assert time.monotonic() < deadline, info
@@ -202,7 +202,7 @@ def test_supervisord_restart_restores_running_and_keeps_stopped(running):
     start_supervisord(running)
     wait_for_state(running, up, "running", timeout=15)
     assert get(running.get(up).port)[0] == 200
-    assert running.supervisor.process(down)["statename"] == "STOPPED"
+    assert running.supervisor.process(down + ":web")["statename"] == "STOPPED"
 
 
 def test_logs_prints_the_last_lines_and_follows(running):
@@ -249,7 +249,7 @@ def test_new_falls_back_to_reload_without_the_sarge_extension(home):
     start_supervisord(home)
     try:
         instance_id = new(home)
-        assert home.supervisor.process(instance_id)["statename"] == "STOPPED"
+        assert home.supervisor.process(instance_id + ":web")["statename"] == "STOPPED"
         put_server(home, instance_id)
         sarge(home, "start", instance_id, check=True)
         assert get(home.get(instance_id).port)[0] == 200

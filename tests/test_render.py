@@ -50,8 +50,9 @@ def test_program_values_parse_back_exactly_or_are_refused(tmp_path, word, name):
     log_file = os.path.join(str(tmp_path), name + ".log")
     try:
         program = render.program_conf(
-            "unused", instance=instance, command=command, directory="/srv/" + word,
-            log_file=log_file, settings=Settings(), autostart=False)
+            "unused", instance=instance, directory="/srv/" + word, settings=Settings(),
+            autostart=False, programs=[{"type": "web", "program": instance.id + "_web",
+                                        "command": command, "log_file": log_file}])
     except RenderError:
         return  # refused: fine, as long as nothing was written
     config = supervisor_view(str(tmp_path), program.text, instance.id)
@@ -59,6 +60,7 @@ def test_program_values_parse_back_exactly_or_are_refused(tmp_path, word, name):
     assert config.directory == "/srv/" + word
     assert config.stdout_logfile == log_file
     assert config.autostart is False and config.stopasgroup is True
+    assert config.name == "web"
 
 
 @pytest.mark.parametrize("value", ["a\nb", "a\rb", "x ;y", "x #y", " x", "x ", "a%(here)sb",
