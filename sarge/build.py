@@ -253,13 +253,14 @@ class Environments:
                 return False
             shutil.rmtree(path, ignore_errors=True)
             try:
-                self.run([self.python, "-m", "virtualenv", "--quiet", "--python", self.python,
-                          path], log_path)
-                python = os.path.join(path, "bin", "python")
                 uv = self.uv()
+                python = os.path.join(path, "bin", "python")
                 if uv:
+                    self.run([uv, "venv", "--quiet", "--python", self.python, path], log_path)
                     argv = [uv, "pip", "install", "--python", python, "-r", requirements_path]
                 else:
+                    self.run([self.python, "-m", "virtualenv", "--quiet", "--python",
+                              self.python, path], log_path)
                     argv = [python, "-m", "pip", "install", "--disable-pip-version-check",
                             "-r", requirements_path]
                 self.run(argv + self.pip_args, log_path)

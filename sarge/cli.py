@@ -93,10 +93,17 @@ def new(ctx, description):
     click.echo(ctx.home.new(request["application_name"]).id)
 
 
-def _rows(home):
-    """(instances, supervisord's info by name or None)."""
-    instances = home.instances()
-    return instances, home.states()
+def _roles(home) -> dict:
+    """{instance id: "current" or "previous"} from the apps' deploy state."""
+    from .deploy import Deployer
+
+    roles = {}
+    for state in Deployer(home).states():
+        for previous in state.previous:
+            roles[previous] = "previous"
+        if state.current:
+            roles[state.current] = "current"
+    return roles
 
 
 def _state(info) -> str:
@@ -110,22 +117,30 @@ def _state(info) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_home
 def list_(ctx, as_json):
-    """List the instances with their app, port and state."""
-    instances, states = _rows(ctx.home)
+    """List the instances with their app, port, state and role.
+
+    The role is "current" for the instance an app's front-end routes to, and
+    "previous" for those kept for rollback.
+    """
+    instances = ctx.home.instances()
+    states = ctx.home.states()
+    roles = _roles(ctx.home)
     if states is None:
         _note("sarge: supervisord is not running; states are unknown "
               f"(start it with {ctx.home.path}/bin/supervisord)")
         states = {}
     rows = [
         {"id": i.id, "application_name": i.application_name, "port": i.port,
-         "state": _state(states.get(i.id + ":web")), "created": i.created}
+         "state": _state(states.get(i.id + ":web")), "created": i.created,
+         "role": roles.get(i.id)}
         for i in instances
     ]
     if as_json:
         _echo_json({"instances": rows})
         return
-    _table(["ID", "APP", "PORT", "STATE", "CREATED"],
-           [[r["id"], r["application_name"], r["port"], r["state"], r["created"]] for r in rows])
+    _table(["ID", "APP", "PORT", "STATE", "ROLE", "CREATED"],
+           [[r["id"], r["application_name"], r["port"], r["state"], r["role"] or "-",
+             r["created"]] for r in rows])
 
 
 def _table(header, rows) -> None:
@@ -254,6 +269,97 @@ def logs(ctx, instance_id, lines, follow):
     if follow:
         for chunk in core_logs.follow(path):
             click.echo(chunk, nl=False)
+
+
+def _progress(step, seconds, detail) -> None:
+    click.echo(f"  {step:<13} {seconds:6.2f}s  {detail}".rstrip(), err=True)
+
+
+def _deployer(ctx):
+    from .deploy import Deployer
+
+    return Deployer(ctx.home, progress=_progress)
+
+
+@cli.command()
+@click.argument("source", metavar="SOURCE")
+@click.option("--app", "app", required=True, metavar="NAME", help="The application's name.")
+@click.option("--listen", metavar="HOST:PORT",
+              help="Where its front-end listens (required the first time; then remembered).")
+@click.option("--check", metavar="PATH",
+              help="The path that must answer 2xx or 3xx before traffic moves [default: /].")
+@click.option("--timeout", type=int, metavar="SECONDS",
+              help="How long the new version may take to become healthy [default: 60].")
+@pass_home
+def deploy(ctx, source, app, listen, check, timeout):
+    """Deploy SOURCE (a folder or a .tar/.tar.gz/.tgz archive) as the new version of NAME.
+
+    \b
+    A rolling deploy: new instance, unpack, virtualenv (requirements.txt),
+    release (the Procfile's release: line), start, health check, switch the
+    front-end, let the old version drain, stop it (kept for rollback).
+    Any failure before the switch removes the new instance; the current
+    version keeps serving. Prints the new instance's id on stdout; the steps
+    and their durations go to stderr.
+    """
+    _note(f"deploying {source} as {app}")
+    instance = _deployer(ctx).deploy(source, app, listen=listen, check=check, timeout=timeout)
+    state = _deployer(ctx).state(app)
+    _note(f"{app} now serves {instance.id} on http://{state.listen}/")
+    click.echo(instance.id)
+
+
+@cli.command()
+@click.argument("app", metavar="NAME")
+@click.argument("instance_id", metavar="ID")
+@pass_home
+def route(ctx, app, instance_id):
+    """Point NAME's front-end at its running instance ID, after a health check."""
+    instance = _deployer(ctx).route(app, instance_id)
+    _note(f"{app} now serves {instance.id}")
+
+
+@cli.command()
+@click.argument("app", metavar="NAME")
+@pass_home
+def rollback(ctx, app):
+    """Go back to NAME's previous instance: start, check, switch, stop the current."""
+    instance = _deployer(ctx).rollback(app)
+    _note(f"{app} rolled back to {instance.id}")
+    click.echo(instance.id)
+
+
+@cli.command()
+@click.argument("app", metavar="NAME")
+@click.argument("assignments", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--unset", "unset", multiple=True, metavar="KEY", help="Remove a variable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the variables as JSON.")
+@click.option("--deploy", "redeploy", is_flag=True,
+              help="Then redeploy the current version, so that the change takes effect.")
+@pass_home
+def config(ctx, app, assignments, unset, as_json, redeploy):
+    """Show or change NAME's environment variables.
+
+    \b
+    sarge HOME config web                     print them
+    sarge HOME config web KEY=VALUE ...       set some
+    sarge HOME config web --unset KEY         remove one
+    Values keep every character. They are stored in etc/apps/NAME.json
+    (mode 0600) and read when a process starts: a change takes effect with
+    the next deploy (or --deploy), so a bad value fails its health check.
+    """
+    values = ctx.home.configure(app, assignments, unset)
+    if assignments or unset:
+        _note(f"{app}: configuration saved" + ("" if redeploy else
+              "; it takes effect with the next deploy (or: config --deploy)"))
+    elif as_json:
+        _echo_json(values)
+    else:
+        for key, value in sorted(values.items()):
+            click.echo(f"{key}={value}")
+    if redeploy:
+        instance = _deployer(ctx).redeploy(app)
+        click.echo(instance.id)
 
 
 def main(argv=None) -> None:

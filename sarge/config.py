@@ -32,19 +32,68 @@ class Settings:
     startsecs: int = 1
     #: Quick exits tolerated before the instance is marked FATAL (startretries).
     startretries: int = 3
-    #: Seconds between SIGTERM and SIGKILL when stopping (stopwaitsecs).
-    stopwaitsecs: int = 10
+    #: Seconds between SIGTERM and SIGKILL when stopping (stopwaitsecs); longer than
+    #: gunicorn's graceful timeout (30 s), so a graceful stop is never cut short.
+    stopwaitsecs: int = 40
+    #: Previous instances of an app kept (stopped) for rollback after a deploy.
+    keep: int = 1
+    #: Who installs requirements: "pip", "uv", or "auto" (uv when installed).
+    installer: str = "auto"
+    #: Extra arguments for every install, e.g. ["--no-index", "--find-links", "/srv/wheels"].
+    pip_args: tuple = ()
+    #: "nginx": sarge runs its own nginx; "system": it writes an include file for yours.
+    frontend: str = "nginx"
+    #: The nginx executable (own mode).
+    nginx: str = "nginx"
+    #: Longest wait for the old nginx workers to finish their requests after a switch.
+    drain_timeout: int = 60
+    #: System mode: the commands that test and reload the machine's nginx.
+    test_command: str = "nginx -t"
+    reload_command: str = "nginx -s reload"
 
 
-# (table, key) -> (attribute, lowest allowed value)
+def _whole(lowest):
+    def check(value):
+        if type(value) is not int or value < lowest:
+            return f"must be a whole number >= {lowest}"
+    return check
+
+
+def _one_of(*choices):
+    def check(value):
+        if value not in choices:
+            return "must be one of " + ", ".join(repr(c) for c in choices)
+    return check
+
+
+def _text(value):
+    if not isinstance(value, str) or not value.strip() or "\n" in value or "\x00" in value:
+        return "must be a non-empty string on one line"
+
+
+def _strings(value):
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and v and "\x00" not in v for v in value):
+        return "must be a list of strings"
+
+
+# (table, key) -> (attribute, check returning an error or None)
 _KEYS = {
-    ("ports", "first"): ("port_first", 1),
-    ("ports", "last"): ("port_last", 1),
-    ("logs", "max_bytes"): ("log_max_bytes", 0),
-    ("logs", "backups"): ("log_backups", 0),
-    ("processes", "startsecs"): ("startsecs", 0),
-    ("processes", "startretries"): ("startretries", 0),
-    ("processes", "stopwaitsecs"): ("stopwaitsecs", 1),
+    ("ports", "first"): ("port_first", _whole(1)),
+    ("ports", "last"): ("port_last", _whole(1)),
+    ("logs", "max_bytes"): ("log_max_bytes", _whole(0)),
+    ("logs", "backups"): ("log_backups", _whole(0)),
+    ("processes", "startsecs"): ("startsecs", _whole(0)),
+    ("processes", "startretries"): ("startretries", _whole(0)),
+    ("processes", "stopwaitsecs"): ("stopwaitsecs", _whole(1)),
+    ("deploy", "keep"): ("keep", _whole(0)),
+    ("deploy", "installer"): ("installer", _one_of("auto", "pip", "uv")),
+    ("deploy", "pip_args"): ("pip_args", _strings),
+    ("frontend", "mode"): ("frontend", _one_of("nginx", "system")),
+    ("frontend", "nginx"): ("nginx", _text),
+    ("frontend", "drain_timeout"): ("drain_timeout", _whole(1)),
+    ("frontend", "test_command"): ("test_command", _text),
+    ("frontend", "reload_command"): ("reload_command", _text),
 }
 
 
@@ -61,12 +110,11 @@ def parse(text: str, source: str = "sarge.toml") -> Settings:
         for key, value in content.items():
             if (table, key) not in _KEYS:
                 raise SettingsError(f"{source}: unknown setting [{table}] {key}")
-            attribute, lowest = _KEYS[table, key]
-            if type(value) is not int or value < lowest:
-                raise SettingsError(
-                    f"{source}: [{table}] {key} must be a whole number >= {lowest}, not {value!r}"
-                )
-            values[attribute] = value
+            attribute, check = _KEYS[table, key]
+            problem = check(value)
+            if problem:
+                raise SettingsError(f"{source}: [{table}] {key} {problem}, not {value!r}")
+            values[attribute] = tuple(value) if isinstance(value, list) else value
     settings = Settings(**values)
     if not settings.port_first <= settings.port_last <= 65535:
         raise SettingsError(

@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
-from .errors import SettingsError
+from .errors import SettingsError, UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,34 @@ def load_app_config(path: str) -> dict:
             f"the app configuration {path} must be a JSON object of strings; fix or remove it"
         )
     return data
+
+
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_key(key) -> str:
+    """Return ``key`` if it can be an environment variable's name, else raise UsageError."""
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key) or len(key) > 256:
+        raise UsageError(f"invalid variable name {key!r}: use letters, digits and _, "
+                         "not starting with a digit")
+    return key
+
+
+def check_value(key: str, value) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise UsageError(f"invalid value for {key}: it cannot contain a NUL character")
+    return value
+
+
+def save_app_config(path: str, config: dict) -> None:
+    """Write the app's variables to ``path``, mode 0600, atomically."""
+    from .files import write_file
+    from .render import File
+
+    for key, value in config.items():
+        check_value(check_key(key), value)
+    write_file(File(path, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                    mode=0o600))
 
 
 def build(

@@ -31,7 +31,7 @@ import socket
 import sys
 
 from . import render
-from .environ import Command, build, load_app_config
+from .environ import Command, build, check_key, check_value, load_app_config, save_app_config
 from .errors import (
     HomeError,
     InstanceNotFound,
@@ -41,48 +41,13 @@ from .errors import (
     SupervisordNotRunning,
     UsageError,
 )
+from .files import read_text, write_file
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
 MAX_SOCKET_PATH = 107
 
 _AUTOSTART = {True: "autostart = true\n", False: "autostart = false\n"}
-
-
-def write_file(file: render.File) -> None:
-    """Write ``file`` atomically: a temporary file, fsync, then rename over the target."""
-    directory = os.path.dirname(file.path)
-    tmp = os.path.join(directory, f".{os.path.basename(file.path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file.mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(file.text)
-            f.flush()
-            os.fchmod(f.fileno(), file.mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, file.path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read(path: str):
-    """A file's text, or None when it does not exist."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 def port_is_free(port: int) -> bool:
@@ -159,7 +124,30 @@ class Home:
         return self._p("var", "data", application_name)
 
     def app_config_path(self, application_name):
-        return self._p("etc", "apps", application_name + ".json")
+        return self._p("etc", "apps", check_app_name(application_name) + ".json")
+
+    def app_state_path(self, application_name):
+        return self._p("var", "apps", check_app_name(application_name) + ".json")
+
+    @property
+    def envs_dir(self):
+        return self._p("var", "envs")
+
+    @property
+    def nginx_prefix(self):
+        return self._p("var", "nginx")
+
+    @property
+    def nginx_conf(self):
+        return self._p("etc", "nginx", "nginx.conf")
+
+    @property
+    def nginx_sites(self):
+        return self._p("etc", "nginx", "sites.conf")
+
+    @property
+    def nginx_program(self):
+        return self._p("etc", "supervisor.d", "nginx.conf")
 
     def _port_path(self, port):
         return self._p("var", "ports", str(port))
@@ -232,7 +220,8 @@ class Home:
         folders = [
             ("", 0o755), ("etc", 0o755), ("etc/supervisor.d", 0o755), ("etc/apps", 0o700),
             ("var", 0o755), ("var/log", 0o755), ("var/run", 0o700), ("var/data", 0o755),
-            ("var/instances", 0o755), ("var/ports", 0o755), ("bin", 0o755),
+            ("var/instances", 0o755), ("var/ports", 0o755), ("var/apps", 0o755),
+            ("var/envs", 0o755), ("var/nginx", 0o755), ("etc/nginx", 0o755), ("bin", 0o755),
         ]
         for name, mode in folders:
             path = self._p(name) if name else self.path
@@ -244,7 +233,7 @@ class Home:
             if mode == 0o700:
                 os.chmod(path, mode)  # private even when the folder already existed
         for file in files:
-            if _read(file.path) != file.text:
+            if read_text(file.path) != file.text:
                 write_file(file)
                 changed.append(file.path)
         if not os.path.exists(self.settings_path):
@@ -303,7 +292,7 @@ class Home:
         """The instance with this id, or :class:`InstanceNotFound`."""
         self.check()
         path = self.record_path(check_id(instance_id))
-        text = _read(path)
+        text = read_text(path)
         if text is None:
             raise InstanceNotFound(instance_id)
         return Instance.from_json(text, path)
@@ -315,7 +304,7 @@ class Home:
         folder = self._p("var", "instances")
         for name in os.listdir(folder):
             if name.endswith(".json") and not name.startswith("."):
-                text = _read(os.path.join(folder, name))
+                text = read_text(os.path.join(folder, name))
                 if text is not None:
                     found.append(Instance.from_json(text, os.path.join(folder, name)))
         return sorted(found, key=lambda i: (i.created, i.id))
@@ -422,7 +411,7 @@ class Home:
     def _set_autostart(self, instance: Instance, autostart: bool) -> None:
         """Flip autostart in the instance's program file, keeping every other value."""
         path = self.program_path(instance.id)
-        text = _read(path)
+        text = read_text(path)
         wanted = _AUTOSTART[autostart]
         if text is not None and _AUTOSTART[not autostart] in text:
             write_file(render.File(path, text.replace(_AUTOSTART[not autostart], wanted)))
@@ -455,8 +444,11 @@ class Home:
             info = self.supervisor.process(instance_id + ":web")
         return info
 
-    def start(self, instance_id) -> bool:
-        """Start an instance (and mark it to start at boot); False if already running."""
+    def start(self, instance_id, wait: bool = True) -> bool:
+        """Start an instance (and mark it to start at boot); False if already running.
+
+        With ``wait``, return once its processes have stayed up startsecs.
+        """
         instance = self.get(instance_id)
         server = os.path.join(self.instance_dir(instance.id), "server")
         if instance.processes["web"] is None and not (
@@ -470,7 +462,7 @@ class Home:
             self._set_autostart(instance, True)
             self.log_action("start", instance.id)
             try:
-                return self.supervisor.start_group(instance.id)
+                return self.supervisor.start_group(instance.id, wait=wait)
             except ProcessFailed as exc:
                 from .logs import tail
 
@@ -510,6 +502,30 @@ class Home:
             return self.supervisor.processes()
         except SupervisordNotRunning:
             return None
+
+    def configure(self, application_name, assignments=(), unset=()) -> dict:
+        """Set (``KEY=VALUE`` strings) and remove variables of an app; return them all."""
+        self.check()
+        path = self.app_config_path(application_name)
+        changes = {}
+        for assignment in assignments:
+            key, sep, value = assignment.partition("=")
+            if not sep:
+                raise UsageError(f"{assignment!r} is not KEY=VALUE")
+            changes[check_key(key)] = check_value(key, value)
+        for key in unset:
+            check_key(key)
+        if not changes and not unset:
+            return load_app_config(path)
+        with self.lock():
+            config = load_app_config(path)
+            config.update(changes)
+            for key in unset:
+                config.pop(key, None)
+            save_app_config(path, config)
+            self.log_action("config", f"{application_name} set {sorted(changes)} "
+                                      f"unset {sorted(unset)}")
+        return config
 
     # -- running -----------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ renders every template with ``StrictUndefined`` and two filters:
     start a comment is refused with :class:`~sarge.errors.RenderError`.
 ``shjoin``
     quotes a list of words for a shell (or supervisord's shlex split).
+``nginx``
+    passes a path or word into nginx's configuration, or refuses one that
+    would need quoting.
 """
 
 from __future__ import annotations
@@ -54,6 +57,22 @@ def ini(value, expansions: int = 1) -> str:
     return text.replace("%", "%" * 2**expansions)
 
 
+_NGINX_SAFE = re.compile(r"[^\s\"'\\;{}#$\x00-\x1f\x7f]+")
+
+
+def nginx(value) -> str:
+    """A path or word for nginx's configuration, or :class:`RenderError` when it would
+    need quoting (nginx treats ``;``, braces, quotes, ``#``, ``$`` and spaces specially)."""
+    text = str(value)
+    if not _NGINX_SAFE.fullmatch(text):
+        raise RenderError(
+            f"{text!r} cannot be written into nginx's configuration (spaces, quotes, ';', "
+            "'#', '$', braces and control characters are not allowed); use a home path "
+            "without them"
+        )
+    return text
+
+
 def shjoin(words) -> str:
     """Quote each word for a POSIX shell and join them with spaces."""
     return " ".join(shlex.quote(str(word)) for word in words)
@@ -78,6 +97,7 @@ def environment():
         )
         env.filters["ini"] = ini
         env.filters["shjoin"] = shjoin
+        env.filters["nginx"] = nginx
         _environment = env
     return _environment
 
@@ -127,6 +147,27 @@ def program_conf(
             autostart=autostart,
         ),
     )
+
+
+def nginx_conf(path: str, *, home: str, prefix: str, log_dir: str, user, drain_timeout: int,
+               routes: list) -> File:
+    """The home's own ``etc/nginx/nginx.conf``: one server block per routed app.
+
+    ``routes`` holds dicts with ``app``, ``instance``, ``listen`` and ``port``.
+    """
+    return File(path, render("nginx.conf.j2", home=home, prefix=prefix, log_dir=log_dir,
+                             user=user, drain_timeout=drain_timeout, routes=routes))
+
+
+def nginx_sites(path: str, *, routes: list) -> File:
+    """The server blocks alone, for a system nginx to include (``etc/nginx/sites.conf``)."""
+    return File(path, render("nginx-sites.conf.j2", routes=routes))
+
+
+def nginx_program(path: str, *, command: list, log_file: str, drain_timeout: int) -> File:
+    """The supervisord program that runs the home's nginx."""
+    return File(path, render("nginx.program.conf.j2", command=command, log_file=log_file,
+                             drain_timeout=drain_timeout))
 
 
 def wrapper(path: str, *, home: str, argv: list) -> File:

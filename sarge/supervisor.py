@@ -132,9 +132,13 @@ class Supervisor:
             if fault.faultCode != BAD_NAME:
                 raise _error(fault, name) from fault
 
-    def start_group(self, group: str) -> bool:
-        """Start every process of ``group``, waiting out startsecs; False if all ran already."""
-        results = self._group_call("startProcessGroup", group)
+    def start_group(self, group: str, wait: bool = True) -> bool:
+        """Start every process of ``group``; False if all ran already.
+
+        With ``wait`` it returns once each has stayed up startsecs (and raises
+        :class:`ProcessFailed` for one that exited); without, at once.
+        """
+        results = self._group_call("startProcessGroup", group, wait=wait)
         failed = [r for r in results if r["status"] not in (SUCCESS, ALREADY_STARTED)]
         if failed:
             r = failed[0]
@@ -150,16 +154,6 @@ class Supervisor:
             raise _error_code(r["status"], r["description"], f"{group}:{r['name']}")
         return any(r["status"] == SUCCESS for r in results)
 
-    def start_nowait(self, name: str) -> None:
-        """Start the process ``name`` (``group:type``) without waiting for startsecs."""
-        import xmlrpc.client
-
-        try:
-            self._call("startProcess", name, False)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode != ALREADY_STARTED:
-                raise _error(fault, name) from fault
-
     def signal(self, name: str, signal: str) -> None:
         """Send ``signal`` (a name such as "HUP") to the process ``name``."""
         import xmlrpc.client
@@ -169,11 +163,12 @@ class Supervisor:
         except xmlrpc.client.Fault as fault:
             raise _error(fault, name) from fault
 
-    def _group_call(self, method: str, group: str, unknown_ok: bool = False) -> list:
+    def _group_call(self, method: str, group: str, unknown_ok: bool = False,
+                    wait: bool = True) -> list:
         import xmlrpc.client
 
         try:
-            return self._call(method, group, True)
+            return self._call(method, group, wait)
         except xmlrpc.client.Fault as fault:
             if unknown_ok and fault.faultCode == BAD_NAME:
                 return []

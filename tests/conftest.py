@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ENVSERVER = os.path.join(HERE, "apps", "envserver.py")
 
 # Quick process settings for tests: a crash loop ends in FATAL within seconds.
-TEST_SETTINGS = {"startretries = 3": "startretries = 1", "stopwaitsecs = 10": "stopwaitsecs = 5"}
+TEST_SETTINGS = {"startretries = 3": "startretries = 1", "stopwaitsecs = 40": "stopwaitsecs = 5"}
 
 
 def edit_settings(h, replacements):

@@ -1,0 +1,97 @@
+"""The :class:`AppState` value: what sarge remembers of an app between deploys.
+
+Stored in ``var/apps/APP.json``: the front-end address it listens on, its
+health check, and which instance is current and which are kept for rollback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import re
+
+from .errors import SettingsError, UsageError
+from .instance import check_app_name, check_id
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+_CHECK_RE = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*")
+
+
+@dataclasses.dataclass(frozen=True)
+class AppState:
+    """An app's front-end settings and its instances' roles."""
+
+    name: str
+    listen: str | None = None
+    check: str = "/"
+    timeout: int = 60
+    current: str | None = None
+    #: Instances kept for rollback, newest first.
+    previous: tuple = ()
+
+    def replace(self, **changes) -> "AppState":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["previous"] = list(self.previous)
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> "AppState":
+        try:
+            data = json.loads(text)
+            state = cls(
+                name=check_app_name(data["name"]),
+                listen=None if data.get("listen") is None else parse_listen(data["listen"]),
+                check=check_path(data.get("check", "/")),
+                timeout=check_timeout(data.get("timeout", 60)),
+                current=None if data.get("current") is None else check_id(data["current"]),
+                previous=tuple(check_id(i) for i in data.get("previous", ())),
+            )
+        except (ValueError, KeyError, TypeError, UsageError) as exc:
+            raise SettingsError(
+                f"the app state {source} is damaged ({exc}); restore it, or remove it and "
+                "`sarge HOME route APP ID` to the instance that should serve"
+            ) from exc
+        return state
+
+
+def parse_listen(value) -> str:
+    """Normalize a ``--listen`` value: ``PORT``, ``HOST:PORT`` or ``[IPv6]:PORT``."""
+    text = str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "0.0.0.0", text
+    if not port.isdigit() or not 1 <= int(port) <= 65535 or port != str(int(port)):
+        raise UsageError(f"invalid --listen {text!r}: use PORT or HOST:PORT, such as "
+                         "127.0.0.1:8000 or 8000 (all addresses)")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise UsageError(f"invalid --listen {text!r}: {host} is not an IPv6 address") from None
+    elif host == "*":
+        host = "0.0.0.0"
+    elif not _HOSTNAME_RE.fullmatch(host) or len(host) > 253:
+        raise UsageError(f"invalid --listen {text!r}: {host!r} is not an address or host name")
+    return f"{host}:{int(port)}"
+
+
+def listen_port(listen: str) -> int:
+    return int(listen.rpartition(":")[2])
+
+
+def check_path(value) -> str:
+    """A ``--check`` value: an absolute URL path (with an optional query)."""
+    if not isinstance(value, str) or not _CHECK_RE.fullmatch(value) or len(value) > 1000:
+        raise UsageError(f"invalid --check {value!r}: give a URL path such as / or /health")
+    return value
+
+
+def check_timeout(value) -> int:
+    if type(value) is not int or not 1 <= value <= 86400:
+        raise UsageError(f"invalid --timeout {value!r}: give whole seconds from 1 to 86400")
+    return value

@@ -1,0 +1,354 @@
+"""The rolling deploy, route and rollback, as small named steps.
+
+A deploy: new instance -> unpack -> environment -> release -> start -> health
+-> switch -> drain -> stop old -> clean up. Until the switch, any failure
+destroys the new instance and leaves the front-end alone, so the old version
+keeps serving. The app's state (``var/apps/APP.json``) is saved before nginx
+is reloaded, so an interrupted deploy never leaves nginx routing to an
+instance sarge does not know as current or kept; the next deploy of the app
+removes whatever an interrupted one left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+
+from . import build, health
+from .apps import AppState, check_path, check_timeout, listen_port, parse_listen
+from .errors import DeployError, SargeError, UsageError
+from .files import read_text, write_file
+from .frontend import Frontend
+from .instance import check_app_name
+from .render import File
+
+_DEAD_STATES = {"BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN"}
+
+
+def can_bind(listen: str) -> bool:
+    """True when nothing listens on the front-end address ``listen`` yet."""
+    host = listen.rpartition(":")[0].strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, listen_port(listen)))
+        except OSError:
+            return False
+    return True
+
+
+class Deployer:
+    """Deploys, routes and rolls back the apps of ``home``.
+
+    ``progress(step, seconds, detail)`` is told of each finished step;
+    ``frontend`` and ``environments`` default to the home's nginx and
+    ``var/envs``; ``can_bind`` checks a new front-end address.
+    """
+
+    def __init__(self, home, *, progress=None, frontend=None, environments=None,
+                 clock=time.monotonic, can_bind=can_bind):
+        self.home = home
+        self.progress = progress or (lambda step, seconds, detail: None)
+        self.clock = clock
+        self.can_bind = can_bind
+        self._frontend = frontend
+        self._environments = environments
+
+    @property
+    def frontend(self):
+        if self._frontend is None:
+            self._frontend = Frontend(self.home, self.home.supervisor, self.home.settings)
+        return self._frontend
+
+    @property
+    def environments(self):
+        if self._environments is None:
+            s = self.home.settings
+            self._environments = build.Environments(
+                self.home.envs_dir, python=self.home.python, installer=s.installer,
+                pip_args=s.pip_args)
+        return self._environments
+
+    # -- steps, state and locks --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _step(self, name):
+        detail = {}
+        start = self.clock()
+        try:
+            yield detail
+        except SargeError as exc:
+            exc.step = getattr(exc, "step", name)
+            raise
+        self.progress(name, self.clock() - start, detail.get("detail", ""))
+
+    @contextlib.contextmanager
+    def app_lock(self, app):
+        """Hold the app's deploy lock, or refuse at once when another deploy holds it."""
+        import fcntl
+
+        fd = os.open(os.path.join(self.home.path, "var", "run", f"deploy-{app}.lock"),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DeployError(f"another deploy, route or rollback of {app} is running; "
+                                  "try again when it has finished") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def state(self, app) -> AppState:
+        path = self.home.app_state_path(app)
+        text = read_text(path)
+        return AppState(app) if text is None else AppState.from_json(text, path)
+
+    def states(self) -> list:
+        folder = os.path.join(self.home.path, "var", "apps")
+        names = sorted(n[:-5] for n in os.listdir(folder) if n.endswith(".json"))
+        return [self.state(name) for name in names]
+
+    def _save(self, state: AppState) -> None:
+        write_file(File(self.home.app_state_path(state.name), state.to_json()))
+
+    def _routes(self, changed: AppState) -> list:
+        routes = []
+        for state in self.states():
+            if state.name == changed.name:
+                state = changed
+            if state.current and state.listen:
+                instance = self.home.get(state.current)
+                routes.append({"app": state.name, "instance": instance.id,
+                               "listen": state.listen, "port": instance.port})
+        if changed.name not in {r["app"] for r in routes} and changed.current:
+            instance = self.home.get(changed.current)
+            routes.append({"app": changed.name, "instance": instance.id,
+                           "listen": changed.listen, "port": instance.port})
+        return routes
+
+    def _switch(self, old: AppState, new: AppState):
+        """Save ``new`` and point the front-end at its current instance."""
+        self._save(new)
+        try:
+            return self.frontend.apply(self._routes(new))
+        except BaseException:
+            self._save(old)
+            raise
+
+    def _died(self, instance_id):
+        """None while the instance's processes live, else what happened to them."""
+        from .logs import tail
+
+        for process in self.home.get(instance_id).processes:
+            info = self.home.supervisor.process(f"{instance_id}:{process}")
+            if info is None or info["statename"] in _DEAD_STATES:
+                status = info["exitstatus"] if info else "?"
+                last = " | ".join(tail(self.home.log_path(instance_id, process), 1))
+                return (f"its {process} process exited (exit status {status}) before it "
+                        f"answered the health check" + (f"; it said: {last}" if last else ""))
+        return None
+
+    # -- deploy ------------------------------------------------------------------------------
+
+    def deploy(self, source, app, *, listen=None, check=None, timeout=None):
+        """Deploy ``source`` (a folder or a tar archive) as the new version of ``app``."""
+        self.home.check()
+        check_app_name(app)
+        source = os.path.abspath(source)
+        build.source_kind(source)
+        listen = parse_listen(listen) if listen is not None else None
+        check = check_path(check) if check is not None else None
+        timeout = check_timeout(timeout) if timeout is not None else None
+        with self.app_lock(app):
+            old = self.state(app)
+            state = old.replace(listen=listen or old.listen, check=check or old.check,
+                                timeout=timeout or old.timeout)
+            if state.listen is None:
+                raise UsageError(f"the first deploy of {app} needs --listen HOST:PORT, the "
+                                 "address its front-end listens on")
+            self._check_listen(state, old)
+            self.home.supervisor.processes()  # supervisord must be running: say so now
+            self._clean(old, keep_all_previous=True)
+            self.home.log_action("deploy", f"{app} from {source}")
+            with self._step("new instance") as step:
+                instance = self.home.new(app, origin="deploy")
+                step["detail"] = f"{instance.id}, port {instance.port}"
+            try:
+                self._build_and_start(instance, source, state)
+                new = state.replace(
+                    current=instance.id,
+                    previous=((old.current,) if old.current else ()) + old.previous)
+                with self._step("switch") as step:
+                    drain = self._switch(old, new)
+                    step["detail"] = f"{state.listen} -> 127.0.0.1:{instance.port}"
+            except BaseException as exc:
+                raise self._abandon(instance.id, exc) from exc
+            self._finish(old.current, new, drain)
+        self.home.log_action("deployed", f"{app} {instance.id}")
+        return self.home.get(instance.id)
+
+    def _check_listen(self, state, old):
+        port = listen_port(state.listen)
+        for other in self.states():
+            if other.name != state.name and other.listen and listen_port(other.listen) == port:
+                raise UsageError(f"--listen {state.listen}: port {port} is already the "
+                                 f"front-end of the app {other.name}")
+        if state.listen != old.listen or old.current is None:
+            if not self.can_bind(state.listen):
+                raise UsageError(f"--listen {state.listen}: something on this machine already "
+                                 "listens there")
+
+    def _build_and_start(self, instance, source, state):
+        home = self.home
+        folder = home.instance_dir(instance.id)
+        log = home.log_path(instance.id)
+        with self._step("unpack") as step:
+            build.unpack(source, folder)
+            step["detail"] = os.path.basename(source)
+        with self._step("environment") as step:
+            processes = build.read_procfile(folder)
+            release = processes.pop("release", None)
+            requirements = os.path.join(folder, "requirements.txt")
+            venv = None
+            if os.path.isfile(requirements):
+                venv = self.environments.path_for(requirements)
+            home.set_processes(instance.id, processes, venv)  # records venv as in use
+            if venv:
+                built = self.environments.ensure(venv, requirements, log)
+                step["detail"] = ("built " if built else "reused ") + os.path.basename(venv)
+            else:
+                step["detail"] = "no requirements.txt"
+        if release:
+            with self._step("release") as step:
+                command = home.run_command(instance.id, ["/bin/sh", "-c", release])
+                try:
+                    build.run_logged(command.argv, log, env=command.env, cwd=command.cwd)
+                except SargeError as exc:
+                    raise DeployError(f"the release command `{release}` failed") from exc
+                step["detail"] = release
+        with self._step("start") as step:
+            home.start(instance.id, wait=False)
+            step["detail"] = ", ".join(sorted(processes))
+        with self._step("health check") as step:
+            seconds = health.wait_ready(instance.port, state.check, state.timeout,
+                                        alive=lambda: self._died(instance.id), clock=self.clock)
+            step["detail"] = f"GET {state.check} answered after {seconds:.2f}s"
+
+    def _abandon(self, instance_id, exc) -> BaseException:
+        """Destroy a new instance that failed; return the error to raise."""
+        from .logs import tail
+
+        lines = tail(self.home.log_path(instance_id), 10)
+        with contextlib.suppress(SargeError, OSError):
+            self.home.destroy(instance_id)
+        if not isinstance(exc, SargeError):
+            return exc
+        step = getattr(exc, "step", "deploy")
+        reason = str(exc)
+        if exc.__cause__ is not None and isinstance(exc.__cause__, SargeError):
+            reason += f": {exc.__cause__}"
+        message = (f"deploy failed at step '{step}': {reason}. The new instance {instance_id} "
+                   "was removed; the current version keeps serving.")
+        if lines:
+            message += "\nLast lines of its log:\n" + "\n".join("  " + line for line in lines)
+        error = DeployError(message)
+        error.step = step
+        return error
+
+    def _finish(self, old_current, new, drain):
+        """After a switch: drain, stop the instance that served before, clean up."""
+        with self._step("drain") as step:
+            drained = self.frontend.drain(drain)
+            step["detail"] = "old nginx workers gone" if drained else "timed out"
+        if old_current and old_current != new.current:
+            with self._step("stop old") as step:
+                self.home.stop(old_current)
+                step["detail"] = old_current
+        with self._step("clean up") as step:
+            removed = self._clean(new)
+            step["detail"] = f"removed {', '.join(removed)}" if removed else "nothing to remove"
+
+    def _clean(self, state: AppState, keep_all_previous: bool = False) -> list:
+        """Destroy the app's deploy-made instances that are neither current nor kept; return
+        their ids. After a deploy (not before: a failed deploy's environment serves its
+        retry) also remove the environments no instance uses."""
+        keep = state.previous if keep_all_previous else state.previous[:self.home.settings.keep]
+        wanted = {state.current, *keep}
+        removed = []
+        for instance in self.home.instances():
+            if (instance.application_name == state.name and instance.origin == "deploy"
+                    and instance.id not in wanted):
+                self.home.destroy(instance.id)
+                removed.append(instance.id)
+        if keep_all_previous:
+            return removed
+        if tuple(keep) != state.previous:
+            self._save(state.replace(previous=tuple(keep)))
+        # Under the home lock: a concurrent deploy records its environment (set_processes)
+        # under the same lock, so an environment is never removed between use and record.
+        with self.home.lock():
+            self.environments.collect(i.virtualenv for i in self.home.instances())
+        return removed
+
+    # -- route and rollback ----------------------------------------------------------------------
+
+    def route(self, app, instance_id):
+        """Point the front-end of ``app`` at its running instance ``instance_id``."""
+        check_app_name(app)
+        instance = self.home.get(instance_id)
+        if instance.application_name != app:
+            raise UsageError(f"{instance.id} is an instance of {instance.application_name}, "
+                             f"not of {app}")
+        with self.app_lock(app):
+            old = self.state(app)
+            if old.listen is None:
+                raise UsageError(f"{app} has no front-end address yet: deploy it with --listen")
+            info = self.home.supervisor.process(instance.id + ":web")
+            if info is None or info["statename"] not in ("RUNNING", "STARTING"):
+                raise DeployError(f"{instance.id} is not running; start it with "
+                                  f"`sarge HOME start {instance.id}` first")
+            with self._step("health check"):
+                health.wait_ready(instance.port, old.check, old.timeout,
+                                  alive=lambda: self._died(instance.id), clock=self.clock)
+            previous = tuple(p for p in ((old.current,) if old.current else ()) + old.previous
+                             if p != instance.id)
+            new = old.replace(current=instance.id, previous=previous)
+            with self._step("switch"):
+                drain = self._switch(old, new)
+            with self._step("drain"):
+                self.frontend.drain(drain)
+        self.home.log_action("route", f"{app} {instance.id}")
+        return instance
+
+    def rollback(self, app):
+        """Start the previous instance of ``app``, check it, switch to it, stop the current."""
+        check_app_name(app)
+        with self.app_lock(app):
+            old = self.state(app)
+            if not old.previous:
+                raise DeployError(f"{app} has no previous instance to roll back to")
+            target = self.home.get(old.previous[0])
+            with self._step("start") as step:
+                self.home.start(target.id, wait=False)
+                step["detail"] = target.id
+            with self._step("health check"):
+                health.wait_ready(target.port, old.check, old.timeout,
+                                  alive=lambda: self._died(target.id), clock=self.clock)
+            new = old.replace(current=target.id,
+                              previous=((old.current,) if old.current else ()) + old.previous[1:])
+            with self._step("switch"):
+                drain = self._switch(old, new)
+            self._finish(old.current, new, drain)
+        self.home.log_action("rollback", f"{app} {target.id}")
+        return target
+
+    def redeploy(self, app):
+        """Deploy the current instance's code again (after a configuration change)."""
+        state = self.state(check_app_name(app))
+        if state.current is None:
+            raise DeployError(f"{app} has no current instance to redeploy")
+        return self.deploy(self.home.instance_dir(state.current), app)

@@ -1,0 +1,242 @@
+"""The front-end: nginx, pointed at the current instance of each app.
+
+In the default mode sarge runs its own nginx as the program ``nginx`` of the
+home's supervisord, from ``etc/nginx/nginx.conf``, with its pid, temporary
+files and logs under ``var/``. Every change is rendered to a new file, checked
+with ``nginx -t``, and only then put in place and loaded by a graceful reload
+(SIGHUP): nginx starts new workers with the new configuration and lets the old
+ones finish the requests they hold. A configuration nginx refuses is never
+loaded; a reload nginx could not apply (it keeps the old configuration then)
+is detected, because no new workers appear, and the old file is put back.
+
+In ``system`` mode sarge writes ``etc/nginx/sites.conf`` (server blocks only)
+for the machine's nginx to include, and runs the configured test and reload
+commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import time
+
+from . import render
+from .errors import FrontendError, SupervisorError
+from .files import read_text, write_file
+
+INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
+                "[frontend] nginx in etc/sarge.toml to its path")
+
+
+class Drain:
+    """What a switch left to finish: the nginx workers that were serving before it."""
+
+    def __init__(self, workers=(), grace: float = 0.0):
+        self.workers = list(workers)
+        self.grace = grace
+
+
+class Frontend:
+    """The nginx front-end of a home.
+
+    ``layout`` gives the paths (a :class:`~sarge.home.Home`); ``supervisor`` is
+    the home's supervisord client; ``run`` runs a command (``subprocess.run``).
+    """
+
+    def __init__(self, layout, supervisor, settings, *, run=subprocess.run, sleep=time.sleep,
+                 clock=time.monotonic):
+        self.layout = layout
+        self.supervisor = supervisor
+        self.settings = settings
+        self.run = run
+        self.sleep = sleep
+        self.clock = clock
+        self._nginx = None
+        self._has_e = None
+
+    # -- nginx itself ----------------------------------------------------------------------
+
+    def nginx(self) -> str:
+        """The nginx executable, or :class:`FrontendError` saying how to install it."""
+        if self._nginx is None:
+            name = self.settings.nginx
+            found = shutil.which(name)
+            if found is None and os.sep not in name:
+                for folder in ("/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"):
+                    candidate = os.path.join(folder, name)
+                    if os.access(candidate, os.X_OK):
+                        found = candidate
+                        break
+            if found is None:
+                raise FrontendError(f"nginx is not installed ({name} not found); {INSTALL_HINT}")
+            self._nginx = found
+        return self._nginx
+
+    def _argv(self, conf: str) -> list:
+        """nginx's command line for ``conf``, its prefix and (where supported) error log."""
+        argv = [self.nginx(), "-c", conf, "-p", self.layout.nginx_prefix + "/"]
+        if self._has_e is None:
+            result = self.run([self.nginx(), "-h"], capture_output=True, text=True)
+            self._has_e = "-e filename" in (result.stdout + result.stderr)
+        if self._has_e:
+            argv += ["-e", os.path.join(self.layout.log_dir, "nginx-error.log")]
+        return argv
+
+    def _test(self, conf: str) -> None:
+        result = self.run(self._argv(conf) + ["-t", "-q"], capture_output=True, text=True)
+        if result.returncode != 0:
+            lines = [line for line in (result.stderr + result.stdout).splitlines() if line]
+            problem = lines[-1] if lines else f"exit status {result.returncode}"
+            for line in lines:
+                if "[emerg]" in line:
+                    problem = line
+                    break
+            raise FrontendError(f"nginx refused the new configuration, which was not loaded: "
+                                f"{problem}")
+
+    def _user(self):
+        """(user, group) for nginx's ``user`` directive when it starts as root: the
+        home's owner, whose files its workers must read (nginx's default, nobody,
+        cannot enter a private home)."""
+        if os.geteuid() != 0:
+            return None
+        import grp
+        import pwd
+
+        st = os.stat(self.layout.path)
+        try:
+            user = pwd.getpwuid(st.st_uid).pw_name
+            group = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            return None
+        return (user, group)
+
+    # -- switching -------------------------------------------------------------------------------
+
+    def apply(self, routes: list) -> Drain:
+        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port)."""
+        with self.lock():
+            if self.settings.frontend == "system":
+                return self._apply_system(routes)
+            return self._apply_own(routes)
+
+    @contextlib.contextmanager
+    def lock(self):
+        import fcntl
+
+        fd = os.open(os.path.join(self.layout.path, "var", "run", "frontend.lock"),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _apply_own(self, routes) -> Drain:
+        layout = self.layout
+        for sub in ("", "/client_body", "/proxy", "/fastcgi", "/uwsgi", "/scgi"):
+            os.makedirs(layout.nginx_prefix + sub, exist_ok=True)
+        os.makedirs(os.path.dirname(layout.nginx_conf), exist_ok=True)
+        new = render.nginx_conf(
+            layout.nginx_conf, home=layout.path, prefix=layout.nginx_prefix,
+            log_dir=layout.log_dir, user=self._user(),
+            drain_timeout=self.settings.drain_timeout, routes=routes)
+        candidate = render.File(layout.nginx_conf + ".new", new.text)
+        write_file(candidate)
+        try:
+            self._test(candidate.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(candidate.path)
+        old_text = read_text(layout.nginx_conf)
+        write_file(new)
+        try:
+            return self._load()
+        except BaseException:
+            if old_text is None:
+                os.unlink(layout.nginx_conf)
+            else:
+                write_file(render.File(layout.nginx_conf, old_text))
+            raise
+
+    def _load(self) -> Drain:
+        """Start nginx, or reload it gracefully; return the workers that must drain."""
+        info = self.supervisor.process("nginx")
+        if info is None:
+            write_file(render.nginx_program(
+                self.layout.nginx_program, command=self._argv(self.layout.nginx_conf),
+                log_file=os.path.join(self.layout.log_dir, "nginx.log"),
+                drain_timeout=self.settings.drain_timeout))
+            self.supervisor.add("nginx", self.layout.nginx_program)
+            info = self.supervisor.process("nginx")
+        if info["statename"] != "RUNNING":
+            try:
+                self.supervisor.start_group("nginx")
+            except SupervisorError as exc:
+                raise FrontendError(f"nginx did not start: {self._error_tail()} ({exc})") from exc
+            return Drain()
+        master = info["pid"]
+        old = self._workers(master)
+        self.supervisor.signal("nginx", "HUP")
+        deadline = self.clock() + 10
+        while True:
+            workers = self._workers(master)
+            if any(w.pid not in {o.pid for o in old} for w in workers):
+                return Drain(old)
+            if self.clock() > deadline:
+                raise FrontendError("nginx did not apply the new configuration: "
+                                    f"{self._error_tail()}")
+            self.sleep(0.02)
+
+    def _workers(self, master: int) -> list:
+        import psutil
+
+        try:
+            return psutil.Process(master).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def _error_tail(self) -> str:
+        from .logs import tail
+
+        lines = tail(os.path.join(self.layout.log_dir, "nginx-error.log"), 5)
+        for line in reversed(lines):
+            if "[emerg]" in line or "[alert]" in line:
+                return line
+        return lines[-1] if lines else "see var/log/nginx-error.log"
+
+    def _apply_system(self, routes) -> Drain:
+        path = self.layout.nginx_sites
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        old_text = read_text(path)
+        write_file(render.nginx_sites(path, routes=routes))
+        try:
+            for name in ("test_command", "reload_command"):
+                command = getattr(self.settings, name)
+                result = self.run(shlex.split(command), capture_output=True, text=True)
+                if result.returncode != 0:
+                    output = (result.stderr or result.stdout).strip().splitlines()
+                    raise FrontendError(f"[frontend] {name} `{command}` failed: "
+                                        f"{output[-1] if output else result.returncode}")
+        except BaseException:
+            if old_text is None:
+                os.unlink(path)
+            else:
+                write_file(render.File(path, old_text))
+            raise
+        # The machine's nginx workers are not ours to watch: give them a fixed grace.
+        return Drain(grace=2.0)
+
+    def drain(self, drain: Drain) -> bool:
+        """Wait until the workers of before the switch have exited; False on timeout."""
+        import psutil
+
+        if drain.grace:
+            self.sleep(drain.grace)
+        if not drain.workers:
+            return True
+        gone, alive = psutil.wait_procs(drain.workers, timeout=self.settings.drain_timeout)
+        return not alive

@@ -1,0 +1,56 @@
+"""Readiness: wait until a new instance answers its health check, or fail fast.
+
+:func:`wait_ready` polls ``http://127.0.0.1:PORT/CHECK`` until it answers 2xx
+or 3xx, within a deadline, and stops at once when the process has died
+(``alive`` says why), so a version that crashes at start fails in a second,
+not after the whole timeout.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+
+from .errors import DeployError
+
+
+def probe(port: int, path: str, timeout: float = 2.0):
+    """One GET; returns the HTTP status, or a short text saying why there was none."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"User-Agent": "sarge-health-check",
+                                           "Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except ConnectionRefusedError:
+        return "connection refused"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    except http.client.HTTPException as exc:
+        return f"bad HTTP response ({type(exc).__name__})"
+    finally:
+        conn.close()
+
+
+def wait_ready(port: int, path: str, timeout: float, alive=lambda: None,
+               clock=time.monotonic, sleep=time.sleep, interval: float = 0.1) -> float:
+    """Wait until GET ``path`` on ``port`` answers 2xx/3xx; return the seconds it took.
+
+    ``alive()`` returns None while the process lives, or a message once it has
+    died. Raises :class:`DeployError` on death or when ``timeout`` runs out.
+    """
+    start = clock()
+    last = "no answer yet"
+    while True:
+        dead = alive()
+        if dead:
+            raise DeployError(dead)
+        result = probe(port, path, timeout=min(5.0, max(0.5, timeout)))
+        if isinstance(result, int) and 200 <= result < 400:
+            return clock() - start
+        last = f"HTTP {result}" if isinstance(result, int) else result
+        if clock() - start > timeout:
+            raise DeployError(f"not healthy after {timeout:g}s: GET {path} on port {port} "
+                              f"gave {last}")
+        sleep(interval)
