@@ -26,7 +26,8 @@ setup(
         'tomli>=1.1; python_version < "3.11"',
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6"],
+        # uv makes the tests' virtualenvs quick; the pip path is tested too.
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "uv"],
         "docs": ["sphinx>=5"],
     },
     entry_points={"console_scripts": ["sarge = sarge.cli:main"]},

@@ -302,7 +302,6 @@ def deploy(ctx, source, app, listen, check, timeout):
     version keeps serving. Prints the new instance's id on stdout; the steps
     and their durations go to stderr.
     """
-    _note(f"deploying {source} as {app}")
     instance = _deployer(ctx).deploy(source, app, listen=listen, check=check, timeout=timeout)
     state = _deployer(ctx).state(app)
     _note(f"{app} now serves {instance.id} on http://{state.listen}/")

@@ -163,15 +163,10 @@ class Deployer:
         listen = parse_listen(listen) if listen is not None else None
         check = check_path(check) if check is not None else None
         timeout = check_timeout(timeout) if timeout is not None else None
+        self._plan(app, listen, check, timeout)  # refuse bad input before taking any lock
+        self.home.supervisor.processes()  # supervisord must be running: say so now
         with self.app_lock(app):
-            old = self.state(app)
-            state = old.replace(listen=listen or old.listen, check=check or old.check,
-                                timeout=timeout or old.timeout)
-            if state.listen is None:
-                raise UsageError(f"the first deploy of {app} needs --listen HOST:PORT, the "
-                                 "address its front-end listens on")
-            self._check_listen(state, old)
-            self.home.supervisor.processes()  # supervisord must be running: say so now
+            old, state = self._plan(app, listen, check, timeout)
             self._clean(old, keep_all_previous=True)
             self.home.log_action("deploy", f"{app} from {source}")
             with self._step("new instance") as step:
@@ -190,6 +185,17 @@ class Deployer:
             self._finish(old.current, new, drain)
         self.home.log_action("deployed", f"{app} {instance.id}")
         return self.home.get(instance.id)
+
+    def _plan(self, app, listen, check, timeout):
+        """The app's state now, and as this deploy will leave it; refuse what cannot be."""
+        old = self.state(app)
+        state = old.replace(listen=listen or old.listen, check=check or old.check,
+                            timeout=timeout or old.timeout)
+        if state.listen is None:
+            raise UsageError(f"the first deploy of {app} needs --listen HOST:PORT, the "
+                             "address its front-end listens on")
+        self._check_listen(state, old)
+        return old, state
 
     def _check_listen(self, state, old):
         port = listen_port(state.listen)

@@ -166,18 +166,25 @@ class Frontend:
         """Start nginx, or reload it gracefully; return the workers that must drain."""
         info = self.supervisor.process("nginx")
         if info is None:
+            command = [self.layout.python, "-m", "sarge.launch", "--nginx",
+                       os.path.join(self.layout.nginx_prefix, "nginx.pid"),
+                       *self._argv(self.layout.nginx_conf)]
             write_file(render.nginx_program(
-                self.layout.nginx_program, command=self._argv(self.layout.nginx_conf),
+                self.layout.nginx_program, command=command,
                 log_file=os.path.join(self.layout.log_dir, "nginx.log"),
                 drain_timeout=self.settings.drain_timeout))
             self.supervisor.add("nginx", self.layout.nginx_program)
             info = self.supervisor.process("nginx")
+        info = self._settled(info)
         if info["statename"] != "RUNNING":
             try:
                 self.supervisor.start_group("nginx")
             except SupervisorError as exc:
                 raise FrontendError(f"nginx did not start: {self._error_tail()} ({exc})") from exc
+            if self._settled(self.supervisor.process("nginx"))["statename"] != "RUNNING":
+                raise FrontendError(f"nginx did not start: {self._error_tail()}")
             return Drain()
+        # Running, maybe since before the new file was written: reload it.
         master = info["pid"]
         old = self._workers(master)
         self.supervisor.signal("nginx", "HUP")
@@ -190,6 +197,15 @@ class Frontend:
                 raise FrontendError("nginx did not apply the new configuration: "
                                     f"{self._error_tail()}")
             self.sleep(0.02)
+
+    def _settled(self, info, timeout: float = 15.0) -> dict:
+        """nginx's info once it is past STARTING (supervisord's startsecs): a reload sent
+        while it starts could find it without its signal handlers."""
+        deadline = self.clock() + timeout
+        while info["statename"] in ("STARTING", "BACKOFF") and self.clock() < deadline:
+            self.sleep(0.05)
+            info = self.supervisor.process("nginx")
+        return info
 
     def _workers(self, master: int) -> list:
         import psutil

@@ -100,6 +100,10 @@ def kill_home(h):
             pass
     for proc in procs:
         try:
+            os.killpg(proc.pid, signal.SIGKILL)  # a group leader's group: nginx's workers
+        except OSError:
+            pass
+        try:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
@@ -175,3 +179,41 @@ def snapshot(path):
             st = os.lstat(p)
             result[os.path.relpath(p, path)] = (st.st_mode, st.st_size, st.st_mtime_ns)
     return result
+
+
+WEBAPP = os.path.join(HERE, "apps", "webapp")
+
+
+@pytest.fixture
+def webapp(tmp_path):
+    """A copy of tests/apps/webapp to change and deploy."""
+    import shutil
+
+    path = tmp_path / "webapp"
+    shutil.copytree(WEBAPP, path)
+    return path
+
+
+def listen_port(offset=0):
+    """A front-end port of this worker's range."""
+    return port_base() + 900 + offset
+
+
+def deploy(h, source, *args, check=False):
+    result = sarge(h, "deploy", str(source), *args, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def front(port, path="/", method="GET", body=None, timeout=10):
+    """One request through the front-end on a fresh connection: (status, text)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()

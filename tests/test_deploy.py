@@ -1,0 +1,309 @@
+"""Rolling deploys with real nginx, real gunicorn in the app's virtualenv, real HTTP."""
+
+import json
+import os
+import subprocess
+import tarfile
+import time
+
+import psutil
+import pytest
+
+from .conftest import deploy, edit_settings, front, listen_port, sarge, snapshot
+
+
+def instances(h):
+    return json.loads(sarge(h, "list", "--json", check=True).stdout)["instances"]
+
+
+def current(h, app="web"):
+    (row,) = [i for i in instances(h) if i["application_name"] == app and i["role"] == "current"]
+    return row["id"]
+
+
+def first_deploy(h, source, port=None, *args):
+    port = port or listen_port()
+    result = deploy(h, source, "--app", "web", "--listen", f"127.0.0.1:{port}", *args,
+                    check=True)
+    return result.stdout.strip(), port
+
+
+def test_deploy_a_folder_then_a_new_version(running, webapp):
+    result = deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{listen_port()}")
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.strip()
+    assert result.stdout == first + "\n"  # the id alone on stdout
+    for step in ("new instance", "unpack", "environment", "start", "health check", "switch",
+                 "drain", "clean up"):
+        assert step in result.stderr, step
+    assert front(listen_port()) == (200, f"version 1 from {first}\n")
+    assert current(running) == first
+
+    (webapp / "VERSION").write_text("2")
+    result = deploy(running, webapp, "--app", "web", check=True)  # --listen is remembered
+    second = result.stdout.strip()
+    assert "reused" in result.stderr  # same requirements: no install
+    assert front(listen_port()) == (200, f"version 2 from {second}\n")
+    rows = {i["id"]: i for i in instances(running)}
+    assert rows[second]["role"] == "current" and rows[second]["state"] in ("running", "starting")
+    assert rows[first]["role"] == "previous" and rows[first]["state"] == "stopped"
+
+    # a third deploy removes the oldest (keep = 1 previous by default)
+    third = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    assert sorted(rows) != sorted(i["id"] for i in instances(running))
+    assert {i["id"] for i in instances(running)} == {second, third}
+    assert not os.path.exists(running.instance_dir(first))
+
+
+def test_deploy_a_tar_gz_archive(running, webapp, tmp_path):
+    archive = tmp_path / "web.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in os.listdir(webapp):
+            tar.add(webapp / name, arcname=name)
+    instance_id, port = first_deploy(running, archive)
+    assert front(port)[1] == f"version 1 from {instance_id}\n"
+
+
+def test_procfile_worker_and_release(running, webapp):
+    (webapp / "Procfile").write_text(
+        "web: gunicorn app:app --bind 127.0.0.1:$PORT\n"
+        "worker: python -c 'import time, os; open(\"worker-ran\", \"w\"); time.sleep(3600)'\n"
+        "release: echo released > \"$SARGE_DATA_DIR/release-ran\" && test -z \"$PORT\" || true\n"
+    )
+    instance_id, port = first_deploy(running, webapp)
+    with open(os.path.join(running.data_dir("web"), "release-ran")) as f:
+        assert f.read() == "released\n"
+    status = subprocess.run([os.path.join(running.path, "bin", "supervisorctl"), "status"],
+                            capture_output=True, text=True).stdout
+    assert f"{instance_id}:web" in status and f"{instance_id}:worker" in status
+    assert "release" not in status  # a one-off step, not a program
+    deadline = time.monotonic() + 10
+    while not os.path.exists(os.path.join(running.instance_dir(instance_id), "worker-ran")):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    result = subprocess.run([os.path.join(running.path, "bin", "supervisorctl"), "restart",
+                             f"{instance_id}:*"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert front(port)[0] == 200
+
+
+def assert_failed_cleanly(h, result, step, serving_port=None, serving_text=None):
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert f"deploy failed at step '{step}'" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    if serving_port:
+        assert front(serving_port) == (200, serving_text)
+    # no half-made instance left behind
+    deploys = [i for i in instances(h) if i["application_name"] == "web"]
+    assert all(i["role"] in ("current", "previous") for i in deploys), deploys
+
+
+@pytest.mark.parametrize("breakage, step", [
+    ({"Procfile": "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: exit 3\n"},
+     "release"),
+    ({"HEALTH": "500"}, "health check"),
+    ({"Procfile": "web: python -c 'import sys; sys.exit(4)'\n"}, "health check"),
+    ({"requirements.txt": "gunicorn\nthere-is-no-such-package-sarge-test==1.0\n"},
+     "environment"),
+    ({"Procfile": "worker: sleep 100\n"}, "environment"),
+])
+def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(running, webapp, breakage,
+                                                                 step):
+    first, port = first_deploy(running, webapp)
+    for name, text in breakage.items():
+        (webapp / name).write_text(text)
+    (webapp / "VERSION").write_text("2")
+    started = time.monotonic()
+    result = deploy(running, webapp, "--app", "web", "--timeout", "20", "--check", "/health")
+    assert_failed_cleanly(running, result, step, port, f"version 1 from {first}\n")
+    if "sys.exit(4)" in breakage.get("Procfile", ""):
+        assert time.monotonic() - started < 15  # a crash fails fast, not after the timeout
+        assert "exited" in result.stderr
+    assert current(running) == first
+    assert len(instances(running)) == 1
+
+
+def test_health_timeout(running, webapp):
+    first, port = first_deploy(running, webapp)
+    (webapp / "HEALTH").write_text("503")
+    started = time.monotonic()
+    result = deploy(running, webapp, "--app", "web", "--check", "/health", "--timeout", "2")
+    assert time.monotonic() - started < 15
+    assert_failed_cleanly(running, result, "health check", port, f"version 1 from {first}\n")
+    assert "not healthy after 2s" in result.stderr and "HTTP 503" in result.stderr
+
+
+def test_rollback_and_route(running, webapp):
+    first, port = first_deploy(running, webapp)
+    (webapp / "VERSION").write_text("2")
+    second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    result = sarge(running, "rollback", "web")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == first
+    assert front(port) == (200, f"version 1 from {first}\n")
+    rows = {i["id"]: i for i in instances(running)}
+    assert rows[first]["role"] == "current" and rows[second]["role"] == "previous"
+    assert rows[second]["state"] == "stopped"
+
+    # route to the stopped one is refused; once started, it is accepted
+    result = sarge(running, "route", "web", second)
+    assert result.returncode == 1 and "not running" in result.stderr
+    sarge(running, "start", second, check=True)
+    result = sarge(running, "route", "web", second)
+    assert result.returncode == 0, result.stderr
+    assert front(port) == (200, f"version 2 from {second}\n")
+    assert current(running) == second
+
+
+def test_config_with_awkward_values_and_data_that_survives(running, webapp):
+    first, port = first_deploy(running, webapp)
+    values = ["A=100% $HOME", "B=it's \"q\"", "C=a=b", "D=  spaced  ", "E=héllo ☃", "F="]
+    result = sarge(running, "config", "web", *values)
+    assert result.returncode == 0, result.stderr
+    assert "takes effect with the next deploy" in result.stderr
+    assert oct(os.stat(running.app_config_path("web")).st_mode & 0o777) == "0o600"
+    shown = json.loads(sarge(running, "config", "web", "--json", check=True).stdout)
+    assert shown == dict(v.split("=", 1) for v in values)
+    before = json.loads(front(port, "/env")[1])
+    assert "A" not in before  # not before a deploy
+    with open(os.path.join(running.data_dir("web"), "kept"), "w") as f:
+        f.write("data")
+    result = sarge(running, "config", "web", "--unset", "F", "--deploy", timeout=120)
+    assert result.returncode == 0, result.stderr
+    status, body = front(port, "/env")
+    assert status == 200, (body, open(running.log_dir + "/nginx-error.log").read()[-2000:], sarge(running, "list").stdout, result.stderr)
+    env = json.loads(body)
+    for value in values[:-1]:
+        key, expected = value.split("=", 1)
+        assert env[key] == expected
+    assert "F" not in env
+    assert env["SARGE_INSTANCE"] != first
+    with open(os.path.join(env["SARGE_DATA_DIR"], "kept")) as f:
+        assert f.read() == "data"
+    for path in (running.program_path(env["SARGE_INSTANCE"]), running.nginx_conf):
+        assert "héllo" not in open(path).read()
+
+
+def test_two_gunicorn_instances_side_by_side_keep_their_control_sockets(running, webapp):
+    first, port = first_deploy(running, webapp)
+    sarge(running, "start", first)
+    (webapp / "VERSION").write_text("2")
+    second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    sarge(running, "start", first, check=True)  # both run now
+    sockets = [os.path.join(running.runtime_dir(i), "gunicorn.ctl") for i in (first, second)]
+    deadline = time.monotonic() + 10
+    while not all(os.path.exists(s) for s in sockets):
+        assert time.monotonic() < deadline, sockets
+        time.sleep(0.1)
+    sarge(running, "stop", first, check=True)
+    assert os.path.exists(sockets[1])  # stopping one did not remove the other's socket
+
+
+def test_pip_is_used_when_asked(running, webapp):
+    edit_settings(running, {'installer = "auto"': 'installer = "pip"'})
+    instance_id, port = first_deploy(running, webapp)
+    with open(running.log_path(instance_id)) as f:
+        log = f.read()
+    assert "-m pip install" in log and "uv pip" not in log
+    assert front(port)[0] == 200
+
+
+def test_two_deploys_of_one_app_at_once(running, webapp):
+    first, port = first_deploy(running, webapp)
+    (webapp / "Procfile").write_text(
+        "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: sleep 3\n")
+    slow = subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "deploy", str(webapp),
+                             "--app", "web"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(1)
+    result = deploy(running, webapp, "--app", "web")
+    assert result.returncode == 1
+    assert "another deploy, route or rollback of web is running" in result.stderr
+    out, err = slow.communicate(timeout=120)
+    assert slow.returncode == 0, err
+
+
+def test_nginx_killed_comes_back(running, webapp):
+    instance_id, port = first_deploy(running, webapp)
+    master = running.supervisor.process("nginx")["pid"]
+    workers = psutil.Process(master).children()
+    assert workers
+    psutil.Process(master).kill()  # its workers live on, holding the port
+    deadline = time.monotonic() + 15
+    while True:
+        info = running.supervisor.process("nginx")
+        if info["statename"] == "RUNNING" and info["pid"] != master:
+            try:
+                if front(port)[0] == 200:
+                    break
+            except OSError:
+                pass
+        assert time.monotonic() < deadline, info
+        time.sleep(0.2)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []  # the restarted nginx ended the orphans of the killed one
+
+
+def test_missing_nginx_says_how_to_install_it(running, webapp):
+    edit_settings(running, {'nginx = "nginx"': 'nginx = "/nonexistent/nginx"'})
+    result = deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{listen_port()}")
+    assert result.returncode == 1
+    assert "nginx is not installed" in result.stderr and "apt-get install" in result.stderr
+    assert instances(running) == []
+
+
+def test_a_config_nginx_refuses_is_never_loaded(running, webapp):
+    from sarge.deploy import Deployer
+    from sarge.errors import FrontendError
+
+    instance_id, port = first_deploy(running, webapp)
+    before = open(running.nginx_conf).read()
+    deployer = Deployer(running)
+    bad = [{"app": "web", "instance": instance_id, "listen": "no-such-host.invalid:1",
+            "port": 1}]
+    with pytest.raises(FrontendError, match="nginx refused the new configuration"):
+        deployer.frontend.apply(bad)
+    assert open(running.nginx_conf).read() == before
+    assert front(port)[0] == 200
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--listen", "nope"], "invalid --listen"),
+    (["--listen", "127.0.0.1:99999"], "invalid --listen"),
+    (["--listen", "127.0.0.1:1; evil"], "invalid --listen"),
+    (["--check", "health"], "invalid --check"),
+    (["--check", "/a b"], "invalid --check"),
+    (["--check", "/x\n"], "invalid --check"),
+    (["--timeout", "0"], "invalid --timeout"),
+    ([], "needs --listen"),
+])
+def test_bad_deploy_options_change_nothing(running, webapp, args, message):
+    before = snapshot(running.path)
+    result = deploy(running, webapp, "--app", "web", *args)
+    assert result.returncode != 0
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert snapshot(running.path) == before
+
+
+def test_bad_sources_change_nothing(running, webapp, tmp_path):
+    first, port = first_deploy(running, webapp)
+    (tmp_path / "notes.txt").write_text("not an archive")
+    (tmp_path / "fake.tar.gz").write_text("not really gzip")
+    cases = {
+        str(tmp_path / "missing"): "no such source",
+        str(tmp_path / "notes.txt"): "neither a directory nor",
+        str(tmp_path / "fake.tar.gz"): "not a readable tar archive",
+    }
+    for source, message in cases.items():
+        result = deploy(running, source, "--app", "web")
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert front(port)[0] == 200
+    assert len(instances(running)) == 1
+
+
+def test_a_listen_port_used_by_another_app_is_refused(running, webapp):
+    first, port = first_deploy(running, webapp)
+    result = deploy(running, webapp, "--app", "api", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert "already the front-end of the app web" in result.stderr
