@@ -154,7 +154,7 @@ class Frontend:
         old_text = read_text(layout.nginx_conf)
         write_file(new)
         try:
-            return self._load()
+            return self._load(routes)
         except BaseException:
             if old_text is None:
                 os.unlink(layout.nginx_conf)
@@ -162,7 +162,7 @@ class Frontend:
                 write_file(render.File(layout.nginx_conf, old_text))
             raise
 
-    def _load(self) -> Drain:
+    def _load(self, routes) -> Drain:
         """Start nginx, or reload it gracefully; return the workers that must drain."""
         info = self.supervisor.process("nginx")
         if info is None:
@@ -173,16 +173,16 @@ class Frontend:
                 self.layout.nginx_program, command=command,
                 log_file=os.path.join(self.layout.log_dir, "nginx.log"),
                 drain_timeout=self.settings.drain_timeout))
-            self.supervisor.add("nginx", self.layout.nginx_program)
-            info = self.supervisor.process("nginx")
+            self.supervisor.add("nginx", self.layout.nginx_program)  # autostart: it starts
+            self._wait_listening(routes)  # with the file just written: no reload needed
+            return Drain()
         info = self._settled(info)
         if info["statename"] != "RUNNING":
             try:
-                self.supervisor.start_group("nginx")
+                self.supervisor.start_group("nginx", wait=False)
             except SupervisorError as exc:
                 raise FrontendError(f"nginx did not start: {self._error_tail()} ({exc})") from exc
-            if self._settled(self.supervisor.process("nginx"))["statename"] != "RUNNING":
-                raise FrontendError(f"nginx did not start: {self._error_tail()}")
+            self._wait_listening(routes)
             return Drain()
         # Running, maybe since before the new file was written: reload it.
         master = info["pid"]
@@ -197,6 +197,29 @@ class Frontend:
                 raise FrontendError("nginx did not apply the new configuration: "
                                     f"{self._error_tail()}")
             self.sleep(0.02)
+
+    def _wait_listening(self, routes, timeout: float = 15.0) -> None:
+        """Wait until nginx accepts connections on every route's address, or has failed."""
+        import socket
+
+        deadline = self.clock() + timeout
+        for route in routes:
+            host, _, port = route["listen"].rpartition(":")
+            host = host.strip("[]")
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}.get(host, host)
+            while True:
+                try:
+                    socket.create_connection((host, int(port)), timeout=1).close()
+                    break
+                except OSError:
+                    pass
+                info = self.supervisor.process("nginx")
+                if info is None or info["statename"] in ("BACKOFF", "FATAL", "EXITED"):
+                    raise FrontendError(f"nginx did not start: {self._error_tail()}")
+                if self.clock() > deadline:
+                    raise FrontendError(f"nginx does not answer on {route['listen']}: "
+                                        f"{self._error_tail()}")
+                self.sleep(0.02)
 
     def _settled(self, info, timeout: float = 15.0) -> dict:
         """nginx's info once it is past STARTING (supervisord's startsecs): a reload sent

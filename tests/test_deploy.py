@@ -307,3 +307,61 @@ def test_a_listen_port_used_by_another_app_is_refused(running, webapp):
     result = deploy(running, webapp, "--app", "api", "--listen", f"127.0.0.1:{port}")
     assert result.returncode == 1
     assert "already the front-end of the app web" in result.stderr
+
+
+class Load:
+    """Concurrent GET and POST requests through the front-end, each on a fresh connection
+    (what a correct client sees), counting every failure until stopped."""
+
+    def __init__(self, port, clients=16):
+        import threading
+
+        self.port = port
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.client, args=(n,)) for n in range(clients)]
+
+    def client(self, n):
+        i = 0
+        while not self.stop.is_set():
+            i += 1
+            method, body = ("POST", b"x" * 1000) if (n + i) % 2 else ("GET", None)
+            try:
+                status, text = front(self.port, "/slow" if i % 10 == 0 else "/", method, body)
+                ok = status == 200 and (text.startswith("version") or text == "posted 1000\n")
+                error = None if ok else f"{method} {status} {text[:80]!r}"
+            except OSError as exc:
+                error = f"{method} {type(exc).__name__}: {exc}"
+            with self.lock:
+                if error:
+                    self.failures.append(error)
+                else:
+                    self.ok += 1
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def test_no_request_fails_during_deploys(running, webapp):
+    first, port = first_deploy(running, webapp)
+    with Load(port) as load:
+        time.sleep(0.5)
+        for version in range(2, 6):
+            (webapp / "VERSION").write_text(str(version))
+            deploy(running, webapp, "--app", "web", check=True)
+            time.sleep(0.3)
+        assert sarge(running, "rollback", "web").returncode == 0
+        time.sleep(0.5)
+    print(f"{load.ok} requests, {len(load.failures)} failed")
+    assert load.failures == [], load.failures[:10]
+    assert load.ok > 200, load.ok
+    assert front(port)[1].startswith("version 4 ")
