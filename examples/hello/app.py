@@ -11,16 +11,15 @@ VERSION = "1"
 
 
 def _count_visit():
+    """Count visits in $SARGE_DATA_DIR: one byte appended per visit (atomic with O_APPEND,
+    so concurrent workers and instances never lose or garble a count)."""
     path = os.path.join(os.environ.get("SARGE_DATA_DIR", "."), "visits")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        with open(path) as f:
-            visits = int(f.read() or 0) + 1
-    except (OSError, ValueError):
-        visits = 1
-    with open(path + ".tmp", "w") as f:
-        f.write(str(visits))
-    os.replace(path + ".tmp", path)
-    return visits
+        os.write(fd, b".")
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def app(environ, start_response):
