@@ -222,11 +222,15 @@ class Frontend:
                 self.sleep(0.02)
 
     def _settled(self, info, timeout: float = 15.0) -> dict:
-        """nginx's info once it is past STARTING (supervisord's startsecs): a reload sent
-        while it starts could find it without its signal handlers."""
+        """nginx's info once it can take a reload: a signal sent while it starts could find
+        it without its handlers. nginx writes its pid file after it installs them, so a
+        starting master whose pid is in the file is ready (no need to wait out startsecs)."""
         deadline = self.clock() + timeout
+        pidfile = os.path.join(self.layout.nginx_prefix, "nginx.pid")
         while info["statename"] in ("STARTING", "BACKOFF") and self.clock() < deadline:
-            self.sleep(0.05)
+            if info["statename"] == "STARTING" and read_text(pidfile) == f"{info['pid']}\n":
+                return dict(info, statename="RUNNING")
+            self.sleep(0.02)
             info = self.supervisor.process("nginx")
         return info
 

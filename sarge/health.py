@@ -34,7 +34,7 @@ def probe(port: int, path: str, timeout: float = 2.0):
 
 
 def wait_ready(port: int, path: str, timeout: float, alive=lambda: None,
-               clock=time.monotonic, sleep=time.sleep, interval: float = 0.1) -> float:
+               clock=time.monotonic, sleep=time.sleep, interval: float = 0.05) -> float:
     """Wait until GET ``path`` on ``port`` answers 2xx/3xx; return the seconds it took.
 
     ``alive()`` returns None while the process lives, or a message once it has
