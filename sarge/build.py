@@ -257,7 +257,10 @@ class Environments:
                 python = os.path.join(path, "bin", "python")
                 if uv:
                     self.run([uv, "venv", "--quiet", "--python", self.python, path], log_path)
-                    argv = [uv, "pip", "install", "--python", python, "-r", requirements_path]
+                    # --compile-bytecode: as pip does; without it every process start
+                    # compiles the app's dependencies again where .pyc cannot be written.
+                    argv = [uv, "pip", "install", "--compile-bytecode", "--python", python,
+                            "-r", requirements_path]
                 else:
                     self.run([self.python, "-m", "virtualenv", "--quiet", "--python",
                               self.python, path], log_path)

@@ -365,3 +365,92 @@ def test_no_request_fails_during_deploys(running, webapp):
     assert load.failures == [], load.failures[:10]
     assert load.ok > 200, load.ok
     assert front(port)[1].startswith("version 4 ")
+
+
+def test_a_killed_deploy_leaves_the_old_version_serving_and_the_next_deploy_cleans_up(
+        running, webapp):
+    import signal
+
+    first, port = first_deploy(running, webapp)
+    (webapp / "Procfile").write_text(
+        "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: sleep 30\n")
+    killed = subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "deploy",
+                               str(webapp), "--app", "web"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while len(instances(running)) < 2:  # the new instance exists: it is in its release
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert front(port) == (200, f"version 1 from {first}\n")
+    rows = instances(running)
+    assert len(rows) == 2 and current(running) == first
+    leftover = next(r["id"] for r in rows if r["id"] != first)
+
+    (webapp / "Procfile").write_text("web: gunicorn app:app --bind 127.0.0.1:$PORT\n")
+    (webapp / "VERSION").write_text("2")
+    second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    assert front(port) == (200, f"version 2 from {second}\n")
+    assert {r["id"] for r in instances(running)} == {first, second}
+    assert not os.path.exists(running.instance_dir(leftover))
+
+
+def test_system_nginx_mode(running, webapp, tmp_path):
+    """sarge writes etc/nginx/sites.conf for the machine's nginx and runs its commands."""
+    import shutil
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    system = tmp_path / "system-nginx"
+    system.mkdir()
+    conf = system / "nginx.conf"
+    conf.write_text(f"""
+pid {system}/nginx.pid;
+error_log {system}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {system}/body;
+    proxy_temp_path {system}/proxy;
+    fastcgi_temp_path {system}/fastcgi;
+    uwsgi_temp_path {system}/uwsgi;
+    scgi_temp_path {system}/scgi;
+    include {running.nginx_sites};
+}}
+""")
+    args = f"-c {conf} -p {system}/ -e {system}/error.log"
+    os.makedirs(os.path.dirname(running.nginx_sites), exist_ok=True)
+    open(running.nginx_sites, "w").close()
+    subprocess.run([nginx, *args.split()], check=True)
+    try:
+        edit_settings(running, {
+            'mode = "nginx"': 'mode = "system"',
+            'test_command = "nginx -t"': f'test_command = "{nginx} -t -q {args}"',
+            'reload_command = "nginx -s reload"': f'reload_command = "{nginx} -s reload {args}"',
+        })
+        instance_id, port = first_deploy(running, webapp)
+        assert running.supervisor.process("nginx") is None  # sarge runs no nginx of its own
+        assert f"127.0.0.1:{running.get(instance_id).port}" in open(running.nginx_sites).read()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if front(port) == (200, f"version 1 from {instance_id}\n"):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        (webapp / "VERSION").write_text("2")
+        second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+        assert front(port) == (200, f"version 2 from {second}\n")
+        # a failing test command: the previous file is put back, the old version serves
+        before = open(running.nginx_sites).read()
+        edit_settings(running, {f'test_command = "{nginx} -t -q {args}"':
+                                'test_command = "false"'})
+        result = deploy(running, webapp, "--app", "web")
+        assert result.returncode == 1 and "test_command" in result.stderr
+        assert open(running.nginx_sites).read() == before
+        assert front(port) == (200, f"version 2 from {second}\n")
+    finally:
+        subprocess.run([nginx, *args.split(), "-s", "stop"])

@@ -1,0 +1,137 @@
+"""Unpacking sources safely, and reading Procfiles: real files, real archives."""
+
+import io
+import os
+import tarfile
+
+import pytest
+
+from sarge import build
+from sarge.errors import BuildError
+
+
+def make_tar(path, members):
+    """members: (name, kind, data or link target)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, value in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                data = value.encode()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+                         "hardlink": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE,
+                         "fifo": tarfile.FIFOTYPE}[kind]
+            if kind in ("symlink", "hardlink"):
+                info.linkname = value
+            tar.addfile(info)
+    return str(path)
+
+
+UNSAFE = {
+    "absolute path": [("/tmp/sarge-evil", "file", "x")],
+    "dot-dot": [("app/../../evil", "file", "x")],
+    "dot-dot at the start": [("../evil", "file", "x")],
+    "symlink out (absolute)": [("link", "symlink", "/etc")],
+    "symlink out (relative)": [("sub/link", "symlink", "../../outside")],
+    "hard link out": [("hard", "hardlink", "../outside")],
+    "hard link to an absolute path": [("hard", "hardlink", "/etc/passwd")],
+    "device node": [("dev", "chr", None)],
+    "fifo": [("pipe", "fifo", None)],
+    "symlink then a file through it": [("d", "symlink", "sub"), ("sub", "dir", None),
+                                       ("d/x", "file", "x")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE))
+def test_unsafe_archives_are_refused_before_anything_is_written(tmp_path, case):
+    archive = make_tar(tmp_path / "a.tar.gz", [("ok.txt", "file", "fine")] + UNSAFE[case])
+    target = tmp_path / "instance"
+    target.mkdir()
+    with pytest.raises(BuildError, match="refused"):
+        build.unpack(archive, str(target))
+    assert os.listdir(target) == []
+    assert not os.path.exists("/tmp/sarge-evil")
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "evil").exists()
+
+
+def test_a_safe_archive_with_inner_links_unpacks(tmp_path):
+    archive = make_tar(tmp_path / "a.tgz", [
+        ("app", "dir", None), ("app/main.py", "file", "print(1)"),
+        ("current", "symlink", "app"), ("same.py", "hardlink", "app/main.py"),
+    ])
+    target = tmp_path / "instance"
+    target.mkdir()
+    build.unpack(archive, str(target))
+    assert (target / "app" / "main.py").read_text() == "print(1)"
+    assert os.readlink(target / "current") == "app"
+    assert (target / "same.py").read_text() == "print(1)"
+
+
+def test_a_folder_source_with_a_link_out_is_refused(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Procfile").write_text("web: true\n")
+    os.symlink("/etc", source / "etc")
+    target = tmp_path / "instance"
+    target.mkdir()
+    with pytest.raises(BuildError, match="points out of the instance"):
+        build.unpack(str(source), str(target))
+    assert os.listdir(target) == []
+
+
+def test_not_an_archive(tmp_path):
+    (tmp_path / "x.tar").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(BuildError, match="not a readable tar archive"):
+        build.unpack(str(tmp_path / "x.tar"), str(tmp_path))
+    (tmp_path / "x.zip").write_text("zip")
+    with pytest.raises(BuildError, match="neither a directory nor"):
+        build.unpack(str(tmp_path / "x.zip"), str(tmp_path))
+
+
+def test_a_member_bigger_than_the_free_space_is_refused(tmp_path):
+    archive = tmp_path / "big.tar"
+    st = os.statvfs(tmp_path)
+    info = tarfile.TarInfo("huge.bin")
+    info.size = st.f_bavail * st.f_frsize + (1 << 30)  # 1 GiB more than is free
+    with open(archive, "wb") as f:
+        f.write(info.tobuf())
+    # A sparse file: the member's data (zeros) and the end-of-archive blocks take no room.
+    os.truncate(archive, 512 + (info.size + 511) // 512 * 512 + 1024)
+    target = tmp_path / "instance"
+    target.mkdir()
+    with pytest.raises(BuildError, match="free"):
+        build.unpack(str(archive), str(target))
+    assert os.listdir(target) == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("worker: python w.py\n", "no 'web' process"),
+    ("web python app.py\n", "line 1 is not 'type: command'"),
+    ("# c\n\nweb: a\nWeb: b\n", "line 4"),
+    ("web: a\nweb: b\n", "defined twice"),
+    ("web:\n", "line 1"),
+    ("web: ok\n\x00garbage: x\n", "line 2"),
+    ("web: ok\nbad-type: x\n", "line 2"),
+])
+def test_bad_procfiles(tmp_path, text, message):
+    (tmp_path / "Procfile").write_text(text)
+    with pytest.raises(BuildError, match=message):
+        build.read_procfile(str(tmp_path))
+
+
+def test_procfile_and_server(tmp_path):
+    (tmp_path / "Procfile").write_text(
+        "# comment\nweb: gunicorn app:app -b 127.0.0.1:$PORT\n\nworker:python w.py\n"
+        "release: ./migrate --yes\n")
+    assert build.read_procfile(str(tmp_path)) == {
+        "web": "gunicorn app:app -b 127.0.0.1:$PORT", "worker": "python w.py",
+        "release": "./migrate --yes"}
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(BuildError, match="neither a Procfile nor an executable server"):
+        build.read_procfile(str(other))
+    (other / "server").write_text("#!/bin/sh\n")
+    os.chmod(other / "server", 0o755)
+    assert build.read_procfile(str(other)) == {"web": None}
