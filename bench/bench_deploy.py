@@ -160,7 +160,8 @@ def bare_install(root, installer, requirements):
     if installer == "uv":
         uv = shutil.which("uv") or os.path.join(BIN, "uv")
         run([uv, "venv", "--quiet", "--python", PY, env_dir])
-        run([uv, "pip", "install", "--python", os.path.join(env_dir, "bin", "python"),
+        run([uv, "pip", "install", "--compile-bytecode", "--python",
+             os.path.join(env_dir, "bin", "python"),
              "-r", requirements])
     else:
         run([PY, "-m", "virtualenv", "--quiet", "--python", PY, env_dir])

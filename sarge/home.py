@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import sys
 
 from . import render
@@ -36,13 +35,13 @@ from .errors import (
     HomeError,
     InstanceNotFound,
     NotStartable,
-    PortsExhausted,
     ProcessFailed,
     SupervisordNotRunning,
     UsageError,
 )
 from .files import read_text, write_file
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
+from .layout import Layout
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
 MAX_SOCKET_PATH = 107
@@ -50,18 +49,7 @@ MAX_SOCKET_PATH = 107
 _AUTOSTART = {True: "autostart = true\n", False: "autostart = false\n"}
 
 
-def port_is_free(port: int) -> bool:
-    """True when nothing on this machine listens on 127.0.0.1:``port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-class Home:
+class Home(Layout):
     """A sarge home folder at ``path``.
 
     ``supervisor`` is the supervisord client (default: one on the home's
@@ -70,87 +58,12 @@ class Home:
     """
 
     def __init__(self, path, *, supervisor=None, python: str = sys.executable,
-                 port_is_free=port_is_free):
-        self.path = os.path.abspath(os.fspath(path))
+                 port_is_free=None):
+        super().__init__(path)
         self.python = python
         self.port_is_free = port_is_free
         self._supervisor = supervisor
         self._settings = None
-
-    # -- layout -------------------------------------------------------------------------
-
-    def _p(self, *parts) -> str:
-        return os.path.join(self.path, *parts)
-
-    @property
-    def settings_path(self):
-        return self._p("etc", "sarge.toml")
-
-    @property
-    def supervisord_conf(self):
-        return self._p("etc", "supervisord.conf")
-
-    @property
-    def socket_path(self):
-        return self._p("var", "run", "supervisord.sock")
-
-    @property
-    def pidfile(self):
-        return self._p("var", "run", "supervisord.pid")
-
-    @property
-    def log_dir(self):
-        return self._p("var", "log")
-
-    def program_path(self, instance_id):
-        return self._p("etc", "supervisor.d", instance_id + ".conf")
-
-    def record_path(self, instance_id):
-        return self._p("var", "instances", instance_id + ".json")
-
-    def instance_dir(self, instance_id):
-        return self._p(instance_id)
-
-    def log_path(self, instance_id, process="web"):
-        """``var/log/ID.log`` for the web process, ``var/log/ID.TYPE.log`` for the others."""
-        suffix = ".log" if process == "web" else f".{process}.log"
-        return self._p("var", "log", instance_id + suffix)
-
-    def runtime_dir(self, instance_id):
-        """The instance's private runtime folder (its ``XDG_RUNTIME_DIR``)."""
-        return self._p("var", "run", instance_id)
-
-    def data_dir(self, application_name):
-        return self._p("var", "data", application_name)
-
-    def app_config_path(self, application_name):
-        return self._p("etc", "apps", check_app_name(application_name) + ".json")
-
-    def app_state_path(self, application_name):
-        return self._p("var", "apps", check_app_name(application_name) + ".json")
-
-    @property
-    def envs_dir(self):
-        return self._p("var", "envs")
-
-    @property
-    def nginx_prefix(self):
-        return self._p("var", "nginx")
-
-    @property
-    def nginx_conf(self):
-        return self._p("etc", "nginx", "nginx.conf")
-
-    @property
-    def nginx_sites(self):
-        return self._p("etc", "nginx", "sites.conf")
-
-    @property
-    def nginx_program(self):
-        return self._p("etc", "supervisor.d", "nginx.conf")
-
-    def _port_path(self, port):
-        return self._p("var", "ports", str(port))
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -171,16 +84,6 @@ class Home:
 
             self._settings = config.load(self.settings_path)
         return self._settings
-
-    def is_initialized(self) -> bool:
-        return os.path.isfile(self.settings_path)
-
-    def check(self) -> None:
-        """Raise :class:`HomeError` unless this is an initialized home."""
-        if not self.is_initialized():
-            raise HomeError(
-                f"{self.path} is not a sarge home; create it with `sarge {self.path} init`"
-            )
 
     def init(self) -> list:
         """Create the home, or complete it; return the paths created or updated.
@@ -318,7 +221,7 @@ class Home:
             instance_id = self._make_folder(application_name)
             port = None
             try:
-                port = self._allocate_port(instance_id, settings)
+                port = self._ports(settings).allocate(instance_id)
                 instance = Instance(instance_id, application_name, port, utcnow(), origin=origin)
                 os.makedirs(self.data_dir(application_name), exist_ok=True)
                 os.makedirs(self.runtime_dir(instance_id), 0o700, exist_ok=True)
@@ -341,35 +244,13 @@ class Home:
                 continue
         raise HomeError(f"could not find a free id for {application_name}")  # pragma: no cover
 
-    def _allocate_port(self, instance_id, settings) -> int:
-        for sweep in (False, True):
-            if sweep:
-                self._sweep_ports()
-            taken = set(os.listdir(self._p("var", "ports")))
-            for port in range(settings.port_first, settings.port_last + 1):
-                if str(port) in taken or not self.port_is_free(port):
-                    continue
-                try:
-                    os.symlink(instance_id, self._port_path(port))
-                except FileExistsError:
-                    continue
-                return port
-        raise PortsExhausted(
-            f"no free port left in {settings.port_first}-{settings.port_last}; destroy "
-            f"instances or widen [ports] in {self.settings_path}"
-        )
+    def _ports(self, settings):
+        from .ports import Ports
 
-    def _sweep_ports(self) -> None:
-        """Release ports whose instance has no record (left by an interrupted ``new``)."""
-        folder = self._p("var", "ports")
-        for name in os.listdir(folder):
-            try:
-                owner = os.readlink(os.path.join(folder, name))
-            except OSError:
-                continue
-            if not os.path.exists(self.record_path(owner)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(folder, name))
+        return Ports(self._p("var", "ports"), settings.port_first, settings.port_last,
+                     is_free=self.port_is_free,
+                     owner_exists=lambda owner: os.path.exists(self.record_path(owner)),
+                     settings_path=self.settings_path)
 
     def _register(self, instance_id) -> None:
         """Make the instance's program file known to a running supervisord."""
@@ -430,9 +311,7 @@ class Home:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(folder, name))
         if port is not None:
-            with contextlib.suppress(OSError):
-                if os.readlink(self._port_path(port)) == instance_id:
-                    os.unlink(self._port_path(port))
+            self._ports(self.settings).release(port, instance_id)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.record_path(instance_id))
 

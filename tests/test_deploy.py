@@ -454,3 +454,28 @@ http {{
         assert front(port) == (200, f"version 2 from {second}\n")
     finally:
         subprocess.run([nginx, *args.split(), "-s", "stop"])
+
+
+def test_unused_environments_are_removed(running, webapp):
+    def environments():
+        return sorted(n for n in os.listdir(running.envs_dir) if not n.startswith("."))
+
+    first_deploy(running, webapp)
+    (env_a,) = environments()
+    (webapp / "requirements.txt").write_text("gunicorn\n# another set of requirements\n")
+    deploy(running, webapp, "--app", "web", check=True)
+    assert len(environments()) == 2  # the previous instance (kept) still uses the first
+    deploy(running, webapp, "--app", "web", check=True)
+    remaining = environments()
+    assert len(remaining) == 1 and env_a not in remaining
+
+
+def test_pip_args_reach_the_installer(running, webapp, tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()  # an empty wheel folder and no index: nothing can be installed
+    edit_settings(running, {"pip_args = []": f'pip_args = ["--no-index", "--find-links", '
+                                             f'"{wheels}"]'})
+    result = deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{listen_port()}")
+    assert result.returncode == 1
+    assert "deploy failed at step 'environment'" in result.stderr
+    assert instances(running) == []

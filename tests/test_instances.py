@@ -61,6 +61,7 @@ def test_ports_are_unique_and_skip_ports_in_use(running):
 
     base = port_base()
     busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past an earlier TIME_WAIT
     busy.bind(("127.0.0.1", base + 1))
     busy.listen()
     try:

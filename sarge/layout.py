@@ -1,0 +1,99 @@
+"""Where everything of a home lives: the paths, and nothing else.
+
+:class:`~sarge.home.Home` is a :class:`Layout`; the front-end takes one to
+find its files without knowing the rest of the home.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import HomeError
+from .instance import check_app_name
+
+
+class Layout:
+    """The paths of the home folder at ``path`` (see :mod:`sarge.home`)."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(os.fspath(path))
+
+    def _p(self, *parts) -> str:
+        return os.path.join(self.path, *parts)
+
+    @property
+    def settings_path(self):
+        return self._p("etc", "sarge.toml")
+
+    @property
+    def supervisord_conf(self):
+        return self._p("etc", "supervisord.conf")
+
+    @property
+    def socket_path(self):
+        return self._p("var", "run", "supervisord.sock")
+
+    @property
+    def pidfile(self):
+        return self._p("var", "run", "supervisord.pid")
+
+    @property
+    def log_dir(self):
+        return self._p("var", "log")
+
+    def program_path(self, instance_id):
+        return self._p("etc", "supervisor.d", instance_id + ".conf")
+
+    def record_path(self, instance_id):
+        return self._p("var", "instances", instance_id + ".json")
+
+    def instance_dir(self, instance_id):
+        return self._p(instance_id)
+
+    def log_path(self, instance_id, process="web"):
+        """``var/log/ID.log`` for the web process, ``var/log/ID.TYPE.log`` for the others."""
+        suffix = ".log" if process == "web" else f".{process}.log"
+        return self._p("var", "log", instance_id + suffix)
+
+    def runtime_dir(self, instance_id):
+        """The instance's private runtime folder (its ``XDG_RUNTIME_DIR``)."""
+        return self._p("var", "run", instance_id)
+
+    def data_dir(self, application_name):
+        return self._p("var", "data", application_name)
+
+    def app_config_path(self, application_name):
+        return self._p("etc", "apps", check_app_name(application_name) + ".json")
+
+    def app_state_path(self, application_name):
+        return self._p("var", "apps", check_app_name(application_name) + ".json")
+
+    @property
+    def envs_dir(self):
+        return self._p("var", "envs")
+
+    @property
+    def nginx_prefix(self):
+        return self._p("var", "nginx")
+
+    @property
+    def nginx_conf(self):
+        return self._p("etc", "nginx", "nginx.conf")
+
+    @property
+    def nginx_sites(self):
+        return self._p("etc", "nginx", "sites.conf")
+
+    @property
+    def nginx_program(self):
+        return self._p("etc", "supervisor.d", "nginx.conf")
+
+    def is_initialized(self) -> bool:
+        return os.path.isfile(self.settings_path)
+
+    def check(self) -> None:
+        """Raise :class:`HomeError` unless this is an initialized home."""
+        if not self.is_initialized():
+            raise HomeError(
+                f"{self.path} is not a sarge home; create it with `sarge {self.path} init`"
+            )
