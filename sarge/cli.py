@@ -64,9 +64,14 @@ def cli(ctx, home):
 
 
 @cli.command()
+@click.option("--logrotate", "logrotate", is_flag=True,
+              help="Print a logrotate snippet for the home's logs instead.")
 @pass_home
-def init(ctx):
+def init(ctx, logrotate):
     """Create the home folder (or complete it; nothing existing is lost)."""
+    if logrotate:
+        click.echo(ctx.home.logrotate(), nl=False)
+        return
     changed = ctx.home.init()
     home = ctx.home.path
     if changed:
@@ -258,12 +263,14 @@ def run(ctx, instance_id, command):
 @click.option("-n", "--lines", default=10, show_default=True, type=click.IntRange(min=0),
               help="How many of the last lines to print.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing lines as they come.")
+@click.option("-p", "--process", default="web", show_default=True, metavar="TYPE",
+              help="Which process type's log (a Procfile's worker, say).")
 @pass_home
-def logs(ctx, instance_id, lines, follow):
+def logs(ctx, instance_id, lines, follow, process):
     """Print the end of an instance's log (its stdout and stderr)."""
     from . import logs as core_logs
 
-    path = ctx.home.log_path(ctx.home.get(instance_id).id)
+    path = ctx.home.process_log_path(instance_id, process)
     for line in core_logs.tail(path, lines):
         click.echo(line)
     if follow:
@@ -278,7 +285,8 @@ def _progress(step, seconds, detail) -> None:
 def _deployer(ctx):
     from .deploy import Deployer
 
-    return Deployer(ctx.home, progress=_progress)
+    # SARGE_FAULT_STEP: for the fault-injection tests only (docs/development.rst).
+    return Deployer(ctx.home, progress=_progress, fault=os.environ.get("SARGE_FAULT_STEP"))
 
 
 @cli.command()

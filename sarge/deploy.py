@@ -45,12 +45,16 @@ class Deployer:
 
     ``progress(step, seconds, detail)`` is told of each finished step;
     ``frontend`` and ``environments`` default to the home's nginx and
-    ``var/envs``; ``can_bind`` checks a new front-end address.
+    ``var/envs``; ``can_bind`` checks a new front-end address. ``fault`` names
+    a point where sarge kills itself with SIGKILL, for the fault-injection
+    tests: a step's name (killed as it starts), ``environment:install`` or
+    ``switch:reload`` (after the app's state is saved, before nginx reloads).
     """
 
     def __init__(self, home, *, progress=None, frontend=None, environments=None,
-                 clock=time.monotonic, can_bind=can_bind):
+                 clock=time.monotonic, can_bind=can_bind, fault=None):
         self.home = home
+        self.fault = fault
         self.progress = progress or (lambda step, seconds, detail: None)
         self.clock = clock
         self.can_bind = can_bind
@@ -74,8 +78,15 @@ class Deployer:
 
     # -- steps, state and locks --------------------------------------------------------------
 
+    def _fault_point(self, name):
+        if self.fault == name:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
     @contextlib.contextmanager
     def _step(self, name):
+        self._fault_point(name)
         detail = {}
         start = self.clock()
         try:
@@ -133,6 +144,7 @@ class Deployer:
     def _switch(self, old: AppState, new: AppState):
         """Save ``new`` and point the front-end at its current instance."""
         self._save(new)
+        self._fault_point("switch:reload")
         try:
             return self.frontend.apply(self._routes(new))
         except BaseException:
@@ -223,6 +235,7 @@ class Deployer:
             if os.path.isfile(requirements):
                 venv = self.environments.path_for(requirements)
             home.set_processes(instance.id, processes, venv)  # records venv as in use
+            self._fault_point("environment:install")
             if venv:
                 built = self.environments.ensure(venv, requirements, log)
                 step["detail"] = ("built " if built else "reused ") + os.path.basename(venv)

@@ -41,7 +41,7 @@ from .errors import (
 )
 from .files import read_text, write_file
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
-from .layout import Layout
+from .layout import Layout, check_not_world_writable
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
 MAX_SOCKET_PATH = 107
@@ -93,6 +93,8 @@ class Home(Layout):
         """
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise HomeError(f"{self.path} exists and is not a folder")
+        if os.path.isdir(self.path):
+            check_not_world_writable(self.path)
         if not self.is_initialized() and os.path.isdir(self.path) and os.listdir(self.path):
             raise HomeError(
                 f"{self.path} is not empty and not a sarge home; choose a new or empty folder"
@@ -146,6 +148,13 @@ class Home(Layout):
         if changed:
             self.log_action("init", "; ".join(os.path.relpath(p, self.path) for p in changed))
         return changed
+
+    def logrotate(self) -> str:
+        """A logrotate snippet for this home's logs."""
+        self.check()
+        return render.logrotate(home=self.path, log_dir=self.log_dir,
+                                supervisord_pid=self.pidfile,
+                                nginx_pid=os.path.join(self.nginx_prefix, "nginx.pid"))
 
     # -- locks and the action log ----------------------------------------------------------
 
@@ -381,6 +390,14 @@ class Home(Layout):
             return self.supervisor.processes()
         except SupervisordNotRunning:
             return None
+
+    def process_log_path(self, instance_id, process: str = "web") -> str:
+        """The log file of one process type of an instance."""
+        instance = self.get(instance_id)
+        if process not in instance.processes:
+            raise UsageError(f"{instance.id} has no process {process!r} "
+                             f"(it has: {', '.join(sorted(instance.processes))})")
+        return self.log_path(instance.id, process)
 
     def configure(self, application_name, assignments=(), unset=()) -> dict:
         """Set (``KEY=VALUE`` strings) and remove variables of an app; return them all."""

@@ -7,44 +7,69 @@ Procfile's line run by ``/bin/sh -c``), so the process supervisord
 watches, signals and stops is the app itself.  On failure it writes one line
 to stderr (the instance's log) and exits 127, as a shell does for a command
 it cannot run.
+
+Before it execs, it ends what a previous run of the same process left behind
+when supervisord lost it (supervisord killed with SIGKILL leaves its children
+running, holding their ports): each process's pid, which is also its process
+group's id, is kept in a pid file, and a group still alive from before gets
+SIGTERM (nginx: SIGQUIT), then SIGKILL.
 """
 
 import os
+import signal
 import sys
 
 
-def reap_nginx(pidfile: str, timeout: float = 10.0) -> None:
-    """End what is left of an nginx whose master supervisord lost (killed with SIGKILL, or
-    a supervisord that was killed): its workers would keep the front-end's ports.
-
-    The old master's pid is its process group's id, shared by its workers: the
-    group gets QUIT (finish the requests in hand), then KILL after ``timeout``.
-    """
-    import signal
-    import time
-
+def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> None:
+    """End the process group named in ``pidfile`` if it is still alive and its leader, or
+    any member, ``belongs`` (a test on a psutil.Process: guards against a reused pid)."""
     try:
         with open(pidfile) as f:
             group = int(f.read().strip())
     except (OSError, ValueError):
         return
-    if group <= 1 or group == os.getpgid(0):
+    if group <= 1 or group in (os.getpid(), os.getpgid(0)):
+        return
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == group and belongs(proc):
+                members.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    if not members:
         return
     try:
-        os.killpg(group, signal.SIGQUIT)
+        os.killpg(group, sig)
     except OSError:
-        return  # nothing left of it
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+        return
+    gone, alive = psutil.wait_procs(members, timeout=timeout)
+    for proc in alive:
         try:
-            os.killpg(group, 0)
+            os.killpg(group, signal.SIGKILL)
+            break
         except OSError:
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except OSError:
-        pass
+            pass
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _is_nginx(proc) -> bool:
+    return proc.name().startswith("nginx")
+
+
+def _instance_check(instance_id):
+    def belongs(proc) -> bool:
+        return proc.environ().get("SARGE_INSTANCE") == instance_id
+    return belongs
+
+
+def _write_pid(pidfile: str) -> None:
+    tmp = f"{pidfile}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, pidfile)
 
 
 def main(argv=None):
@@ -54,15 +79,24 @@ def main(argv=None):
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--nginx"] and len(args) > 2:
         # python -m sarge.launch --nginx PIDFILE NGINX [ARGS...]
-        reap_nginx(args[1])
+        reap(args[1], _is_nginx, signal.SIGQUIT)
         os.execv(args[2], args[2:])
     if len(args) not in (2, 3):
         sys.stderr.write("usage: python -m sarge.launch HOME INSTANCE_ID [PROCESS]\n")
         return 2
+    home = Home(args[0])
+    process = args[2] if len(args) == 3 else "web"
     try:
-        command = Home(args[0]).process_command(*args[1:])
+        command = home.process_command(args[1], process)
+        os.makedirs(home.runtime_dir(args[1]), 0o700, exist_ok=True)
+        pidfile = os.path.join(home.runtime_dir(args[1]), f"{process}.pid")
+        reap(pidfile, _instance_check(args[1]), timeout=home.settings.stopwaitsecs)
+        _write_pid(pidfile)
     except SargeError as exc:
         sys.stderr.write(f"sarge: {exc}\n")
+        return 127
+    except OSError as exc:
+        sys.stderr.write(f"sarge: cannot prepare {args[1]}:{process}: {exc}\n")
         return 127
     os.chdir(command.cwd)
     try:

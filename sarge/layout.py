@@ -92,8 +92,19 @@ class Layout:
         return os.path.isfile(self.settings_path)
 
     def check(self) -> None:
-        """Raise :class:`HomeError` unless this is an initialized home."""
+        """Raise :class:`HomeError` unless this is an initialized home that only its owner
+        can change."""
         if not self.is_initialized():
             raise HomeError(
                 f"{self.path} is not a sarge home; create it with `sarge {self.path} init`"
             )
+        check_not_world_writable(self.path)
+
+
+def check_not_world_writable(path) -> None:
+    """Refuse a home anyone can write to: anyone could then change what it runs."""
+    import stat
+
+    if stat.S_IMODE(os.stat(path).st_mode) & stat.S_IWOTH:
+        raise HomeError(f"{path} is writable by every user, so anyone could change what it "
+                        f"runs; sarge refuses to use it. Fix it with: chmod o-w {path}")

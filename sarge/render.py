@@ -170,6 +170,12 @@ def nginx_program(path: str, *, command: list, log_file: str, drain_timeout: int
                              drain_timeout=drain_timeout))
 
 
+def logrotate(*, home: str, log_dir: str, supervisord_pid: str, nginx_pid: str) -> str:
+    """A logrotate snippet for the home's logs (``sarge HOME init --logrotate``)."""
+    return render("logrotate.j2", home=home, log_dir=log_dir, supervisord_pid=supervisord_pid,
+                  nginx_pid=nginx_pid)
+
+
 def wrapper(path: str, *, home: str, argv: list) -> File:
     """An executable ``bin/`` shortcut that runs ``argv`` followed by its own arguments."""
     return File(path, render("wrapper.sh.j2", home=home, argv=argv), mode=0o755)

@@ -136,3 +136,16 @@ def test_without_supervisord_commands_say_how_to_start_it(home):
         assert sarge(home, "list").stdout.split("\n")[1].split()[3] == "stopped"
     finally:
         kill_home(home)
+
+
+def test_a_world_writable_home_is_refused(home):
+    os.chmod(home.path, 0o777)
+    try:
+        for args in (["list"], ["init"], ["new", '{"application_name": "web"}']):
+            result = sarge(home, *args)
+            assert result.returncode == 1
+            assert "writable by every user" in result.stderr
+            assert f"chmod o-w {home.path}" in result.stderr
+        assert os.listdir(os.path.join(home.path, "var", "instances")) == []
+    finally:
+        os.chmod(home.path, 0o755)

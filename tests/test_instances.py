@@ -294,3 +294,50 @@ def test_usr2_reopens_the_logs_for_logrotate(running):
         time.sleep(0.05)
     assert "/before" in open(log + ".rotated").read()
     assert "/before" not in open(log).read()
+
+
+def test_logrotate_snippet_rotates_and_reopens(running, tmp_path):
+    import shutil
+
+    instance_id = new(running)
+    put_server(running, instance_id)
+    sarge(running, "start", instance_id, check=True)
+    port = running.get(instance_id).port
+    get(port, "/before")
+    snippet = sarge(running, "init", "--logrotate", check=True).stdout
+    assert running.log_dir in snippet and "USR2" in snippet
+    conf = tmp_path / "sarge.logrotate"
+    conf.write_text(snippet)
+    logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    subprocess.run([logrotate, "-f", "-s", str(tmp_path / "state"), str(conf)], check=True)
+    log = running.log_path(instance_id)
+    assert "/before" in open(log + ".1").read()
+    deadline = time.monotonic() + 10
+    while True:
+        get(port, "/after")
+        if os.path.exists(log) and "/after" in open(log).read():
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_supervisord_killed_then_started_again_brings_everything_back(running):
+    up, down = new(running), new(running)
+    put_server(running, up, extra_args="--children 1")
+    put_server(running, down)
+    sarge(running, "start", up, check=True)
+    sarge(running, "start", down, check=True)
+    sarge(running, "stop", down, check=True)
+    port = running.get(up).port
+    old = psutil.Process(running.supervisor.process(up + ":web")["pid"])
+    old_tree = [old] + old.children(recursive=True)
+    psutil.Process(int(open(running.pidfile).read())).kill()  # SIGKILL: children live on
+    time.sleep(0.5)
+    assert all(p.is_running() for p in old_tree)  # orphans, still holding the port
+    start_supervisord(running)
+    info = wait_for_state(running, up, "running", timeout=30)
+    assert info["pid"] != old.pid
+    gone, alive = psutil.wait_procs(old_tree, timeout=10)
+    assert alive == []  # the launcher ended the orphans before starting again
+    assert get(port)[1] == f"hello from {up}\n"
+    assert running.supervisor.process(down + ":web")["statename"] == "STOPPED"
