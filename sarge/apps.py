@@ -95,3 +95,21 @@ def check_timeout(value) -> int:
     if type(value) is not int or not 1 <= value <= 86400:
         raise UsageError(f"invalid --timeout {value!r}: give whole seconds from 1 to 86400")
     return value
+
+
+def load_state(path: str, name: str) -> AppState:
+    """The app's state stored at ``path`` (a fresh one when there is none)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return AppState(name)
+    return AppState.from_json(text, path)
+
+
+def load_states(folder: str) -> list:
+    """Every app's state in ``folder`` (``var/apps``), by name."""
+    import os
+
+    names = sorted(n[:-5] for n in os.listdir(folder) if n.endswith(".json"))
+    return [load_state(os.path.join(folder, n + ".json"), n) for n in names]

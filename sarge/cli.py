@@ -100,10 +100,10 @@ def new(ctx, description):
 
 def _roles(home) -> dict:
     """{instance id: "current" or "previous"} from the apps' deploy state."""
-    from .deploy import Deployer
+    from .apps import load_states
 
     roles = {}
-    for state in Deployer(home).states():
+    for state in load_states(os.path.join(home.path, "var", "apps")):
         for previous in state.previous:
             roles[previous] = "previous"
         if state.current:

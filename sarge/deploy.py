@@ -17,9 +17,17 @@ import socket
 import time
 
 from . import build, health
-from .apps import AppState, check_path, check_timeout, listen_port, parse_listen
+from .apps import (
+    AppState,
+    check_path,
+    check_timeout,
+    listen_port,
+    load_state,
+    load_states,
+    parse_listen,
+)
 from .errors import DeployError, SargeError, UsageError
-from .files import read_text, write_file
+from .files import write_file
 from .frontend import Frontend
 from .instance import check_app_name
 from .render import File
@@ -114,14 +122,10 @@ class Deployer:
             os.close(fd)
 
     def state(self, app) -> AppState:
-        path = self.home.app_state_path(app)
-        text = read_text(path)
-        return AppState(app) if text is None else AppState.from_json(text, path)
+        return load_state(self.home.app_state_path(app), app)
 
     def states(self) -> list:
-        folder = os.path.join(self.home.path, "var", "apps")
-        names = sorted(n[:-5] for n in os.listdir(folder) if n.endswith(".json"))
-        return [self.state(name) for name in names]
+        return load_states(os.path.join(self.home.path, "var", "apps"))
 
     def _save(self, state: AppState) -> None:
         write_file(File(self.home.app_state_path(state.name), state.to_json()))

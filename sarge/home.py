@@ -367,7 +367,7 @@ class Home(Layout):
             self._ensure_known(instance.id)
             self._set_autostart(instance, False)
             self.log_action("stop", instance.id)
-            return self.supervisor.stop_group(instance.id)
+            return self.supervisor.stop_group(instance.id, instance.processes)
 
     def restart(self, instance_id) -> None:
         """Stop, then start an instance."""
@@ -378,7 +378,7 @@ class Home(Layout):
         """Stop an instance and remove its program, folder, logs, port and record."""
         instance = self.get(instance_id)
         with self.instance_lock(instance.id):
-            self.supervisor.stop_group(instance.id)
+            self.supervisor.stop_group(instance.id, instance.processes)
             self.supervisor.remove(instance.id)
             with self.lock():
                 self._remove_files(instance.id, instance.port)

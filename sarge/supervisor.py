@@ -145,14 +145,26 @@ class Supervisor:
             raise _error_code(r["status"], r["description"], f"{group}:{r['name']}")
         return any(r["status"] == SUCCESS for r in results)
 
-    def stop_group(self, group: str) -> bool:
-        """Stop every process of ``group`` and wait until they are gone; False if none ran."""
-        results = self._group_call("stopProcessGroup", group, unknown_ok=True)
-        failed = [r for r in results if r["status"] not in (SUCCESS, NOT_RUNNING)]
-        if failed:
-            r = failed[0]
-            raise _error_code(r["status"], r["description"], f"{group}:{r['name']}")
-        return any(r["status"] == SUCCESS for r in results)
+    def stop_group(self, group: str, processes) -> bool:
+        """Stop the ``processes`` (names) of ``group`` and wait until they are gone; False if
+        none ran. One by one: supervisord answers a ``stopProcess`` as soon as the process
+        has exited, but a ``stopProcessGroup`` only at its next one-second tick."""
+        stopped = False
+        for process in processes:
+            stopped = self.stop(f"{group}:{process}") or stopped
+        return stopped
+
+    def stop(self, name: str) -> bool:
+        """Stop the process ``name`` and wait until it is gone; False if it was not running."""
+        import xmlrpc.client
+
+        try:
+            self._call("stopProcess", name, True)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode in (NOT_RUNNING, BAD_NAME):
+                return False
+            raise _error(fault, name) from fault
+        return True
 
     def signal(self, name: str, signal: str) -> None:
         """Send ``signal`` (a name such as "HUP") to the process ``name``."""
@@ -163,15 +175,12 @@ class Supervisor:
         except xmlrpc.client.Fault as fault:
             raise _error(fault, name) from fault
 
-    def _group_call(self, method: str, group: str, unknown_ok: bool = False,
-                    wait: bool = True) -> list:
+    def _group_call(self, method: str, group: str, wait: bool = True) -> list:
         import xmlrpc.client
 
         try:
             return self._call(method, group, wait)
         except xmlrpc.client.Fault as fault:
-            if unknown_ok and fault.faultCode == BAD_NAME:
-                return []
             raise _error(fault, group) from fault
 
 

@@ -511,9 +511,9 @@ def test_status_and_logs_cover_every_process_type(running, webapp):
 def test_sarge_killed_at_any_step_of_a_deploy(running, webapp, point):
     (webapp / "Procfile").write_text(
         "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: true\n")
-    first, port = first_deploy(running, webapp)
+    _, port = first_deploy(running, webapp)
     (webapp / "VERSION").write_text("2")
-    second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    deploy(running, webapp, "--app", "web", check=True)
     (webapp / "VERSION").write_text("3")
     (webapp / "requirements.txt").write_text("gunicorn\n# changed: a new environment\n")
     env = dict(os.environ, SARGE_FAULT_STEP=point)
