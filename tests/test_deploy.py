@@ -534,3 +534,58 @@ def test_sarge_killed_at_any_step_of_a_deploy(running, webapp, point):
     folders = ["bin", "etc", "var"] + [r["id"] for r in rows]
     assert sorted(os.listdir(running.path)) == sorted(folders)
     assert len([n for n in os.listdir(running.envs_dir) if not n.startswith(".")]) <= 2
+
+
+def test_two_apps_deploy_at_once(running, webapp, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(webapp, other)
+    (other / "VERSION").write_text("api")
+    procs = [subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "deploy", str(src),
+                               "--app", app, "--listen", f"127.0.0.1:{listen_port(n)}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n, (app, src) in enumerate([("web", webapp), ("api", other)])]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert all(code == 0 for _, _, code in results), results
+    web, api = (out.strip() for out, _, _ in results)
+    assert front(listen_port(0)) == (200, f"version 1 from {web}\n")
+    assert front(listen_port(1)) == (200, f"version api from {api}\n")
+    assert {(r["application_name"], r["role"]) for r in instances(running)} == {
+        ("web", "current"), ("api", "current")}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_during_install_fails_cleanly(tmp_path_factory, webapp):
+    from .conftest import kill_home, make_home, start_supervisord
+
+    mount = tmp_path_factory.mktemp("full")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], check=True)
+    h = None
+    try:
+        h = make_home(mount / "home", offset=300)
+        start_supervisord(h)
+        port = listen_port(50)
+        first = deploy(h, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}")
+        assert first.returncode == 0, first.stderr
+        first = first.stdout.strip()
+        # leave about 4 MB free: less than a pip-seeded virtualenv needs
+        st = os.statvfs(mount)
+        filler = mount / "filler"
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (st.f_bavail * st.f_frsize - 4 * 1024 * 1024))
+        edit_settings(h, {'installer = "auto"': 'installer = "pip"'})
+        (webapp / "requirements.txt").write_text("gunicorn\nflask\n")
+        (webapp / "VERSION").write_text("2")
+        before = os.statvfs(mount).f_bavail
+        result = deploy(h, webapp, "--app", "web")
+        assert result.returncode == 1
+        assert "deploy failed at step 'environment'" in result.stderr, result.stderr
+        assert front(port) == (200, f"version 1 from {first}\n")
+        assert [i["id"] for i in instances(h)] == [first]
+        assert len([n for n in os.listdir(h.envs_dir) if not n.startswith(".")]) == 1
+        assert os.statvfs(mount).f_bavail >= before - 64  # the partial files are gone
+    finally:
+        if h is not None:
+            kill_home(h)
+        subprocess.run(["umount", "-l", str(mount)])

@@ -6,12 +6,14 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import psutil
 import pytest
 
 from .conftest import (
+    edit_settings,
     get,
     kill_home,
     new,
@@ -341,3 +343,30 @@ def test_supervisord_killed_then_started_again_brings_everything_back(running):
     assert alive == []  # the launcher ended the orphans before starting again
     assert get(port)[1] == f"hello from {up}\n"
     assert running.supervisor.process(down + ":web")["statename"] == "STOPPED"
+
+
+def test_a_process_that_ignores_sigterm_is_killed_with_its_children(running):
+    edit_settings(running, {"stopwaitsecs = 5": "stopwaitsecs = 2"})
+    instance_id = new(running)
+    put_server(running, instance_id, script=(
+        "#!/bin/sh\ntrap '' TERM\nsleep 3600 &\nsleep 3600 &\n"
+        f"exec {sys.executable} -c 'import signal, time; "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)'\n"))
+    sarge(running, "start", instance_id, check=True)
+    root = psutil.Process(running.supervisor.process(instance_id + ":web")["pid"])
+    tree = [root] + root.children(recursive=True)
+    pgid = os.getpgid(root.pid)
+    group = [p for p in psutil.process_iter() if _pgid(p) == pgid]
+    assert len(group) >= 3  # the server and the two sleeps it left in its group
+    started = time.monotonic()
+    sarge(running, "stop", instance_id, check=True)
+    assert time.monotonic() - started < 10
+    gone, alive = psutil.wait_procs(group + tree, timeout=5)
+    assert alive == []
+
+
+def _pgid(proc):
+    try:
+        return os.getpgid(proc.pid)
+    except OSError:
+        return None

@@ -81,3 +81,31 @@ def test_wrapper_quotes_every_word():
     assert file.mode == 0o755
     last = file.text.strip().splitlines()[-1]
     assert shlex.split(last) == ["exec", "/py thon", "-m", "sarge", "/h'x", "$@"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=awkward.filter(lambda s: "/" not in s and s not in (".", "..")))
+def test_nginx_config_is_valid_or_refused(tmp_path, name):
+    import shutil
+    import subprocess
+
+    home = tmp_path / name
+    try:
+        conf = render.nginx_conf(
+            str(tmp_path / "nginx.conf"), home=str(home), prefix=str(home / "var" / "nginx"),
+            log_dir=str(home / "var" / "log"), user=None, drain_timeout=5,
+            routes=[{"app": "web", "instance": "web-abcdef", "listen": "127.0.0.1:1",
+                     "port": 2}])
+    except RenderError:
+        return
+    for sub in ("var/nginx/proxy", "var/log"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "nginx.conf").write_text(conf.text)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    result = subprocess.run([nginx, "-t", "-q", "-c", str(tmp_path / "nginx.conf"),
+                             "-e", str(home / "var" / "log" / "e.log")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"error_log {home}/var/log/nginx-error.log;" in conf.text
+    shutil.rmtree(home)
