@@ -15,8 +15,6 @@ import click
 
 from .errors import SargeError
 
-STATES = ("stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "unknown")
-
 
 class Context:
     """What the commands share: the home, made on first use by ``make_home``."""
@@ -98,26 +96,6 @@ def new(ctx, description):
     click.echo(ctx.home.new(request["application_name"]).id)
 
 
-def _roles(home) -> dict:
-    """{instance id: "current" or "previous"} from the apps' deploy state."""
-    from .apps import load_states
-
-    roles = {}
-    for state in load_states(os.path.join(home.path, "var", "apps")):
-        for previous in state.previous:
-            roles[previous] = "previous"
-        if state.current:
-            roles[state.current] = "current"
-    return roles
-
-
-def _state(info) -> str:
-    if info is None:
-        return "unknown"
-    state = info["statename"].lower()
-    return state if state in STATES else "unknown"
-
-
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_home
@@ -127,19 +105,12 @@ def list_(ctx, as_json):
     The role is "current" for the instance an app's front-end routes to, and
     "previous" for those kept for rollback.
     """
-    instances = ctx.home.instances()
-    states = ctx.home.states()
-    roles = _roles(ctx.home)
-    if states is None:
+    from .status import listing
+
+    rows, supervisord_running = listing(ctx.home)
+    if not supervisord_running:
         _note("sarge: supervisord is not running; states are unknown "
               f"(start it with {ctx.home.path}/bin/supervisord)")
-        states = {}
-    rows = [
-        {"id": i.id, "application_name": i.application_name, "port": i.port,
-         "state": _state(states.get(i.id + ":web")), "created": i.created,
-         "role": roles.get(i.id)}
-        for i in instances
-    ]
     if as_json:
         _echo_json({"instances": rows})
         return
@@ -198,6 +169,12 @@ def status(ctx, instance_id, as_json):
           "-" if r["cpu_percent"] is None else r["cpu_percent"], r["processes"]]
          for r in records],
     )
+    for r in records:
+        if r["crashed"]:
+            _note(f"{r['id']}: {r['crashed']['reason']} at {r['crashed'].get('time', '?')}; "
+                  f"last exit status {r['crashed'].get('exitstatus')}; its log ended with:")
+            for line in r["crashed"].get("log", []):
+                _note("  " + line)
 
 
 @cli.command()

@@ -35,6 +35,10 @@ class Settings:
     #: Seconds between SIGTERM and SIGKILL when stopping (stopwaitsecs); longer than
     #: gunicorn's graceful timeout (30 s), so a graceful stop is never cut short.
     stopwaitsecs: int = 40
+    #: More unexpected exits than this within crash_window seconds: the instance is
+    #: stopped and shown fatal (supervisord alone restarts it forever).
+    crash_limit: int = 10
+    crash_window: int = 60
     #: Previous instances of an app kept (stopped) for rollback after a deploy.
     keep: int = 1
     #: Who installs requirements: "pip", "uv", or "auto" (uv when installed).
@@ -86,6 +90,8 @@ _KEYS = {
     ("processes", "startsecs"): ("startsecs", _whole(0)),
     ("processes", "startretries"): ("startretries", _whole(0)),
     ("processes", "stopwaitsecs"): ("stopwaitsecs", _whole(1)),
+    ("processes", "crash_limit"): ("crash_limit", _whole(1)),
+    ("processes", "crash_window"): ("crash_window", _whole(1)),
     ("deploy", "keep"): ("keep", _whole(0)),
     ("deploy", "installer"): ("installer", _one_of("auto", "pip", "uv")),
     ("deploy", "pip_args"): ("pip_args", _strings),

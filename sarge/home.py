@@ -110,7 +110,7 @@ class Home(Layout):
         files = [
             render.supervisord_conf(
                 self.supervisord_conf, home=self.path, socket=self.socket_path,
-                pidfile=self.pidfile, log_dir=self.log_dir,
+                pidfile=self.pidfile, log_dir=self.log_dir, python=self.python,
             ),
             render.wrapper(self._p("bin", "sarge"), home=self.path,
                            argv=[self.python, "-m", "sarge", self.path]),
@@ -348,6 +348,8 @@ class Home(Layout):
         with self.instance_lock(instance.id):
             self._ensure_known(instance.id)
             self._set_autostart(instance, True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.crash_path(instance.id))
             self.log_action("start", instance.id)
             try:
                 return self.supervisor.start_group(instance.id, wait=wait)
@@ -390,6 +392,26 @@ class Home(Layout):
             return self.supervisor.processes()
         except SupervisordNotRunning:
             return None
+
+    def mark_crashed(self, instance_id, process, reason, exitstatus) -> None:
+        """Record that the crash watch stopped the instance, and why."""
+        import json
+
+        from .logs import tail
+
+        record = {"reason": reason, "process": process, "exitstatus": exitstatus,
+                  "time": utcnow(), "log": tail(self.log_path(instance_id, process), 5)}
+        write_file(render.File(self.crash_path(instance_id), json.dumps(record, indent=2)))
+
+    def crashed(self, instance_id):
+        """What the crash watch recorded when it stopped the instance, or None."""
+        import json
+
+        text = read_text(self.crash_path(instance_id))
+        try:
+            return None if text is None else json.loads(text)
+        except ValueError:
+            return {"reason": "crash loop (damaged record)"}
 
     def process_log_path(self, instance_id, process: str = "web") -> str:
         """The log file of one process type of an instance."""

@@ -59,6 +59,10 @@ class Layout:
         """The instance's private runtime folder (its ``XDG_RUNTIME_DIR``)."""
         return self._p("var", "run", instance_id)
 
+    def crash_path(self, instance_id):
+        """Where the crash watch marks an instance it stopped."""
+        return self._p("var", "run", instance_id, "crashed.json")
+
     def data_dir(self, application_name):
         return self._p("var", "data", application_name)
 

@@ -112,11 +112,13 @@ def settings_file(path: str, defaults) -> File:
     return File(path, render("sarge.toml.j2", s=defaults))
 
 
-def supervisord_conf(path: str, *, home: str, socket: str, pidfile: str, log_dir: str) -> File:
+def supervisord_conf(path: str, *, home: str, socket: str, pidfile: str, log_dir: str,
+                     python: str) -> File:
     """The home's ``etc/supervisord.conf``."""
     return File(
         path,
-        render("supervisord.conf.j2", home=home, socket=socket, pidfile=pidfile, log_dir=log_dir),
+        render("supervisord.conf.j2", home=home, socket=socket, pidfile=pidfile,
+               log_dir=log_dir, python=python),
     )
 
 

@@ -1,8 +1,52 @@
-"""``status``: supervisord's view of instances joined with their process trees' usage."""
+"""``list`` and ``status``: the instances as supervisord, the apps' state and psutil see them."""
 
 from __future__ import annotations
 
+import os
+
 from . import processes
+
+STATES = ("stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "unknown")
+
+
+def roles(home) -> dict:
+    """{instance id: "current" or "previous"}, from the apps' deploy state."""
+    from .apps import load_states
+
+    found = {}
+    for state in load_states(os.path.join(home.path, "var", "apps")):
+        for previous in state.previous:
+            found[previous] = "previous"
+        if state.current:
+            found[state.current] = "current"
+    return found
+
+
+def state_of(home, instance_id, info) -> str:
+    """supervisord's state of the instance's web process, in lower case; "fatal" too for an
+    instance the crash watch stopped."""
+    if info is None:
+        return "unknown"
+    state = info["statename"].lower()
+    if state == "stopped" and os.path.exists(home.crash_path(instance_id)):
+        return "fatal"
+    return state if state in STATES else "unknown"
+
+
+def listing(home):
+    """(one dict per instance: id, app, port, state, created, role; whether supervisord
+    answered). One call to supervisord, whatever the number of instances."""
+    instances = home.instances()
+    infos = home.states()
+    app_roles = roles(home)
+    rows = [
+        {"id": i.id, "application_name": i.application_name, "port": i.port,
+         "state": state_of(home, i.id, infos.get(i.id + ":web")) if infos is not None
+         else "unknown",
+         "created": i.created, "role": app_roles.get(i.id)}
+        for i in instances
+    ]
+    return rows, infos is not None
 
 
 def status(home, instance_id=None, interval: float = 0.1) -> list:
@@ -18,13 +62,14 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
     roots = {}
     for instance in instances:
         info = infos.get(instance.id + ":web")
-        state = info["statename"].lower() if info else "unknown"
+        state = state_of(home, instance.id, info)
         pid = info["pid"] if info and info["pid"] else None
         uptime = info["now"] - info["start"] if info and state == "running" else None
         records.append({
             "id": instance.id, "application_name": instance.application_name,
             "port": instance.port, "state": state, "pid": pid, "uptime": uptime,
             "exitstatus": info["exitstatus"] if info else None,
+            "crashed": home.crashed(instance.id),
             "processes": 0, "memory_rss": None, "cpu_percent": None, "cpu_seconds": None,
         })
         roots[instance.id] = [infos[f"{instance.id}:{p}"]["pid"] for p in instance.processes

@@ -370,3 +370,35 @@ def _pgid(proc):
         return os.getpgid(proc.pid)
     except OSError:
         return None
+
+
+def test_a_crash_loop_after_startsecs_is_stopped_and_shown_fatal(home):
+    edit_settings(home, {"crash_limit = 10": "crash_limit = 2"})
+    start_supervisord(home)
+    try:
+        instance_id = new(home)
+        put_server(home, instance_id, script=(
+            "#!/bin/sh\necho serving a while\nsleep 1.3\necho 'giving up' >&2\nexit 3\n"))
+        sarge(home, "start", instance_id, check=True)  # it stays up past startsecs
+        deadline = time.monotonic() + 30
+        while not os.path.exists(home.crash_path(instance_id)):
+            assert time.monotonic() < deadline, "the crash watch did not stop it"
+            time.sleep(0.2)
+        wait_for_state(home, instance_id, "stopped", timeout=10)
+        rows = json.loads(sarge(home, "list", "--json", check=True).stdout)["instances"]
+        assert rows[0]["state"] == "fatal"
+        status = json.loads(sarge(home, "status", instance_id, "--json", check=True).stdout)
+        assert status["state"] == "fatal"
+        assert status["crashed"]["exitstatus"] == 3
+        assert "giving up" in "\n".join(status["crashed"]["log"])
+        assert "crash_limit" in status["crashed"]["reason"]
+        assert "autostart = false" in open(home.program_path(instance_id)).read()
+        with open(os.path.join(home.log_dir, "sarge.log")) as f:
+            assert f"crash-loop {instance_id}" in f.read()
+        # start clears the mark
+        put_server(home, instance_id)
+        sarge(home, "start", instance_id, check=True)
+        assert json.loads(sarge(home, "list", "--json").stdout)["instances"][0]["state"] == \
+            "running"
+    finally:
+        kill_home(home)

@@ -20,7 +20,7 @@ def supervisor_view(root, program_text, program_name):
     etc = os.path.join(root, "etc")
     conf = render.supervisord_conf(
         os.path.join(etc, "supervisord.conf"), home=root, socket=os.path.join(root, "s.sock"),
-        pidfile=os.path.join(root, "s.pid"), log_dir=root)
+        pidfile=os.path.join(root, "s.pid"), log_dir=root, python="/usr/bin/python3")
     os.makedirs(os.path.join(etc, "supervisor.d"), exist_ok=True)
     with open(conf.path, "w") as f:
         f.write(conf.text)
