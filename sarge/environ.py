@@ -58,8 +58,10 @@ def check_key(key) -> str:
 
 
 def check_value(key: str, value) -> str:
-    if not isinstance(value, str) or "\x00" in value:
-        raise UsageError(f"invalid value for {key}: it cannot contain a NUL character")
+    """Return ``value`` unless it has a NUL or a line break (which an environment file, a
+    log line or an operator's shell would cut or misread)."""
+    if not isinstance(value, str) or any(c in value for c in "\x00\n\r"):
+        raise UsageError(f"invalid value for {key}: line breaks and NUL are not allowed")
     return value
 
 
@@ -68,8 +70,8 @@ def save_app_config(path: str, config: dict) -> None:
     from .files import write_file
     from .render import File
 
-    for key, value in config.items():
-        check_value(check_key(key), value)
+    for key in config:
+        check_key(key)
     write_file(File(path, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                     mode=0o600))
 
