@@ -328,7 +328,7 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
     sarge HOME config web                     print them
     sarge HOME config web KEY=VALUE ...       set some
     sarge HOME config web --unset KEY         remove one
-    Values keep every character. They are stored in etc/apps/NAME.json
+    Values keep every character but line breaks. They are stored in etc/apps/NAME.json
     (mode 0600) and read when a process starts: a change takes effect with
     the next deploy (or --deploy), so a bad value fails its health check.
     """
