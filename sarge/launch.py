@@ -65,6 +65,26 @@ def _instance_check(instance_id):
     return belongs
 
 
+def stop_requested(home, instance_id: str, process: str) -> bool:
+    """True when supervisord was told to stop this process while it was being started.
+
+    A SIGTERM that reaches supervisord's child between its fork and its exec is
+    lost (the child still runs supervisord's own signal handlers), and the stop
+    would wait out the whole stopwaitsecs. supervisord marks the process
+    STOPPING before it signals it, so asking once here, after the exec, closes
+    that window: a stop that comes later finds this process able to receive it.
+    """
+    if not os.environ.get("SUPERVISOR_ENABLED"):
+        return False
+    from .errors import SupervisorError
+
+    try:
+        info = home.supervisor.process(f"{instance_id}:{process}")
+    except SupervisorError:
+        return False
+    return bool(info) and info["statename"] == "STOPPING"
+
+
 def _write_pid(pidfile: str) -> None:
     tmp = f"{pidfile}.tmp"
     with open(tmp, "w") as f:
@@ -87,6 +107,8 @@ def main(argv=None):
     home = Home(args[0])
     process = args[2] if len(args) == 3 else "web"
     try:
+        if stop_requested(home, args[1], process):
+            return 0
         command = home.process_command(args[1], process)
         os.makedirs(home.runtime_dir(args[1]), 0o700, exist_ok=True)
         pidfile = os.path.join(home.runtime_dir(args[1]), f"{process}.pid")

@@ -402,3 +402,19 @@ def test_a_crash_loop_after_startsecs_is_stopped_and_shown_fatal(home):
             "running"
     finally:
         kill_home(home)
+
+
+def test_a_stop_right_after_a_start_is_quick_and_leaves_nothing(running):
+    instance_id = new(running)
+    put_server(running, instance_id, extra_args="--children 1")
+    name = instance_id + ":web"
+    for _ in range(5):
+        started = time.monotonic()
+        running.supervisor._call("startProcess", name, False)  # returns before the exec
+        running.supervisor.stop(name)  # within milliseconds
+        assert time.monotonic() - started < 3  # not the whole stopwaitsecs (5 s)
+        assert running.supervisor.process(name)["statename"] == "STOPPED"
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if "envserver.py" in " ".join(p.info["cmdline"] or [])
+                 and p.environ().get("SARGE_INSTANCE") == instance_id]
+    assert leftovers == []
