@@ -132,7 +132,10 @@ def unpack(source: str, target: str) -> None:
     """Copy or extract ``source`` into the existing folder ``target``, safely."""
     if source_kind(source) == "dir":
         _check_space(target, check_members(_dir_members(source)))
-        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        try:
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        except (shutil.Error, OSError) as exc:
+            raise BuildError(f"cannot copy {source}: {exc}") from exc
         return
     try:
         with tarfile.open(source) as archive:
@@ -220,7 +223,7 @@ class Environments:
             return None
         found = shutil.which("uv") or _beside_python("uv", self.python)
         if found is None and self.installer == "uv":
-            raise BuildError("[build] installer = 'uv' but uv is not installed")
+            raise BuildError("[deploy] installer = 'uv' but uv is not installed")
         return found
 
     def path_for(self, requirements_path: str) -> str:

@@ -287,9 +287,9 @@ def deploy(ctx, source, app, listen, check, timeout):
     version keeps serving. Prints the new instance's id on stdout; the steps
     and their durations go to stderr.
     """
-    instance = _deployer(ctx).deploy(source, app, listen=listen, check=check, timeout=timeout)
-    state = _deployer(ctx).state(app)
-    _note(f"{app} now serves {instance.id} on http://{state.listen}/")
+    deployer = _deployer(ctx)
+    instance = deployer.deploy(source, app, listen=listen, check=check, timeout=timeout)
+    _note(f"{app} now serves {instance.id} on http://{deployer.state(app).listen}/")
     click.echo(instance.id)
 
 
@@ -329,21 +329,25 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
     sarge HOME config web KEY=VALUE ...       set some
     sarge HOME config web --unset KEY         remove one
     Values keep every character but line breaks. They are stored in etc/apps/NAME.json
-    (mode 0600) and read when a process starts: a change takes effect with
-    the next deploy (or --deploy), so a bad value fails its health check.
+    (mode 0600); each deploy gives its instance a copy, read when a process
+    starts. So a change takes effect with the next deploy (or --deploy), a
+    bad value fails its health check like bad code, and a rollback brings
+    back the values of the version it returns to.
     """
+    if redeploy:
+        instance = _deployer(ctx).configure(app, assignments, unset)
+        _note(f"{app}: configuration saved; {instance.id} runs with it")
+        click.echo(instance.id)
+        return
     values = ctx.home.configure(app, assignments, unset)
     if assignments or unset:
-        _note(f"{app}: configuration saved" + ("" if redeploy else
-              "; it takes effect with the next deploy (or: config --deploy)"))
+        _note(f"{app}: configuration saved; it takes effect with the next deploy "
+              "(or: config --deploy)")
     elif as_json:
         _echo_json(values)
     else:
         for key, value in sorted(values.items()):
             click.echo(f"{key}={value}")
-    if redeploy:
-        instance = _deployer(ctx).redeploy(app)
-        click.echo(instance.id)
 
 
 def main(argv=None) -> None:
@@ -369,5 +373,10 @@ def main(argv=None) -> None:
     except BrokenPipeError:
         # The reader went away (`sarge ... | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:
+        # Last resort: what no command foresaw (a permission, a full disk) is still one line.
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"sarge: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

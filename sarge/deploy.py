@@ -26,8 +26,8 @@ from .apps import (
     load_states,
     parse_listen,
 )
-from .errors import DeployError, SargeError, UsageError
-from .files import write_file
+from .errors import DeployError, InstanceNotFound, SargeError, UsageError
+from .files import locked, write_file
 from .frontend import Frontend
 from .instance import check_app_name
 from .render import File
@@ -107,19 +107,13 @@ class Deployer:
     @contextlib.contextmanager
     def app_lock(self, app):
         """Hold the app's deploy lock, or refuse at once when another deploy holds it."""
-        import fcntl
-
-        fd = os.open(os.path.join(self.home.path, "var", "run", f"deploy-{app}.lock"),
-                     os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DeployError(f"another deploy, route or rollback of {app} is running; "
-                                  "try again when it has finished") from None
-            yield
-        finally:
-            os.close(fd)
+            with locked(os.path.join(self.home.path, "var", "run", f"deploy-{app}.lock"),
+                        blocking=False):
+                yield
+        except BlockingIOError:
+            raise DeployError(f"another deploy, route or rollback of {app} is running; "
+                              "try again when it has finished") from None
 
     def state(self, app) -> AppState:
         return load_state(self.home.app_state_path(app), app)
@@ -136,7 +130,10 @@ class Deployer:
             if state.name == changed.name:
                 state = changed
             if state.current and state.listen:
-                instance = self.home.get(state.current)
+                try:
+                    instance = self.home.get(state.current)
+                except InstanceNotFound:
+                    continue  # removed by hand: leave that app out rather than fail all
                 routes.append({"app": state.name, "instance": instance.id,
                                "listen": state.listen, "port": instance.port})
         if changed.name not in {r["app"] for r in routes} and changed.current:
@@ -146,14 +143,17 @@ class Deployer:
         return routes
 
     def _switch(self, old: AppState, new: AppState):
-        """Save ``new`` and point the front-end at its current instance."""
-        self._save(new)
-        self._fault_point("switch:reload")
-        try:
-            return self.frontend.apply(self._routes(new))
-        except BaseException:
-            self._save(old)
-            raise
+        """Save ``new`` and point the front-end at its current instance; all of it under the
+        front-end's lock, so that a concurrent deploy of another app never loads routes
+        read before this one saved its state."""
+        with self.frontend.lock():
+            self._save(new)
+            self._fault_point("switch:reload")
+            try:
+                return self.frontend.apply(self._routes(new))
+            except BaseException:
+                self._save(old)
+                raise
 
     def _died(self, instance_id):
         """None while the instance's processes live, else what happened to them."""
@@ -215,6 +215,11 @@ class Deployer:
 
     def _check_listen(self, state, old):
         port = listen_port(state.listen)
+        settings = self.home.settings
+        if settings.port_first <= port <= settings.port_last:
+            raise UsageError(f"--listen {state.listen}: port {port} is in the range the home "
+                             f"gives its instances ({settings.port_first}-{settings.port_last})"
+                             "; choose a port outside it")
         for other in self.states():
             if other.name != state.name and other.listen and listen_port(other.listen) == port:
                 raise UsageError(f"--listen {state.listen}: port {port} is already the "
@@ -228,6 +233,7 @@ class Deployer:
         home = self.home
         folder = home.instance_dir(instance.id)
         log = home.log_path(instance.id)
+        home.freeze_config(instance.id)
         with self._step("unpack") as step:
             build.unpack(source, folder)
             step["detail"] = os.path.basename(source)
@@ -267,11 +273,11 @@ class Deployer:
 
         lines = tail(self.home.log_path(instance_id), 10)
         with contextlib.suppress(SargeError, OSError):
-            self.home.destroy(instance_id)
-        if not isinstance(exc, SargeError):
-            return exc
+            self.home.destroy(instance_id, by_deploy=True)
+        if not isinstance(exc, Exception):
+            return exc  # KeyboardInterrupt and the like: the new instance is gone, stop here
         step = getattr(exc, "step", "deploy")
-        reason = str(exc)
+        reason = str(exc) if isinstance(exc, SargeError) else f"{type(exc).__name__}: {exc}"
         if exc.__cause__ is not None and isinstance(exc.__cause__, SargeError):
             reason += f": {exc.__cause__}"
         message = (f"deploy failed at step '{step}': {reason}. The new instance {instance_id} "
@@ -305,7 +311,7 @@ class Deployer:
         for instance in self.home.instances():
             if (instance.application_name == state.name and instance.origin == "deploy"
                     and instance.id not in wanted):
-                self.home.destroy(instance.id)
+                self.home.destroy(instance.id, by_deploy=True)
                 removed.append(instance.id)
         if keep_all_previous:
             return removed
@@ -349,25 +355,59 @@ class Deployer:
 
     def rollback(self, app):
         """Start the previous instance of ``app``, check it, switch to it, stop the current."""
+        self.home.check()
         check_app_name(app)
         with self.app_lock(app):
             old = self.state(app)
             if not old.previous:
                 raise DeployError(f"{app} has no previous instance to roll back to")
             target = self.home.get(old.previous[0])
-            with self._step("start") as step:
-                self.home.start(target.id, wait=False)
-                step["detail"] = target.id
-            with self._step("health check"):
-                health.wait_ready(target.port, old.check, old.timeout,
-                                  alive=lambda: self._died(target.id), clock=self.clock)
-            new = old.replace(current=target.id,
-                              previous=((old.current,) if old.current else ()) + old.previous[1:])
-            with self._step("switch"):
-                drain = self._switch(old, new)
+            info = self.home.supervisor.process(target.id + ":web")
+            was_running = info is not None and info["statename"] in ("RUNNING", "STARTING")
+            try:
+                with self._step("start") as step:
+                    self.home.start(target.id, wait=False)
+                    step["detail"] = target.id
+                with self._step("health check"):
+                    health.wait_ready(target.port, old.check, old.timeout,
+                                      alive=lambda: self._died(target.id), clock=self.clock)
+                new = old.replace(
+                    current=target.id,
+                    previous=((old.current,) if old.current else ()) + old.previous[1:])
+                with self._step("switch"):
+                    drain = self._switch(old, new)
+            except SargeError as exc:
+                if not was_running:  # leave it as it was: stopped, and stopped at boot
+                    with contextlib.suppress(SargeError):
+                        self.home.stop(target.id)
+                raise DeployError(f"rollback of {app} to {target.id} failed at step "
+                                  f"'{getattr(exc, 'step', 'rollback')}': {exc}. The current "
+                                  "version keeps serving.") from exc
             self._finish(old.current, new, drain)
         self.home.log_action("rollback", f"{app} {target.id}")
         return target
+
+    def configure(self, app, assignments=(), unset=()):
+        """Change the app's variables and redeploy its current version with them; when the
+        redeploy fails, the variables are put back as they were. Returns the new instance."""
+        from .environ import load_app_config, save_app_config
+
+        path = self.home.app_config_path(app)
+        if self.state(check_app_name(app)).current is None:
+            raise DeployError(f"{app} has no current instance to redeploy")
+        before = load_app_config(path)
+        existed = os.path.exists(path)
+        self.home.configure(app, assignments, unset)
+        try:
+            return self.redeploy(app)
+        except BaseException:
+            with self.home.lock():
+                if existed:
+                    save_app_config(path, before)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            raise
 
     def redeploy(self, app):
         """Deploy the current instance's code again (after a configuration change)."""

@@ -35,8 +35,28 @@ def _fsync_dir(directory: str) -> None:
 
 def read_text(path: str):
     """A file's text, or None when it does not exist."""
+    from .errors import SettingsError
+
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path} is damaged (not UTF-8 text); restore it or remove it") from exc
+
+
+@contextlib.contextmanager
+def locked(path: str, blocking: bool = True, create: bool = True):
+    """Hold an exclusive flock on the file at ``path`` (created, mode 0600, if missing).
+
+    Without ``blocking``, raise BlockingIOError when another process holds it.
+    """
+    import fcntl
+
+    fd = os.open(path, (os.O_RDWR | os.O_CREAT) if create else os.O_RDONLY, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        yield fd
+    finally:
+        os.close(fd)

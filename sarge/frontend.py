@@ -25,7 +25,7 @@ import time
 
 from . import render
 from .errors import FrontendError, SupervisorError
-from .files import read_text, write_file
+from .files import locked, read_text, write_file
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
                 "[frontend] nginx in etc/sarge.toml to its path")
@@ -117,23 +117,18 @@ class Frontend:
     # -- switching -------------------------------------------------------------------------------
 
     def apply(self, routes: list) -> Drain:
-        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port)."""
-        with self.lock():
-            if self.settings.frontend == "system":
-                return self._apply_system(routes)
-            return self._apply_own(routes)
+        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port).
 
-    @contextlib.contextmanager
+        Hold :meth:`lock` from reading the apps' states that ``routes`` come from
+        until this returns, so that concurrent deploys never load stale routes.
+        """
+        if self.settings.frontend == "system":
+            return self._apply_system(routes)
+        return self._apply_own(routes)
+
     def lock(self):
-        import fcntl
-
-        fd = os.open(os.path.join(self.layout.path, "var", "run", "frontend.lock"),
-                     os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        """The front-end's lock: hold it from reading the apps' states to the reload."""
+        return locked(os.path.join(self.layout.path, "var", "run", "frontend.lock"))
 
     def _apply_own(self, routes) -> Drain:
         layout = self.layout
@@ -153,13 +148,15 @@ class Frontend:
                 os.unlink(candidate.path)
         old_text = read_text(layout.nginx_conf)
         write_file(new)
+        self._signalled = False
         try:
             return self._load(routes)
         except BaseException:
-            if old_text is None:
-                os.unlink(layout.nginx_conf)
-            else:
-                write_file(render.File(layout.nginx_conf, old_text))
+            _restore(layout.nginx_conf, old_text)
+            if self._signalled and old_text is not None:
+                # nginx may have taken the new file after all: have it read the old one again
+                with contextlib.suppress(Exception):
+                    self.supervisor.signal("nginx", "HUP")
             raise
 
     def _load(self, routes) -> Drain:
@@ -188,6 +185,7 @@ class Frontend:
         master = info["pid"]
         old = self._workers(master)
         self.supervisor.signal("nginx", "HUP")
+        self._signalled = True
         deadline = self.clock() + 10
         while True:
             workers = self._workers(master)
@@ -259,16 +257,17 @@ class Frontend:
         try:
             for name in ("test_command", "reload_command"):
                 command = getattr(self.settings, name)
-                result = self.run(shlex.split(command), capture_output=True, text=True)
+                try:
+                    result = self.run(shlex.split(command), capture_output=True, text=True)
+                except (OSError, ValueError) as exc:
+                    raise FrontendError(f"[frontend] {name} `{command}` cannot run: "
+                                        f"{exc}") from exc
                 if result.returncode != 0:
                     output = (result.stderr or result.stdout).strip().splitlines()
                     raise FrontendError(f"[frontend] {name} `{command}` failed: "
                                         f"{output[-1] if output else result.returncode}")
         except BaseException:
-            if old_text is None:
-                os.unlink(path)
-            else:
-                write_file(render.File(path, old_text))
+            _restore(path, old_text)
             raise
         # The machine's nginx workers are not ours to watch: give them a fixed grace.
         return Drain(grace=2.0)
@@ -283,3 +282,12 @@ class Frontend:
             return True
         gone, alive = psutil.wait_procs(drain.workers, timeout=self.settings.drain_timeout)
         return not alive
+
+
+def _restore(path: str, text) -> None:
+    """Put back the file that was at ``path`` (None: there was none)."""
+    if text is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    else:
+        write_file(render.File(path, text))

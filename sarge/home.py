@@ -39,7 +39,7 @@ from .errors import (
     SupervisordNotRunning,
     UsageError,
 )
-from .files import read_text, write_file
+from .files import locked, read_text, write_file
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
 from .layout import Layout, check_not_world_writable
 
@@ -86,11 +86,16 @@ class Home(Layout):
         return self._settings
 
     def init(self) -> list:
-        """Create the home, or complete it; return the paths created or updated.
+        """Create the home, or complete it; return the paths created or updated."""
+        try:
+            return self._init()
+        except OSError as exc:
+            raise HomeError(f"cannot initialize {self.path}: {exc.strerror} "
+                            f"({exc.filename or self.path})") from exc
 
-        Existing files are kept: ``sarge.toml`` is never rewritten, generated
-        files only when sarge would generate them differently.
-        """
+    def _init(self) -> list:
+        """The work of :meth:`init`. Existing files are kept: ``sarge.toml`` is never
+        rewritten, generated files only when sarge would generate them differently."""
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise HomeError(f"{self.path} exists and is not a folder")
         if os.path.isdir(self.path):
@@ -158,35 +163,22 @@ class Home(Layout):
 
     # -- locks and the action log ----------------------------------------------------------
 
-    @contextlib.contextmanager
     def lock(self):
         """Hold the home-wide lock (``var/run/sarge.lock``)."""
-        import fcntl
-
-        fd = os.open(self._p("var", "run", "sarge.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return locked(self._p("var", "run", "sarge.lock"))
 
     @contextlib.contextmanager
     def instance_lock(self, instance_id):
         """Hold the lock of one instance (on its record); raise if it is gone meanwhile."""
-        import fcntl
-
         path = self.record_path(check_id(instance_id))
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise InstanceNotFound(instance_id) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if not os.path.exists(path):
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(locked(path, create=False))
+            except FileNotFoundError:
+                raise InstanceNotFound(instance_id) from None
+            if not os.path.exists(path):  # destroyed while we waited
                 raise InstanceNotFound(instance_id)
             yield
-        finally:
-            os.close(fd)
 
     def log_action(self, action: str, detail: str = "") -> None:
         """Append one line to ``var/log/sarge.log``: when, who, what."""
@@ -284,6 +276,15 @@ class Home(Layout):
             autostart=autostart,
         )
 
+    def freeze_config(self, instance_id) -> None:
+        """Give a deployed instance its own copy of the app's variables: later changes reach
+        it only through a new deploy, and a rollback brings back the old values too."""
+        instance = self.get(instance_id)
+        os.makedirs(os.path.dirname(self.instance_config_path(instance.id)), 0o700,
+                    exist_ok=True)
+        save_app_config(self.instance_config_path(instance.id),
+                        load_app_config(self.app_config_path(instance.application_name)))
+
     def set_processes(self, instance_id, processes: dict, virtualenv=None) -> Instance:
         """Give a stopped instance its process types (from a Procfile) and virtualenv."""
         with self.lock():
@@ -298,7 +299,7 @@ class Home(Layout):
             self._register(instance.id)
         return instance
 
-    def _set_autostart(self, instance: Instance, autostart: bool) -> None:
+    def _set_autostart(self, instance: Instance, autostart: bool, tell: bool = True) -> None:
         """Flip autostart in the instance's program file, keeping every other value."""
         path = self.program_path(instance.id)
         text = read_text(path)
@@ -307,11 +308,18 @@ class Home(Layout):
             write_file(render.File(path, text.replace(_AUTOSTART[not autostart], wanted)))
         elif text is None or wanted not in text:
             write_file(self._program(instance, autostart))
+        # supervisord compares its configuration with the files on `supervisorctl update`:
+        # were it to find autostart changed, it would restart the instance. (Told before a
+        # start, supervisord would start a never-started program by itself: start tells it
+        # after.)
+        if tell:
+            self.supervisor.set_autostart(instance.id, autostart)
 
     def _remove_files(self, instance_id, port=None) -> None:
         """Remove what an instance left on disk, its record last; each step may be redone."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.program_path(instance_id))
+        for path in (self.program_path(instance_id), self.instance_config_path(instance_id)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         shutil.rmtree(self.instance_dir(instance_id), ignore_errors=True)
         shutil.rmtree(self.runtime_dir(instance_id), ignore_errors=True)
         folder = self.log_dir
@@ -347,7 +355,7 @@ class Home(Layout):
             )
         with self.instance_lock(instance.id):
             self._ensure_known(instance.id)
-            self._set_autostart(instance, True)
+            self._set_autostart(instance, True, tell=False)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.crash_path(instance.id))
             self.log_action("start", instance.id)
@@ -361,6 +369,8 @@ class Home(Layout):
                     f"{exc}; supervisord retries it {self.settings.startretries} times, then "
                     f"marks it FATAL. Its log ends with: {last[-300:]}"
                 ) from exc
+            finally:
+                self.supervisor.set_autostart(instance.id, True)
 
     def stop(self, instance_id) -> bool:
         """Stop an instance gracefully, and keep it stopped at boot; False if it was not running."""
@@ -376,9 +386,35 @@ class Home(Layout):
         self.stop(instance_id)
         self.start(instance_id)
 
-    def destroy(self, instance_id) -> None:
-        """Stop an instance and remove its program, folder, logs, port and record."""
+    def destroy(self, instance_id, *, by_deploy: bool = False) -> None:
+        """Stop an instance and remove its program, folder, logs, port and record.
+
+        The instance an app's front-end routes to is refused; one kept for rollback
+        is taken off the app's list. A deploy (``by_deploy``) keeps its app's state
+        itself, under its own lock.
+        """
         instance = self.get(instance_id)
+        self.supervisor.process(instance.id + ":web")  # says so, before any lock, if it is down
+        if by_deploy:
+            self._destroy(instance)
+            return
+        from .apps import load_state
+
+        app = instance.application_name
+        # The app's deploy lock (a running deploy of the app is waited for): its state says
+        # which instances serve and which are kept.
+        with locked(self._p("var", "run", f"deploy-{app}.lock")):
+            state = load_state(self.app_state_path(app), app)
+            if state.current == instance.id:
+                raise HomeError(f"{instance.id} is the instance {app}'s front-end routes "
+                                f"to; deploy or route {app} to another one first")
+            self._destroy(instance)
+            if instance.id in state.previous:
+                state = state.replace(
+                    previous=tuple(p for p in state.previous if p != instance.id))
+                write_file(render.File(self.app_state_path(app), state.to_json()))
+
+    def _destroy(self, instance) -> None:
         with self.instance_lock(instance.id):
             self.supervisor.stop_group(instance.id, instance.processes)
             self.supervisor.remove(instance.id)
@@ -450,9 +486,12 @@ class Home(Layout):
     def environment(self, instance: Instance, process: str = "web", base=None) -> dict:
         """The environment of ``instance``'s ``process`` (and of ``run``)."""
         venv = instance.virtualenv or os.path.join(self.instance_dir(instance.id), ".venv")
+        config = self.instance_config_path(instance.id)
+        if not os.path.exists(config):  # not deployed: the app's variables as they are now
+            config = self.app_config_path(instance.application_name)
         return build(
             os.environ if base is None else base,
-            app_config=load_app_config(self.app_config_path(instance.application_name)),
+            app_config=load_app_config(config),
             home=self.path,
             instance_id=instance.id,
             application_name=instance.application_name,

@@ -69,6 +69,10 @@ class Layout:
     def app_config_path(self, application_name):
         return self._p("etc", "apps", check_app_name(application_name) + ".json")
 
+    def instance_config_path(self, instance_id):
+        """The app's variables as a deploy gave them to this instance (0600)."""
+        return self._p("etc", "apps", "instances", instance_id + ".json")
+
     def app_state_path(self, application_name):
         return self._p("var", "apps", check_app_name(application_name) + ".json")
 

@@ -60,6 +60,28 @@ class SargeNamespace:
         return added
 
 
+    def setAutostart(self, group, autostart):
+        """Set autostart of every program of a group in supervisord's configuration, as sarge
+        has just written it to the group's file (so that ``supervisorctl update`` does not
+        take the group for changed and restart it).
+
+        @param string group      the group's name
+        @param boolean autostart the new value
+        @return boolean result   always true
+        """
+        from supervisor.xmlrpc import Faults, RPCError
+
+        configs = [g for g in self.supervisord.options.process_group_configs if g.name == group]
+        if group in self.supervisord.process_groups:
+            configs.append(self.supervisord.process_groups[group].config)
+        if not configs:
+            raise RPCError(Faults.BAD_NAME, group)
+        for group_config in configs:
+            for process_config in group_config.process_configs:
+                process_config.autostart = bool(autostart)
+        return True
+
+
 def make_interface(supervisord, **config):
     """The rpcinterface factory named in supervisord.conf."""
     return SargeNamespace(supervisord)

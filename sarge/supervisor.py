@@ -122,6 +122,17 @@ class Supervisor:
             if fault.faultCode != ALREADY_ADDED:
                 raise _error(fault, name) from fault
 
+    def set_autostart(self, group: str, autostart: bool) -> None:
+        """Tell supervisord the group's new autostart (written to its file), so that its
+        configuration matches the file; a supervisord without sarge's extension is left be."""
+        import xmlrpc.client
+
+        try:
+            self._call("sarge.setAutostart", group, bool(autostart))
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode not in (UNKNOWN_METHOD, BAD_NAME):
+                raise _error(fault, group) from fault
+
     def remove(self, name: str) -> None:
         """Forget the (stopped) program ``name``; unknown names are fine."""
         import xmlrpc.client

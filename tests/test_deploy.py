@@ -589,3 +589,80 @@ def test_a_full_disk_during_install_fails_cleanly(tmp_path_factory, webapp):
         if h is not None:
             kill_home(h)
         subprocess.run(["umount", "-l", str(mount)])
+
+
+def test_destroy_refuses_the_current_instance_and_forgets_a_previous_one(running, webapp):
+    first, port = first_deploy(running, webapp)
+    second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    result = sarge(running, "destroy", second)
+    assert result.returncode == 1 and "front-end routes to" in result.stderr
+    assert front(port)[1] == f"version 1 from {second}\n"
+    sarge(running, "destroy", first, check=True)
+    assert [r["id"] for r in instances(running)] == [second]
+    result = sarge(running, "rollback", "web")
+    assert result.returncode == 1 and "no previous instance" in result.stderr
+
+
+def test_a_failed_rollback_leaves_things_as_they_were(running, webapp):
+    first, port = first_deploy(running, webapp, None, "--check", "/health", "--timeout", "3")
+    second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    with open(os.path.join(running.instance_dir(first), "HEALTH"), "w") as f:
+        f.write("500")  # the previous version has gone bad since
+    result = sarge(running, "rollback", "web")
+    assert result.returncode == 1 and "rollback of web" in result.stderr
+    assert front(port)[1] == f"version 1 from {second}\n"
+    assert running.supervisor.process(first + ":web")["statename"] == "STOPPED"
+    assert "autostart = false" in open(running.program_path(first)).read()
+    assert current(running) == second
+
+
+def test_a_config_that_fails_its_deploy_is_not_kept(running, webapp):
+    first, port = first_deploy(running, webapp, None, "--check", "/health", "--timeout", "3")
+    sarge(running, "config", "web", "GOOD=1", check=True)
+    result = sarge(running, "config", "web", "FAIL_HEALTH=1", "--deploy", timeout=120)
+    assert result.returncode == 1 and "deploy failed at step 'health check'" in result.stderr
+    assert json.loads(sarge(running, "config", "web", "--json").stdout) == {"GOOD": "1"}
+    assert front(port)[1] == f"version 1 from {first}\n"
+    result = sarge(running, "config", "web", "A=2", "--deploy", timeout=120)
+    assert result.returncode == 0, result.stderr
+    env = json.loads(front(port, "/env")[1])
+    assert env["A"] == "2" and env["GOOD"] == "1" and "FAIL_HEALTH" not in env
+
+
+def test_a_listen_port_in_the_instances_range_is_refused(running, webapp):
+    port = running.settings.port_first + 5
+    result = deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 2 or result.returncode == 1
+    assert "in the range the home gives its instances" in result.stderr
+
+
+def test_rollback_and_route_on_a_folder_that_is_not_a_home(tmp_path):
+    import sys
+
+    for args in (["rollback", "web"], ["route", "web", "web-abcdef"], ["config", "web"]):
+        result = subprocess.run([sys.executable, "-m", "sarge", str(tmp_path / "no"), *args],
+                                capture_output=True, text=True)
+        assert result.returncode == 1 and "sarge " in result.stderr
+        assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+        assert not (tmp_path / "no").exists()
+
+
+def test_each_deploy_keeps_its_configuration_and_rollback_brings_it_back(running, webapp):
+    sarge(running, "config", "web", "COLOUR=blue", check=True)
+    first, port = first_deploy(running, webapp)
+    sarge(running, "config", "web", "COLOUR=green", check=True)
+    sarge(running, "restart", first, check=True)  # a restart keeps what the deploy gave
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            env = json.loads(front(port, "/env")[1])
+            break
+        except (OSError, ValueError):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert env["COLOUR"] == "blue"
+    second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    assert json.loads(front(port, "/env")[1])["COLOUR"] == "green"
+    assert sarge(running, "rollback", "web").stdout.strip() == first
+    assert json.loads(front(port, "/env")[1])["COLOUR"] == "blue"
+    assert oct(os.stat(running.instance_config_path(second)).st_mode & 0o777) == "0o600"

@@ -418,3 +418,18 @@ def test_a_stop_right_after_a_start_is_quick_and_leaves_nothing(running):
                  if "envserver.py" in " ".join(p.info["cmdline"] or [])
                  and p.environ().get("SARGE_INSTANCE") == instance_id]
     assert leftovers == []
+
+
+def test_supervisorctl_update_leaves_started_and_stopped_instances_alone(running):
+    up, down = new(running), new(running)
+    put_server(running, up)
+    put_server(running, down)
+    sarge(running, "start", up, check=True)
+    sarge(running, "start", down, check=True)
+    sarge(running, "stop", down, check=True)
+    pid = running.supervisor.process(up + ":web")["pid"]
+    result = supervisorctl(running, "update")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "updated" not in result.stdout and "removed" not in result.stdout, result.stdout
+    assert running.supervisor.process(up + ":web")["pid"] == pid
+    assert running.supervisor.process(down + ":web")["statename"] == "STOPPED"

@@ -1,7 +1,8 @@
 """The deploy tests' app: WSGI, served by gunicorn; its behaviour is set by files beside it.
 
 - VERSION (a file): the text GET / answers.
-- GET /health answers the status in the file HEALTH (default 200).
+- GET /health answers the status in the file HEALTH (default 200), or 503 when the
+  variable FAIL_HEALTH is set.
 - GET /env answers the environment as JSON; POST / answers the body's length.
 - GET /slow sleeps 0.3 s first (a request in flight during a switch).
 """
@@ -28,7 +29,7 @@ def app(environ, start_response):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = f"posted {len(environ['wsgi.input'].read(length))}\n"
     elif path == "/health":
-        code = _read("HEALTH", "200")
+        code = "503" if os.environ.get("FAIL_HEALTH") else _read("HEALTH", "200")
         status = f"{code} X"
         body = code + "\n"
     elif path == "/env":
