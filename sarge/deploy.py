@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 
 from . import build, health
@@ -37,15 +36,9 @@ _DEAD_STATES = {"BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN"}
 
 def can_bind(listen: str) -> bool:
     """True when nothing listens on the front-end address ``listen`` yet."""
-    host = listen.rpartition(":")[0].strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, listen_port(listen)))
-        except OSError:
-            return False
-    return True
+    from .ports import can_bind as free
+
+    return free(listen.rpartition(":")[0].strip("[]"), listen_port(listen))
 
 
 class Deployer:

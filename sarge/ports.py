@@ -16,15 +16,22 @@ import socket
 from .errors import PortsExhausted
 
 
-def port_is_free(port: int) -> bool:
-    """True when nothing on this machine listens on 127.0.0.1:``port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def can_bind(host: str, port: int) -> bool:
+    """True when nothing on this machine listens on ``host``:``port`` (SO_REUSEADDR, as
+    servers set it: a port that only has connections in TIME_WAIT counts as free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return False
     return True
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing on this machine listens on 127.0.0.1:``port``."""
+    return can_bind("127.0.0.1", port)
 
 
 class Ports:
