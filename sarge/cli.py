@@ -339,7 +339,9 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
         _note(f"{app}: configuration saved; {instance.id} runs with it")
         click.echo(instance.id)
         return
-    values = ctx.home.configure(app, assignments, unset)
+    from .environ import configure
+
+    values = configure(ctx.home, app, assignments, unset)
     if assignments or unset:
         _note(f"{app}: configuration saved; it takes effect with the next deploy "
               "(or: config --deploy)")

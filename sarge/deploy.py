@@ -383,14 +383,14 @@ class Deployer:
     def configure(self, app, assignments=(), unset=()):
         """Change the app's variables and redeploy its current version with them; when the
         redeploy fails, the variables are put back as they were. Returns the new instance."""
-        from .environ import load_app_config, save_app_config
+        from .environ import configure, load_app_config, save_app_config
 
         path = self.home.app_config_path(app)
         if self.state(check_app_name(app)).current is None:
             raise DeployError(f"{app} has no current instance to redeploy")
         before = load_app_config(path)
         existed = os.path.exists(path)
-        self.home.configure(app, assignments, unset)
+        configure(self.home, app, assignments, unset)
         try:
             return self.redeploy(app)
         except BaseException:

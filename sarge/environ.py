@@ -76,6 +76,31 @@ def save_app_config(path: str, config: dict) -> None:
                     mode=0o600))
 
 
+def configure(home, application_name, assignments=(), unset=()) -> dict:
+    """Set (``KEY=VALUE`` strings) and remove variables of an app in ``home``; return them all."""
+    home.check()
+    path = home.app_config_path(application_name)
+    changes = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise UsageError(f"{assignment!r} is not KEY=VALUE")
+        changes[check_key(key)] = check_value(key, value)
+    for key in unset:
+        check_key(key)
+    if not changes and not unset:
+        return load_app_config(path)
+    with home.lock():
+        config = load_app_config(path)
+        config.update(changes)
+        for key in unset:
+            config.pop(key, None)
+        save_app_config(path, config)
+        home.log_action("config", f"{application_name} set {sorted(changes)} "
+                                  f"unset {sorted(unset)}")
+    return config
+
+
 def build(
     base: dict,
     *,

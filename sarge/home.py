@@ -30,7 +30,7 @@ import shutil
 import sys
 
 from . import render
-from .environ import Command, build, check_key, check_value, load_app_config, save_app_config
+from .environ import Command, build, load_app_config, save_app_config
 from .errors import (
     HomeError,
     InstanceNotFound,
@@ -429,26 +429,6 @@ class Home(Layout):
         except SupervisordNotRunning:
             return None
 
-    def mark_crashed(self, instance_id, process, reason, exitstatus) -> None:
-        """Record that the crash watch stopped the instance, and why."""
-        import json
-
-        from .logs import tail
-
-        record = {"reason": reason, "process": process, "exitstatus": exitstatus,
-                  "time": utcnow(), "log": tail(self.log_path(instance_id, process), 5)}
-        write_file(render.File(self.crash_path(instance_id), json.dumps(record, indent=2)))
-
-    def crashed(self, instance_id):
-        """What the crash watch recorded when it stopped the instance, or None."""
-        import json
-
-        text = read_text(self.crash_path(instance_id))
-        try:
-            return None if text is None else json.loads(text)
-        except ValueError:
-            return {"reason": "crash loop (damaged record)"}
-
     def process_log_path(self, instance_id, process: str = "web") -> str:
         """The log file of one process type of an instance."""
         instance = self.get(instance_id)
@@ -456,30 +436,6 @@ class Home(Layout):
             raise UsageError(f"{instance.id} has no process {process!r} "
                              f"(it has: {', '.join(sorted(instance.processes))})")
         return self.log_path(instance.id, process)
-
-    def configure(self, application_name, assignments=(), unset=()) -> dict:
-        """Set (``KEY=VALUE`` strings) and remove variables of an app; return them all."""
-        self.check()
-        path = self.app_config_path(application_name)
-        changes = {}
-        for assignment in assignments:
-            key, sep, value = assignment.partition("=")
-            if not sep:
-                raise UsageError(f"{assignment!r} is not KEY=VALUE")
-            changes[check_key(key)] = check_value(key, value)
-        for key in unset:
-            check_key(key)
-        if not changes and not unset:
-            return load_app_config(path)
-        with self.lock():
-            config = load_app_config(path)
-            config.update(changes)
-            for key in unset:
-                config.pop(key, None)
-            save_app_config(path, config)
-            self.log_action("config", f"{application_name} set {sorted(changes)} "
-                                      f"unset {sorted(unset)}")
-        return config
 
     # -- running -----------------------------------------------------------------------------
 

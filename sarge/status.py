@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from . import processes
+from .crashwatch import crashed
 
 STATES = ("stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "unknown")
 
@@ -69,7 +70,7 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
             "id": instance.id, "application_name": instance.application_name,
             "port": instance.port, "state": state, "pid": pid, "uptime": uptime,
             "exitstatus": info["exitstatus"] if info else None,
-            "crashed": home.crashed(instance.id),
+            "crashed": crashed(home, instance.id),
             "processes": 0, "memory_rss": None, "cpu_percent": None, "cpu_seconds": None,
         })
         roots[instance.id] = [infos[f"{instance.id}:{p}"]["pid"] for p in instance.processes
