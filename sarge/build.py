@@ -303,10 +303,18 @@ def _beside_python(name, python):
     return candidate if os.access(candidate, os.X_OK) else None
 
 
+_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+
+
 def run_logged(argv, log_path: str, env=None, cwd=None) -> None:
-    """Run ``argv`` with its output appended to ``log_path``; raise BuildError with its end."""
+    """Run ``argv`` with its output appended to ``log_path``; raise BuildError with its end.
+
+    The command line is logged with any ``user:password@`` of a URL (an index in
+    ``pip_args``, say) masked.
+    """
+    shown = _CREDENTIALS.sub(r"\1***@", " ".join(argv))
     with open(log_path, "ab") as log:
-        log.write(("$ " + " ".join(argv) + "\n").encode())
+        log.write(("$ " + shown + "\n").encode())
         log.flush()
         try:
             code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT,

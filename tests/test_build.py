@@ -135,3 +135,12 @@ def test_procfile_and_server(tmp_path):
     (other / "server").write_text("#!/bin/sh\n")
     os.chmod(other / "server", 0o755)
     assert build.read_procfile(str(other)) == {"web": None}
+
+
+def test_run_logged_masks_credentials_and_reports_failure(tmp_path):
+    log = tmp_path / "x.log"
+    with pytest.raises(BuildError, match="exit status 3"):
+        build.run_logged(["sh", "-c", "echo hello; exit 3", "https://bob:s3cret@example/x"],
+                         str(log))
+    text = log.read_text()
+    assert "hello" in text and "s3cret" not in text and "https://***@example/x" in text
