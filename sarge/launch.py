@@ -46,13 +46,12 @@ def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> No
     except OSError:
         return
     gone, alive = psutil.wait_procs(members, timeout=timeout)
-    for proc in alive:
+    if alive:
         try:
             os.killpg(group, signal.SIGKILL)
-            break
         except OSError:
             pass
-    psutil.wait_procs(alive, timeout=5)
+        psutil.wait_procs(alive, timeout=5)
 
 
 def _is_nginx(proc) -> bool:
