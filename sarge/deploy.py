@@ -101,8 +101,7 @@ class Deployer:
     def app_lock(self, app):
         """Hold the app's deploy lock, or refuse at once when another deploy holds it."""
         try:
-            with locked(os.path.join(self.home.path, "var", "run", f"deploy-{app}.lock"),
-                        blocking=False):
+            with locked(self.home.deploy_lock_path(app), blocking=False):
                 yield
         except BlockingIOError:
             raise DeployError(f"another deploy, route or rollback of {app} is running; "
@@ -112,16 +111,15 @@ class Deployer:
         return load_state(self.home.app_state_path(app), app)
 
     def states(self) -> list:
-        return load_states(os.path.join(self.home.path, "var", "apps"))
+        return load_states(self.home.apps_dir)
 
     def _save(self, state: AppState) -> None:
         write_file(File(self.home.app_state_path(state.name), state.to_json()))
 
-    def _routes(self, changed: AppState) -> list:
+    def _routes(self) -> list:
+        """Every app's route, from the states on disk (the caller saved its own first)."""
         routes = []
         for state in self.states():
-            if state.name == changed.name:
-                state = changed
             if state.current and state.listen:
                 try:
                     instance = self.home.get(state.current)
@@ -129,10 +127,6 @@ class Deployer:
                     continue  # removed by hand: leave that app out rather than fail all
                 routes.append({"app": state.name, "instance": instance.id,
                                "listen": state.listen, "port": instance.port})
-        if changed.name not in {r["app"] for r in routes} and changed.current:
-            instance = self.home.get(changed.current)
-            routes.append({"app": changed.name, "instance": instance.id,
-                           "listen": changed.listen, "port": instance.port})
         return routes
 
     def _switch(self, old: AppState, new: AppState):
@@ -143,7 +137,7 @@ class Deployer:
             self._save(new)
             self._fault_point("switch:reload")
             try:
-                return self.frontend.apply(self._routes(new))
+                return self.frontend.apply(self._routes())
             except BaseException:
                 self._save(old)
                 raise

@@ -128,7 +128,7 @@ class Frontend:
 
     def lock(self):
         """The front-end's lock: hold it from reading the apps' states to the reload."""
-        return locked(os.path.join(self.layout.path, "var", "run", "frontend.lock"))
+        return locked(self.layout.frontend_lock_path)
 
     def _apply_own(self, routes) -> Drain:
         layout = self.layout
@@ -164,7 +164,7 @@ class Frontend:
         info = self.supervisor.process("nginx")
         if info is None:
             command = [self.layout.python, "-m", "sarge.launch", "--nginx",
-                       os.path.join(self.layout.nginx_prefix, "nginx.pid"),
+                       self.layout.nginx_pidfile,
                        *self._argv(self.layout.nginx_conf)]
             write_file(render.nginx_program(
                 self.layout.nginx_program, command=command,
@@ -224,7 +224,7 @@ class Frontend:
         it without its handlers. nginx writes its pid file after it installs them, so a
         starting master whose pid is in the file is ready (no need to wait out startsecs)."""
         deadline = self.clock() + timeout
-        pidfile = os.path.join(self.layout.nginx_prefix, "nginx.pid")
+        pidfile = self.layout.nginx_pidfile
         while info["statename"] in ("STARTING", "BACKOFF") and self.clock() < deadline:
             if info["statename"] == "STARTING" and read_text(pidfile) == f"{info['pid']}\n":
                 return dict(info, statename="RUNNING")

@@ -159,7 +159,7 @@ class Home(Layout):
         self.check()
         return render.logrotate(home=self.path, log_dir=self.log_dir,
                                 supervisord_pid=self.pidfile,
-                                nginx_pid=os.path.join(self.nginx_prefix, "nginx.pid"))
+                                nginx_pid=self.nginx_pidfile)
 
     # -- locks and the action log ----------------------------------------------------------
 
@@ -403,7 +403,7 @@ class Home(Layout):
         app = instance.application_name
         # The app's deploy lock (a running deploy of the app is waited for): its state says
         # which instances serve and which are kept.
-        with locked(self._p("var", "run", f"deploy-{app}.lock")):
+        with locked(self.deploy_lock_path(app)):
             state = load_state(self.app_state_path(app), app)
             if state.current == instance.id:
                 raise HomeError(f"{instance.id} is the instance {app}'s front-end routes "

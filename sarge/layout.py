@@ -73,6 +73,23 @@ class Layout:
         """The app's variables as a deploy gave them to this instance (0600)."""
         return self._p("etc", "apps", "instances", instance_id + ".json")
 
+    @property
+    def apps_dir(self):
+        """``var/apps``: one deploy state per app."""
+        return self._p("var", "apps")
+
+    def deploy_lock_path(self, application_name):
+        """The lock a deploy, route or rollback of the app holds."""
+        return self._p("var", "run", f"deploy-{check_app_name(application_name)}.lock")
+
+    @property
+    def frontend_lock_path(self):
+        return self._p("var", "run", "frontend.lock")
+
+    @property
+    def nginx_pidfile(self):
+        return self._p("var", "nginx", "nginx.pid")
+
     def app_state_path(self, application_name):
         return self._p("var", "apps", check_app_name(application_name) + ".json")
 

@@ -15,7 +15,7 @@ def roles(home) -> dict:
     from .apps import load_states
 
     found = {}
-    for state in load_states(os.path.join(home.path, "var", "apps")):
+    for state in load_states(home.apps_dir):
         for previous in state.previous:
             found[previous] = "previous"
         if state.current:
