@@ -306,9 +306,10 @@ def _beside_python(name, python):
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
 
-def run_logged(argv, log_path: str, env=None, cwd=None) -> None:
+def run_logged(argv, log_path: str, **popen) -> None:
     """Run ``argv`` with its output appended to ``log_path``; raise BuildError with its end.
 
+    ``popen`` goes to :class:`subprocess.Popen`: env, cwd, and the user to run as.
     The command line is logged with any ``user:password@`` of a URL (an index in
     ``pip_args``, say) masked.
     """
@@ -318,7 +319,7 @@ def run_logged(argv, log_path: str, env=None, cwd=None) -> None:
         log.flush()
         try:
             code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+                                   stdin=subprocess.DEVNULL, **popen)
         except OSError as exc:
             raise BuildError(f"cannot run {argv[0]}: {exc.strerror}") from exc
     if code != 0:

@@ -64,13 +64,16 @@ def cli(ctx, home):
 @cli.command()
 @click.option("--logrotate", "logrotate", is_flag=True,
               help="Print a logrotate snippet for the home's logs instead.")
+@click.option("--user", default="", metavar="NAME",
+              help="Who runs the apps when supervisord runs as root: written to "
+                   "etc/sarge.toml as [users] default (default: the home's owner).")
 @pass_home
-def init(ctx, logrotate):
+def init(ctx, logrotate, user):
     """Create the home folder (or complete it; nothing existing is lost)."""
     if logrotate:
         click.echo(ctx.home.logrotate(), nl=False)
         return
-    changed = ctx.home.init()
+    changed = ctx.home.init(user=user)
     home = ctx.home.path
     if changed:
         _note(f"sarge home ready in {home}")
@@ -227,12 +230,9 @@ def run(ctx, instance_id, command):
     The environment is exactly the one its server gets: PORT, SARGE_*, the
     app's configured variables and its virtualenv first on PATH.
     """
-    cmd = ctx.home.run_command(instance_id, list(command))
-    os.chdir(cmd.cwd)
-    try:
-        os.execvpe(cmd.argv[0], cmd.argv, cmd.env)
-    except OSError as exc:
-        raise SargeError(f"cannot run {cmd.argv[0]}: {exc.strerror}") from exc
+    from .environ import execute
+
+    execute(ctx.home.run_command(instance_id, list(command)))
 
 
 @cli.command()

@@ -8,9 +8,11 @@ error that names the file and the key, so a typo never passes silently.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 
-from .errors import SettingsError
+from .errors import SettingsError, UsageError
+from .instance import check_app_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,6 +56,15 @@ class Settings:
     #: System mode: the commands that test and reload the machine's nginx.
     test_command: str = "nginx -t"
     reload_command: str = "nginx -s reload"
+    #: When supervisord runs as root: the user instances run as ("" = the home's owner,
+    #: unless that is root), nginx's workers ("" = as instances), and per-app users.
+    user: str = ""
+    frontend_user: str = ""
+    app_users: tuple = ()
+
+    def user_for(self, app: str) -> str:
+        """The user named for ``app``'s processes ("" when none is)."""
+        return dict(self.app_users).get(app, self.user)
 
 
 def _whole(lowest):
@@ -73,6 +84,23 @@ def _one_of(*choices):
 def _text(value):
     if not isinstance(value, str) or not value.strip() or "\n" in value or "\x00" in value:
         return "must be a non-empty string on one line"
+
+
+def _user(value):
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?|", value):
+        return "must be a user name or number"
+
+
+def _app_users(value):
+    if not isinstance(value, dict):
+        return "must be a table of app = \"user\""
+    for app, user in value.items():
+        try:
+            check_app_name(app)
+        except UsageError:
+            return f"has an invalid app name {app!r}"
+        if _user(user) or not user:
+            return f"names an invalid user for {app}"
 
 
 def _strings(value):
@@ -100,6 +128,9 @@ _KEYS = {
     ("frontend", "drain_timeout"): ("drain_timeout", _whole(1)),
     ("frontend", "test_command"): ("test_command", _text),
     ("frontend", "reload_command"): ("reload_command", _text),
+    ("users", "default"): ("user", _user),
+    ("users", "frontend"): ("frontend_user", _user),
+    ("users", "apps"): ("app_users", _app_users),
 }
 
 
@@ -120,6 +151,8 @@ def parse(text: str, source: str = "sarge.toml") -> Settings:
             problem = check(value)
             if problem:
                 raise SettingsError(f"{source}: [{table}] {key} {problem}, not {value!r}")
+            if isinstance(value, dict):
+                value = sorted(value.items())
             values[attribute] = tuple(value) if isinstance(value, list) else value
     settings = Settings(**values)
     if not settings.port_first <= settings.port_last <= 65535:

@@ -15,7 +15,7 @@ import contextlib
 import os
 import time
 
-from . import build, health
+from . import build, health, users
 from .apps import (
     AppState,
     check_path,
@@ -167,6 +167,8 @@ class Deployer:
         check = check_path(check) if check is not None else None
         timeout = check_timeout(timeout) if timeout is not None else None
         self._plan(app, listen, check, timeout)  # refuse bad input before taking any lock
+        run_as = self.home.run_as(app)  # and a user the app cannot run as
+        self.frontend.check_user()
         self.home.supervisor.processes()  # supervisord must be running: say so now
         with self.app_lock(app):
             old, state = self._plan(app, listen, check, timeout)
@@ -176,7 +178,7 @@ class Deployer:
                 instance = self.home.new(app, origin="deploy")
                 step["detail"] = f"{instance.id}, port {instance.port}"
             try:
-                self._build_and_start(instance, source, state)
+                self._build_and_start(instance, source, state, run_as)
                 new = state.replace(
                     current=instance.id,
                     previous=((old.current,) if old.current else ()) + old.previous)
@@ -216,13 +218,14 @@ class Deployer:
                 raise UsageError(f"--listen {state.listen}: something on this machine already "
                                  "listens there")
 
-    def _build_and_start(self, instance, source, state):
+    def _build_and_start(self, instance, source, state, run_as):
         home = self.home
         folder = home.instance_dir(instance.id)
         log = home.log_path(instance.id)
         home.freeze_config(instance.id)
         with self._step("unpack") as step:
             build.unpack(source, folder)
+            users.share_code(folder, run_as)  # readable, not writable, by the app's user
             step["detail"] = os.path.basename(source)
         with self._step("environment") as step:
             processes = build.read_procfile(folder)
@@ -242,7 +245,8 @@ class Deployer:
             with self._step("release") as step:
                 command = home.run_command(instance.id, ["/bin/sh", "-c", release])
                 try:
-                    build.run_logged(command.argv, log, env=command.env, cwd=command.cwd)
+                    command.prepare()
+                    build.run_logged(command.argv, log, **command.popen_kwargs())
                 except SargeError as exc:
                     raise DeployError(f"the release command `{release}` failed") from exc
                 step["detail"] = release

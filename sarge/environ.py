@@ -19,11 +19,44 @@ from .errors import SettingsError, UsageError
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-    """A program to exec: its argv, environment and working directory."""
+    """A program to exec: its argv, environment and working directory; the user it runs
+    as (a :class:`~sarge.users.RunAs`, None: sarge's own) and the folders, with their
+    modes, that user must own first (the app's data and runtime folders)."""
 
     argv: list
     env: dict
     cwd: str
+    user: object = None
+    folders: tuple = ()
+
+    def prepare(self) -> None:
+        """Create the command's folders and give them to its user."""
+        from .users import give
+
+        try:
+            for path, mode in self.folders:
+                give(path, self.user, mode)
+        except OSError as exc:
+            raise SettingsError(f"cannot prepare {exc.filename}: {exc.strerror}") from exc
+
+    def popen_kwargs(self) -> dict:
+        """subprocess arguments that run the command as its user, in its folder."""
+        extra = self.user.popen_kwargs() if self.user is not None else {}
+        return {"env": self.env, "cwd": self.cwd, **extra}
+
+
+def execute(command: Command):
+    """Replace this process with ``command``: its folders prepared, in its folder, as its
+    user. Returns only by raising :class:`SettingsError` (cannot prepare, cannot run)."""
+    from .users import become
+
+    command.prepare()
+    try:
+        os.chdir(command.cwd)
+        become(command.user)
+        os.execvpe(command.argv[0], command.argv, command.env)
+    except OSError as exc:
+        raise SettingsError(f"cannot run {command.argv[0]}: {exc.strerror}") from exc
 
 
 def load_app_config(path: str) -> dict:

@@ -26,6 +26,7 @@ import time
 from . import render
 from .errors import FrontendError, SupervisorError
 from .files import locked, read_text, write_file
+from .users import resolve
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
                 "[frontend] nginx in etc/sarge.toml to its path")
@@ -97,22 +98,23 @@ class Frontend:
             raise FrontendError(f"nginx refused the new configuration, which was not loaded: "
                                 f"{problem}")
 
-    def _user(self):
-        """(user, group) for nginx's ``user`` directive when it starts as root: the
-        home's owner, whose files its workers must read (nginx's default, nobody,
-        cannot enter a private home)."""
-        if os.geteuid() != 0:
+    def check_user(self):
+        """(user, group) for nginx's ``user`` directive when it starts as root (None
+        otherwise): ``[users] frontend``, else ``default``, else the home's owner;
+        :class:`~sarge.errors.SettingsError` when that would be root unasked."""
+        if self.settings.frontend != "nginx":
+            return None
+        run_as = resolve(self.settings.frontend_user or self.settings.user,
+                         "nginx's workers", self.layout.path, self.layout.settings_path)
+        if run_as is None:
             return None
         import grp
-        import pwd
 
-        st = os.stat(self.layout.path)
         try:
-            user = pwd.getpwuid(st.st_uid).pw_name
-            group = grp.getgrgid(st.st_gid).gr_name
+            group = grp.getgrgid(run_as.gid).gr_name
         except KeyError:
-            return None
-        return (user, group)
+            group = str(run_as.gid)
+        return (run_as.name, group)
 
     # -- switching -------------------------------------------------------------------------------
 
@@ -137,7 +139,7 @@ class Frontend:
         os.makedirs(os.path.dirname(layout.nginx_conf), exist_ok=True)
         new = render.nginx_conf(
             layout.nginx_conf, home=layout.path, prefix=layout.nginx_prefix,
-            log_dir=layout.log_dir, user=self._user(),
+            log_dir=layout.log_dir, user=self.check_user(),
             drain_timeout=self.settings.drain_timeout, routes=routes)
         candidate = render.File(layout.nginx_conf + ".new", new.text)
         write_file(candidate)

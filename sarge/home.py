@@ -29,7 +29,7 @@ import os
 import shutil
 import sys
 
-from . import render
+from . import render, users
 from .environ import Command, build, load_app_config, save_app_config
 from .errors import (
     HomeError,
@@ -85,15 +85,24 @@ class Home(Layout):
             self._settings = config.load(self.settings_path)
         return self._settings
 
-    def init(self) -> list:
-        """Create the home, or complete it; return the paths created or updated."""
+    def init(self, user: str = "") -> list:
+        """Create the home, or complete it; return the paths created or updated.
+
+        ``user`` is written to a new ``sarge.toml`` as ``[users] default``.
+        """
+        if user:
+            users.lookup(user, "--user")
+            if self.is_initialized() and self.settings.user != user:
+                raise HomeError(f"{self.settings_path} exists and names the user "
+                                f"{self.settings.user or 'none'}; edit [users] default "
+                                "there instead")
         try:
-            return self._init()
+            return self._init(user)
         except OSError as exc:
             raise HomeError(f"cannot initialize {self.path}: {exc.strerror} "
                             f"({exc.filename or self.path})") from exc
 
-    def _init(self) -> list:
+    def _init(self, user: str) -> list:
         """The work of :meth:`init`. Existing files are kept: ``sarge.toml`` is never
         rewritten, generated files only when sarge would generate them differently."""
         if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -129,7 +138,8 @@ class Home(Layout):
         changed = []
         folders = [
             ("", 0o755), ("etc", 0o755), ("etc/supervisor.d", 0o755), ("etc/apps", 0o700),
-            ("var", 0o755), ("var/log", 0o755), ("var/run", 0o700), ("var/data", 0o755),
+            ("var", 0o755), ("var/log", 0o755), ("var/run", 0o700), ("var/runtime", 0o711),
+            ("var/data", 0o755),
             ("var/instances", 0o755), ("var/ports", 0o755), ("var/apps", 0o755),
             ("var/envs", 0o755), ("var/nginx", 0o755), ("etc/nginx", 0o755), ("bin", 0o755),
         ]
@@ -140,7 +150,7 @@ class Home(Layout):
                 changed.append(path)
             except FileExistsError:
                 pass
-            if mode == 0o700:
+            if mode != 0o755:
                 os.chmod(path, mode)  # private even when the folder already existed
         for file in files:
             if read_text(file.path) != file.text:
@@ -148,7 +158,7 @@ class Home(Layout):
                 changed.append(file.path)
         if not os.path.exists(self.settings_path):
             # Last: its presence is what marks the home as initialized.
-            write_file(render.settings_file(self.settings_path, config.Settings()))
+            write_file(render.settings_file(self.settings_path, config.Settings(user=user)))
             changed.append(self.settings_path)
         if changed:
             self.log_action("init", "; ".join(os.path.relpath(p, self.path) for p in changed))
@@ -225,7 +235,7 @@ class Home(Layout):
                 port = self._ports(settings).allocate(instance_id)
                 instance = Instance(instance_id, application_name, port, utcnow(), origin=origin)
                 os.makedirs(self.data_dir(application_name), exist_ok=True)
-                os.makedirs(self.runtime_dir(instance_id), 0o700, exist_ok=True)
+                os.makedirs(self.state_dir(instance_id), 0o700, exist_ok=True)
                 write_file(render.File(self.record_path(instance_id), instance.to_json()))
                 write_file(self._program(instance, autostart=False))
                 self._register(instance_id)
@@ -322,6 +332,7 @@ class Home(Layout):
                 os.unlink(path)
         shutil.rmtree(self.instance_dir(instance_id), ignore_errors=True)
         shutil.rmtree(self.runtime_dir(instance_id), ignore_errors=True)
+        shutil.rmtree(self.state_dir(instance_id), ignore_errors=True)
         folder = self.log_dir
         for name in os.listdir(folder):
             if name.startswith(instance_id + "."):  # ID.log, ID.log.1, ID.worker.log, ...
@@ -353,6 +364,7 @@ class Home(Layout):
                 f"{instance.id} has no executable {server}: put the app's start command there "
                 "(a script that starts a server on $PORT) and make it executable"
             )
+        self.run_as(instance.application_name)  # refuses a user it cannot run as, now
         with self.instance_lock(instance.id):
             self._ensure_known(instance.id)
             self._set_autostart(instance, True, tell=False)
@@ -439,13 +451,21 @@ class Home(Layout):
 
     # -- running -----------------------------------------------------------------------------
 
-    def environment(self, instance: Instance, process: str = "web", base=None) -> dict:
-        """The environment of ``instance``'s ``process`` (and of ``run``)."""
+    def run_as(self, application_name: str):
+        """The user the app's processes run as (:func:`sarge.users.resolve`): None when
+        sarge does not run as root, and so cannot switch."""
+        return users.resolve(self.settings.user_for(application_name),
+                             f"the app {application_name}", self.path, self.settings_path)
+
+    def environment(self, instance: Instance, process: str = "web", base=None,
+                    run_as=None) -> dict:
+        """The environment of ``instance``'s ``process`` (and of ``run``), for the user
+        ``run_as`` (its HOME, USER and LOGNAME) when given."""
         venv = instance.virtualenv or os.path.join(self.instance_dir(instance.id), ".venv")
         config = self.instance_config_path(instance.id)
         if not os.path.exists(config):  # not deployed: the app's variables as they are now
             config = self.app_config_path(instance.application_name)
-        return build(
+        env = build(
             os.environ if base is None else base,
             app_config=load_app_config(config),
             home=self.path,
@@ -456,6 +476,7 @@ class Home(Layout):
             runtime_dir=self.runtime_dir(instance.id),
             virtualenv=venv if os.path.isdir(os.path.join(venv, "bin")) else None,
         )
+        return run_as.env(env) if run_as is not None else env
 
     def process_command(self, instance_id, process: str = "web") -> Command:
         """What the launcher execs for one process of the instance."""
@@ -464,11 +485,19 @@ class Home(Layout):
             raise UsageError(f"{instance.id} has no process {process!r}")
         command = instance.processes[process]
         argv = ["./server"] if command is None else ["/bin/sh", "-c", command]
-        return Command(argv, self.environment(instance, process), self.instance_dir(instance.id))
+        return self._command(instance, argv, process)
 
     def run_command(self, instance_id, argv=None) -> Command:
-        """``argv`` (default: the user's shell) in the instance's folder and environment."""
+        """``argv`` (default: the user's shell) in the instance's folder and environment,
+        as the app's user."""
         instance = self.get(instance_id)
         if not argv:
             argv = [os.environ.get("SHELL") or "/bin/sh"]
-        return Command(list(argv), self.environment(instance), self.instance_dir(instance.id))
+        return self._command(instance, list(argv))
+
+    def _command(self, instance, argv, process="web") -> Command:
+        run_as = self.run_as(instance.application_name)
+        return Command(argv, self.environment(instance, process, run_as=run_as),
+                       self.instance_dir(instance.id), user=run_as,
+                       folders=((self.data_dir(instance.application_name), 0o750),
+                                (self.runtime_dir(instance.id), 0o700)))

@@ -4,7 +4,9 @@
 It builds the instance's environment (:mod:`sarge.environ`) at exec time and
 replaces itself with the process's command (the folder's ``server``, or the
 Procfile's line run by ``/bin/sh -c``), so the process supervisord
-watches, signals and stops is the app itself.  On failure it writes one line
+watches, signals and stops is the app itself. When supervisord runs as root,
+it first switches to the app's user (:mod:`sarge.users`), after giving that
+user the app's data and runtime folders.  On failure it writes one line
 to stderr (the instance's log) and exits 127, as a shell does for a command
 it cannot run.
 
@@ -92,6 +94,7 @@ def _write_pid(pidfile: str) -> None:
 
 
 def main(argv=None):
+    from .environ import execute
     from .errors import SargeError
     from .home import Home
 
@@ -109,21 +112,16 @@ def main(argv=None):
         if stop_requested(home, args[1], process):
             return 0
         command = home.process_command(args[1], process)
-        os.makedirs(home.runtime_dir(args[1]), 0o700, exist_ok=True)
-        pidfile = os.path.join(home.runtime_dir(args[1]), f"{process}.pid")
+        os.makedirs(home.state_dir(args[1]), 0o700, exist_ok=True)
+        pidfile = home.pid_path(args[1], process)
         reap(pidfile, _instance_check(args[1]), timeout=home.settings.stopwaitsecs)
         _write_pid(pidfile)
+        execute(command)  # as the app's user, when supervisord runs as root
     except SargeError as exc:
         sys.stderr.write(f"sarge: {exc}\n")
         return 127
     except OSError as exc:
         sys.stderr.write(f"sarge: cannot prepare {args[1]}:{process}: {exc}\n")
-        return 127
-    os.chdir(command.cwd)
-    try:
-        os.execvpe(command.argv[0], command.argv, command.env)
-    except OSError as exc:
-        sys.stderr.write(f"sarge: cannot run {command.argv[0]}: {exc.strerror}\n")
         return 127
 
 

@@ -56,8 +56,17 @@ class Layout:
         return self._p("var", "log", instance_id + suffix)
 
     def runtime_dir(self, instance_id):
-        """The instance's private runtime folder (its ``XDG_RUNTIME_DIR``)."""
+        """The instance's private runtime folder (its ``XDG_RUNTIME_DIR``), owned by the
+        user its processes run as."""
+        return self._p("var", "runtime", instance_id)
+
+    def state_dir(self, instance_id):
+        """sarge's own files about a running instance: its processes' pid files and the
+        crash mark (in ``var/run``, which only supervisord's user can enter)."""
         return self._p("var", "run", instance_id)
+
+    def pid_path(self, instance_id, process):
+        return self._p("var", "run", instance_id, f"{process}.pid")
 
     def crash_path(self, instance_id):
         """Where the crash watch marks an instance it stopped."""

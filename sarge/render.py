@@ -10,6 +10,8 @@ renders every template with ``StrictUndefined`` and two filters:
     start a comment is refused with :class:`~sarge.errors.RenderError`.
 ``shjoin``
     quotes a list of words for a shell (or supervisord's shlex split).
+``toml``
+    quotes a string for ``sarge.toml``.
 ``nginx``
     passes a path or word into nginx's configuration, or refuses one that
     would need quoting.
@@ -73,6 +75,13 @@ def nginx(value) -> str:
     return text
 
 
+def toml(value) -> str:
+    """A TOML basic string holding ``value`` (JSON's escapes are TOML's)."""
+    import json
+
+    return json.dumps(str(value), ensure_ascii=False)
+
+
 def shjoin(words) -> str:
     """Quote each word for a POSIX shell and join them with spaces."""
     return " ".join(shlex.quote(str(word)) for word in words)
@@ -98,6 +107,7 @@ def environment():
         env.filters["ini"] = ini
         env.filters["shjoin"] = shjoin
         env.filters["nginx"] = nginx
+        env.filters["toml"] = toml
         _environment = env
     return _environment
 

@@ -37,13 +37,20 @@ def port_base():
     return 20000 + 1000 * int(worker[2:] or 0)
 
 
-def make_home(path, offset=0):
-    """Initialize a home at ``path`` with quick test settings and this worker's ports."""
+def make_home(path, offset=0, user=None):
+    """Initialize a home at ``path`` with quick test settings and this worker's ports.
+
+    The tests run as root in CI, in homes root owns: their apps run as root, which
+    sarge does only when told (``user``: the [users] default to name instead).
+    """
     h = Home(path)
     h.init()
     base = port_base() + offset
+    if user is None:
+        user = "root" if os.geteuid() == 0 else ""
     edit_settings(h, {**TEST_SETTINGS, "first = 5000": f"first = {base}",
-                      "last = 5999": f"last = {base + 199}"})
+                      "last = 5999": f"last = {base + 199}",
+                      'default = ""': f'default = "{user}"'})
     return h
 
 

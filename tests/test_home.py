@@ -4,6 +4,7 @@ import configparser
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +26,7 @@ def test_init_creates_the_layout(tmp_path):
                    "var/instances", "var/ports", "bin"]:
         assert os.path.isdir(os.path.join(h.path, folder)), folder
     assert mode(os.path.join(h.path, "var/run")) == 0o700
+    assert mode(os.path.join(h.path, "var/runtime")) == 0o711  # entered, never listed
     assert mode(os.path.join(h.path, "etc/apps")) == 0o700
     for name in ["sarge", "supervisord", "supervisorctl"]:
         assert os.access(os.path.join(h.path, "bin", name), os.X_OK)
@@ -149,3 +151,17 @@ def test_a_world_writable_home_is_refused(home):
         assert os.listdir(os.path.join(home.path, "var", "instances")) == []
     finally:
         os.chmod(home.path, 0o755)
+
+
+def test_init_user_names_the_apps_user(tmp_path):
+    cli = [sys.executable, "-m", "sarge", str(tmp_path / "h")]
+    result = subprocess.run(cli + ["init", "--user", "no-such-user-here"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "no user 'no-such-user-here'" in result.stderr
+    assert not os.path.exists(tmp_path / "h")  # nothing made
+    subprocess.run(cli + ["init", "--user", "nobody"], check=True, capture_output=True)
+    assert Home(tmp_path / "h").settings.user == "nobody"
+    subprocess.run(cli + ["init", "--user", "nobody"], check=True, capture_output=True)
+    result = subprocess.run(cli + ["init", "--user", "root"], capture_output=True, text=True)
+    assert result.returncode == 1 and "edit [users] default" in result.stderr
+    assert Home(tmp_path / "h").settings.user == "nobody"

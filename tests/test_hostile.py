@@ -28,7 +28,7 @@ def serving(running, webapp, tmp_path):
 def quiet_snapshot(h):
     """The home, less what the running app and nginx change by themselves."""
     return {path: info for path, info in snapshot(h.path).items()
-            if not path.startswith(("var/run/", "var/nginx/"))
+            if not path.startswith(("var/run/", "var/runtime/", "var/nginx/"))
             and not (path.startswith("var/log/") and path != "var/log/sarge.log")}
 
 

@@ -19,7 +19,16 @@ def test_values_are_read():
 
 @pytest.mark.parametrize("text", ["[ports]\nfirst = true\n", "[ports]\nlast = 70000\n",
                                   "ports = 3\n", "[logs]\nmax_bytes = -1\n",
-                                  "[processes]\nstartsecs = 1.5\n"])
+                                  "[processes]\nstartsecs = 1.5\n",
+                                  '[users]\ndefault = "a b"\n', "[users]\ndefault = 0\n",
+                                  '[users]\nfrontend = "x\\ny"\n',
+                                  '[users.apps]\n"Bad/" = "x"\n', '[users.apps]\nweb = ""\n',
+                                  '[users]\napps = "web"\n'])
 def test_bad_values_are_refused(text):
     with pytest.raises(SettingsError):
         config.parse(text)
+
+
+def test_users_are_read():
+    settings = config.parse('[users]\ndefault = "www-data"\n[users.apps]\nshop = "shop"\n')
+    assert settings.user_for("shop") == "shop" and settings.user_for("blog") == "www-data"

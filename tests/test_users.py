@@ -1,0 +1,252 @@
+"""Least privilege: under a root supervisord, apps and nginx's workers run as the user
+sarge.toml names, tested with a throwaway user made for the session (root only)."""
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+import psutil
+import pytest
+
+from sarge import users
+from sarge.errors import SettingsError
+
+from .conftest import (
+    ENVSERVER,
+    deploy,
+    edit_settings,
+    front,
+    get,
+    kill_home,
+    listen_port,
+    make_home,
+    new,
+    put_server,
+    sarge,
+    snapshot,
+    start_supervisord,
+    wait_for_state,
+)
+
+as_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd"),
+                             reason="switching users needs root (and useradd)")
+
+
+@pytest.fixture(scope="session")
+def throwaway_user():
+    """A system user with no login and no home, removed after the session."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    name = f"sarge-t{worker[2:]}-{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                    "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True)
+    try:
+        yield users.lookup(name)
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+def python_for(user):
+    """An interpreter ``user`` can run (this one may live in root's private home)."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        if subprocess.run(["runuser", "-u", user.name, "--", python, "-c", ""],
+                          capture_output=True).returncode == 0:
+            return python
+    pytest.skip(f"no Python that {user.name} can run")
+
+
+@pytest.fixture
+def open_home():
+    """A home in a folder every user can traverse (pytest's own temporary folders are
+    private to root), with supervisord running as root; app user: none named yet."""
+    parent = tempfile.mkdtemp(prefix="sarge-u")
+    os.chmod(parent, 0o755)
+    h = make_home(os.path.join(parent, "home"), user="")
+    start_supervisord(h)
+    yield h
+    kill_home(h)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def name_user(h, user, key="default"):
+    edit_settings(h, {f'{key} = ""': f'{key} = "{user}"'})
+
+
+def owner(path):
+    st = os.stat(path)
+    return pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)
+
+
+def process_user(h, name):
+    info = h.supervisor.process(name)
+    return psutil.Process(info["pid"]).username()
+
+
+@as_root
+def test_an_instance_runs_as_the_named_user(open_home, throwaway_user):
+    h, user = open_home, throwaway_user
+    name_user(h, user.name)
+    python = python_for(user)
+    instance_id = new(h)
+    folder = h.instance_dir(instance_id)
+    shutil.copy(ENVSERVER, os.path.join(folder, "envserver.py"))
+    with open(os.path.join(folder, "server"), "w") as f:
+        f.write(f"#!/bin/sh\nexec {python} ./envserver.py\n")
+    os.chmod(os.path.join(folder, "server"), 0o755)
+    sarge(h, "config", "web", "SECRET=s3cret", check=True)
+    sarge(h, "config", "other", "SECRET=theirs", check=True)
+
+    sarge(h, "start", instance_id, check=True)
+    instance = h.get(instance_id)
+    assert process_user(h, f"{instance_id}:web") == user.name
+    status, text = get(instance.port, "/env")
+    env = json.loads(text)
+    assert (env["USER"], env["HOME"], env["SECRET"]) == (user.name, "/nonexistent", "s3cret")
+    # what the user owns, and nobody else may enter
+    assert owner(h.data_dir("web")) == (user.name, 0o750)
+    assert owner(h.runtime_dir(instance_id)) == (user.name, 0o700)
+    assert env["XDG_RUNTIME_DIR"] == h.runtime_dir(instance_id)
+
+    # `run` switches too: it can write its data, not its code, nor read any app's config
+    def run(*argv):
+        return sarge(h, "run", instance_id, *argv)
+
+    assert run("id", "-un").stdout.strip() == user.name
+    assert run("sh", "-c", 'echo x > "$SARGE_DATA_DIR/f"').returncode == 0
+    assert owner(os.path.join(h.data_dir("web"), "f"))[0] == user.name
+    assert run("touch", os.path.join(folder, "x")).returncode != 0
+    for app in ("web", "other"):
+        result = run("cat", h.app_config_path(app))
+        assert result.returncode != 0 and "Permission denied" in result.stderr
+    assert run("ls", os.path.join(h.path, "var", "run")).returncode != 0  # the socket's folder
+
+
+@as_root
+def test_a_deploy_runs_release_app_and_nginx_workers_as_the_user(open_home, throwaway_user,
+                                                                 tmp_path):
+    h, user = open_home, throwaway_user
+    name_user(h, user.name)
+    python = python_for(user)
+    source = tmp_path / "app"
+    source.mkdir()
+    (source / "Procfile").write_text(
+        'release: id -un > "$SARGE_DATA_DIR/release"; '
+        'if touch ./x 2>/dev/null; then echo writable; else echo read-only; fi '
+        '>> "$SARGE_DATA_DIR/release"\n'
+        f"web: exec {python} -m http.server --bind 127.0.0.1 $PORT\n")
+    (source / "secret.txt").write_text("only for the app")
+    os.chmod(source / "secret.txt", 0o600)  # readable by its owner only, in the source
+    port = listen_port(40)
+
+    result = deploy(h, source, "--app", "web", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr
+    instance_id = result.stdout.strip()
+    with open(os.path.join(h.data_dir("web"), "release")) as f:
+        assert f.read() == f"{user.name}\nread-only\n"
+    assert process_user(h, f"{instance_id}:web") == user.name
+    status, text = front(port, "/secret.txt")
+    assert (status, text) == (200, "only for the app")  # the app can read its code
+    # a body larger than nginx's buffer goes through its temporary folder, which the
+    # workers must be able to write (http.server answers POST with 501)
+    assert front(port, "/", method="POST", body=b"x" * 300_000)[0] == 501
+    assert owner(os.path.join(h.nginx_prefix, "client_body"))[0] == user.name
+    master = psutil.Process(h.supervisor.process("nginx")["pid"])
+    assert master.username() == "root"  # it binds the port, then drops its workers
+    workers = master.children()
+    assert workers and {w.username() for w in workers} == {user.name}
+    # the code: root's, in the user's group, closed to everyone else
+    folder = h.instance_dir(instance_id)
+    st = os.stat(folder)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, user.gid, 0o750)
+    assert stat.S_IMODE(os.stat(os.path.join(folder, "secret.txt")).st_mode) == 0o640
+
+
+@as_root
+def test_nginx_workers_can_have_their_own_user(open_home, throwaway_user, tmp_path):
+    h, user = open_home, throwaway_user
+    name_user(h, "root")
+    name_user(h, user.name, key="frontend")
+    source = tmp_path / "app"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "apps", "webapp"), source)
+    port = listen_port(41)
+    result = deploy(h, source, "--app", "web", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr
+    assert process_user(h, f"{result.stdout.strip()}:web") == "root"
+    master = psutil.Process(h.supervisor.process("nginx")["pid"])
+    assert {w.username() for w in master.children()} == {user.name}
+    assert front(port)[0] == 200
+
+
+@as_root
+def test_root_is_never_implied(open_home, tmp_path):
+    """A root-owned home under a root supervisord with no user named runs nothing."""
+    h = open_home
+    instance_id = new(h)
+    put_server(h, instance_id, "#!/bin/sh\nexec sleep 60\n")
+    before = snapshot(h.path)
+    result = sarge(h, "start", instance_id)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "would run as root" in result.stderr and "[users] default" in result.stderr
+    assert h.supervisor.process(f"{instance_id}:web")["statename"] == "STOPPED"
+    assert snapshot(h.path) == before
+
+    # supervisord told directly (bin/supervisorctl start) gets the same refusal from the
+    # launcher: the process never runs, its log says why
+    subprocess.run([os.path.join(h.path, "bin", "supervisorctl"), "start",
+                    f"{instance_id}:web"], capture_output=True)
+    wait_for_state(h, instance_id, "fatal")
+    with open(h.log_path(instance_id)) as f:
+        assert "would run as root" in f.read()
+
+    # a deploy is refused before it creates anything
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Procfile").write_text("web: sleep 60\n")
+    before = snapshot(h.path)
+    result = deploy(h, tmp_path / "app", "--app", "web", "--listen",
+                    f"127.0.0.1:{listen_port(42)}")
+    assert result.returncode == 1 and "would run as root" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(h.path) == before
+
+
+@as_root
+def test_an_unknown_or_foreign_user_is_refused(open_home, throwaway_user):
+    h = open_home
+    name_user(h, "root")
+    edit_settings(h, {'# myapp = "myapp"': 'web = "no-such-user-here"'})
+    instance_id = new(h)
+    put_server(h, instance_id, "#!/bin/sh\nexec sleep 60\n")
+    result = sarge(h, "start", instance_id)
+    assert result.returncode == 1 and "there is no user 'no-such-user-here'" in result.stderr
+
+    # a data folder that another user owns is not taken over
+    edit_settings(h, {'web = "no-such-user-here"': f'web = "{throwaway_user.name}"'})
+    os.makedirs(h.data_dir("web"), exist_ok=True)
+    os.chown(h.data_dir("web"), 65534, 65534)  # nobody's
+    result = sarge(h, "run", instance_id, "true")
+    assert result.returncode == 1 and "chown -R" in result.stderr
+    assert os.stat(h.data_dir("web")).st_uid == 65534
+
+
+def test_without_root_nothing_is_switched(tmp_path):
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    path, settings = str(tmp_path), str(tmp_path / "sarge.toml")
+    assert users.resolve("", "the app web", path, settings, euid=4242) is None
+    assert users.resolve("65534", "the app web", path, settings, euid=65534) is None
+    with pytest.raises(SettingsError, match="cannot switch users"):
+        users.resolve(me, "the app web", path, settings, euid=4242)
+    # as root: the home's owner, unless that is root; root itself only when named
+    if os.stat(path).st_uid == 0:
+        with pytest.raises(SettingsError, match="would run as root"):
+            users.resolve("", "the app web", path, settings, euid=0)
+    else:
+        assert users.resolve("", "the app web", path, settings, euid=0).uid == os.geteuid()
+    assert users.resolve("root", "the app web", path, settings, euid=0).uid == 0
+    with pytest.raises(SettingsError, match="no user 'nobody-at-all'"):
+        users.resolve("nobody-at-all", "the app web", path, settings, euid=0)
