@@ -53,8 +53,8 @@ class AppState:
             )
         except (ValueError, KeyError, TypeError, UsageError) as exc:
             raise SettingsError(
-                f"the app state {source} is damaged ({exc}); restore it, or remove it and "
-                "`sarge HOME route APP ID` to the instance that should serve"
+                f"the app state {source} is damaged ({exc}); `sarge HOME repair` rebuilds "
+                "it from the front-end's configuration"
             ) from exc
         return state
 

@@ -352,6 +352,40 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
             click.echo(f"{key}={value}")
 
 
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Say what is damaged and what repair would do; "
+              "change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_home
+def repair(ctx, dry_run, as_json):
+    """Find damaged or missing state files and rebuild them from what is still true.
+
+    Instance records from their folders and port links, programs from the
+    records, an app's deploy state from the front-end's configuration, an app's
+    variables from its current instance's deployed copy; generated files as
+    init makes them. Nothing is ever removed. Exit status 1 when something is
+    left that only you can fix (each is listed, with what to do).
+    """
+    from .repair import Repair
+
+    ctx.home.check()
+    findings = Repair(ctx.home, dry_run=dry_run).run()
+    manual = [f for f in findings if f.manual]
+    if as_json:
+        _echo_json({"findings": [f.to_dict() for f in findings]})
+    else:
+        for f in findings:
+            label = "needs you" if f.manual else ("would fix" if dry_run else "repaired")
+            click.echo(f"{label}: {os.path.relpath(f.path, ctx.home.path)}: {f.problem}; "
+                       f"{f.action}")
+        if not findings:
+            _note("nothing to repair: every state file is sound")
+    if manual:
+        _note(f"sarge: {len(manual)} problem(s) need you (listed above)")
+        return 1
+    return 0
+
+
 def main(argv=None) -> None:
     """Entry point: run the command line and turn errors into one line and an exit status."""
     try:

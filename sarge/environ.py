@@ -68,13 +68,15 @@ def load_app_config(path: str) -> dict:
         return {}
     except (OSError, ValueError) as exc:
         raise SettingsError(
-            f"the app configuration {path} cannot be read ({exc}); fix or remove it"
+            f"the app configuration {path} cannot be read ({exc}); `sarge HOME repair` "
+            "restores it from a deployed copy, or fix or remove it"
         ) from exc
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
         raise SettingsError(
-            f"the app configuration {path} must be a JSON object of strings; fix or remove it"
+            f"the app configuration {path} must be a JSON object of strings; "
+            "`sarge HOME repair` restores it from a deployed copy, or fix or remove it"
         )
     return data
 

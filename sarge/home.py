@@ -121,27 +121,14 @@ class Home(Layout):
         from . import config
 
         # Render first: a path that cannot be written safely is refused before anything exists.
-        files = [
-            render.supervisord_conf(
-                self.supervisord_conf, home=self.path, socket=self.socket_path,
-                pidfile=self.pidfile, log_dir=self.log_dir, python=self.python,
-            ),
-            render.wrapper(self._p("bin", "sarge"), home=self.path,
-                           argv=[self.python, "-m", "sarge", self.path]),
-            render.wrapper(self._p("bin", "supervisord"), home=self.path,
-                           argv=[self.python, "-m", "supervisor.supervisord",
-                                 "-c", self.supervisord_conf]),
-            render.wrapper(self._p("bin", "supervisorctl"), home=self.path,
-                           argv=[self.python, "-m", "supervisor.supervisorctl",
-                                 "-c", self.supervisord_conf]),
-        ]
+        files = self.generated_files()
         changed = []
         folders = [
             ("", 0o755), ("etc", 0o755), ("etc/supervisor.d", 0o755), ("etc/apps", 0o700),
             ("var", 0o755), ("var/log", 0o755), ("var/run", 0o700), ("var/runtime", 0o711),
-            ("var/data", 0o755),
-            ("var/instances", 0o755), ("var/ports", 0o755), ("var/apps", 0o755),
-            ("var/envs", 0o755), ("var/nginx", 0o755), ("etc/nginx", 0o755), ("bin", 0o755),
+            ("var/data", 0o755), ("var/instances", 0o755), ("var/ports", 0o755),
+            ("var/apps", 0o755), ("var/envs", 0o755), ("var/nginx", 0o755), ("etc/nginx", 0o755),
+            ("bin", 0o755),
         ]
         for name, mode in folders:
             path = self._p(name) if name else self.path
@@ -163,6 +150,24 @@ class Home(Layout):
         if changed:
             self.log_action("init", "; ".join(os.path.relpath(p, self.path) for p in changed))
         return changed
+
+    def generated_files(self) -> list:
+        """The files sarge generates for the home (``supervisord.conf``, ``bin/*``), as they
+        should be."""
+        return [
+            render.supervisord_conf(
+                self.supervisord_conf, home=self.path, socket=self.socket_path,
+                pidfile=self.pidfile, log_dir=self.log_dir, python=self.python,
+            ),
+            render.wrapper(self._p("bin", "sarge"), home=self.path,
+                           argv=[self.python, "-m", "sarge", self.path]),
+            render.wrapper(self._p("bin", "supervisord"), home=self.path,
+                           argv=[self.python, "-m", "supervisor.supervisord",
+                                 "-c", self.supervisord_conf]),
+            render.wrapper(self._p("bin", "supervisorctl"), home=self.path,
+                           argv=[self.python, "-m", "supervisor.supervisorctl",
+                                 "-c", self.supervisord_conf]),
+        ]
 
     def logrotate(self) -> str:
         """A logrotate snippet for this home's logs."""
@@ -237,7 +242,7 @@ class Home(Layout):
                 os.makedirs(self.data_dir(application_name), exist_ok=True)
                 os.makedirs(self.state_dir(instance_id), 0o700, exist_ok=True)
                 write_file(render.File(self.record_path(instance_id), instance.to_json()))
-                write_file(self._program(instance, autostart=False))
+                write_file(self.program_file(instance, autostart=False))
                 self._register(instance_id)
             except BaseException:
                 self._remove_files(instance_id, port)
@@ -270,7 +275,8 @@ class Home(Layout):
         except SupervisordNotRunning:
             pass  # supervisord reads the program file when it starts
 
-    def _program(self, instance: Instance, autostart: bool) -> render.File:
+    def program_file(self, instance: Instance, autostart: bool) -> render.File:
+        """The supervisord program file of ``instance`` (one group, a program per process)."""
         programs = [
             {"type": process, "program": f"{instance.id}_{process}",
              "command": [self.python, "-m", "sarge.launch", self.path, instance.id, process],
@@ -301,7 +307,7 @@ class Home(Layout):
             instance = self.get(instance_id).replace(processes=dict(processes),
                                                      virtualenv=virtualenv)
             write_file(render.File(self.record_path(instance.id), instance.to_json()))
-            write_file(self._program(instance, autostart=False))
+            write_file(self.program_file(instance, autostart=False))
             try:
                 self.supervisor.remove(instance.id)
             except SupervisordNotRunning:
@@ -317,7 +323,7 @@ class Home(Layout):
         if text is not None and _AUTOSTART[not autostart] in text:
             write_file(render.File(path, text.replace(_AUTOSTART[not autostart], wanted)))
         elif text is None or wanted not in text:
-            write_file(self._program(instance, autostart))
+            write_file(self.program_file(instance, autostart))
         # supervisord compares its configuration with the files on `supervisorctl update`:
         # were it to find autostart changed, it would restart the instance. (Told before a
         # start, supervisord would start a never-started program by itself: start tells it

@@ -129,9 +129,10 @@ class Instance:
                 raise ValueError("bad processes")
         except (ValueError, KeyError, TypeError, AttributeError, UsageError) as exc:
             raise SettingsError(
-                f"the instance record {source} is damaged ({exc}); remove it or restore it "
-                "from a backup"
+                f"the instance record {source} is damaged ({exc}); `sarge HOME repair` "
+                "rebuilds it from the instance's folder and port"
             ) from exc
         if type(instance.port) is not int or not isinstance(instance.created, str):
-            raise SettingsError(f"the instance record {source} is damaged (bad port or date)")
+            raise SettingsError(f"the instance record {source} is damaged (bad port or date); "
+                                "`sarge HOME repair` rebuilds it")
         return instance

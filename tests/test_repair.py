@@ -1,0 +1,136 @@
+"""`sarge HOME repair`: damaged state files rebuilt from the folders, the port links, the
+front-end's configuration and supervisord; nothing unidentified is ever removed."""
+
+import json
+import os
+
+from .conftest import (
+    deploy,
+    front,
+    get,
+    kill_home,
+    listen_port,
+    new,
+    put_server,
+    sarge,
+    snapshot,
+    start_supervisord,
+    stop_supervisord,
+    wait_for_state,
+)
+
+
+def cut(path, keep=0.5):
+    """Truncate a file as a power cut or a full disk could leave it."""
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:int(len(data) * keep)])
+
+
+def record(h, instance_id):
+    with open(h.record_path(instance_id)) as f:
+        data = json.load(f)
+    data.pop("created")  # rebuilt from the folder's time, not the same second
+    return data
+
+
+def rows(h):
+    return {r["id"]: r for r in json.loads(sarge(h, "list", "--json", check=True).stdout)[
+        "instances"]}
+
+
+def test_a_damaged_deployed_app_is_rebuilt_and_keeps_serving(running, webapp):
+    h = running
+    port = listen_port(50)
+    sarge(h, "config", "web", "GREETING=hi", check=True)
+    first = deploy(h, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
+                   check=True).stdout.strip()
+    (webapp / "VERSION").write_text("2")
+    second = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+    before = {i: record(h, i) for i in (first, second)}
+    with open(h.app_state_path("web")) as f:
+        state = json.load(f)
+    for path in (h.record_path(first), h.record_path(second), h.app_state_path("web"),
+                 h.app_config_path("web"), h.program_path(second)):
+        cut(path)
+    result = sarge(h, "list")
+    assert result.returncode == 1 and "sarge HOME repair" in result.stderr
+
+    untouched = snapshot(h.path)
+    result = sarge(h, "repair", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("would fix:") == 5
+    assert snapshot(h.path) == untouched
+
+    result = sarge(h, "repair", "--json")
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert len(findings) == 5 and all(f["repaired"] and not f["manual"] for f in findings)
+    assert {i: record(h, i) for i in (first, second)} == before
+    with open(h.app_state_path("web")) as f:
+        rebuilt = json.load(f)
+    assert (rebuilt["listen"], rebuilt["current"], rebuilt["previous"]) == (
+        state["listen"], second, [first])
+    with open(h.app_config_path("web")) as f:
+        assert json.load(f) == {"GREETING": "hi"}
+
+    # everything works again: list, the serving version, a restart of supervisord, a
+    # rollback to the rebuilt previous instance, another deploy
+    listed = rows(h)
+    assert (listed[second]["role"], listed[first]["role"]) == ("current", "previous")
+    assert front(port) == (200, f"version 2 from {second}\n")
+    assert sarge(h, "repair").stdout == ""  # nothing left to repair
+    stop_supervisord(h)
+    start_supervisord(h)
+    wait_for_state(h, second, "running")
+    assert front(port) == (200, f"version 2 from {second}\n")
+    sarge(h, "rollback", "web", check=True)
+    assert front(port) == (200, f"version 1 from {first}\n")
+    third = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+    assert front(port) == (200, f"version 2 from {third}\n")
+
+
+def test_supervisord_that_cannot_start_for_a_damaged_program_starts_after_repair(running):
+    h = running
+    instance_id = new(h)
+    put_server(h, instance_id)
+    sarge(h, "start", instance_id, check=True)
+    kill_home(h)
+    cut(h.program_path(instance_id), 0.3)  # ends mid-section: supervisord refuses it all
+    result = sarge(h, "list")
+    assert result.returncode == 0  # the record is sound; the program file is not read
+    supervisord = os.path.join(h.path, "bin", "supervisord")
+    import subprocess
+
+    assert subprocess.run([supervisord], capture_output=True).returncode != 0
+    result = sarge(h, "repair")
+    assert result.returncode == 0 and "repaired:" in result.stdout, result.stderr
+    start_supervisord(h)
+    # it was running when supervisord went down and is no app's current instance: a
+    # program rebuilt without supervisord to ask starts stopped, to be started by hand
+    wait_for_state(h, instance_id, "stopped")
+    sarge(h, "start", instance_id, check=True)
+    assert get(h.get(instance_id).port)[0] == 200
+
+
+def test_what_cannot_be_identified_is_reported_and_kept(running):
+    h = running
+    lone = "web-AAAAAA"  # a record with nothing else of the instance left
+    with open(h.record_path(lone), "w") as f:
+        f.write('{"id": "web-AA')
+    with open(os.path.join(h.path, "var", "instances", "not an id.json"), "w") as f:
+        f.write("{}")
+    os.mkdir(os.path.join(h.path, "web-BBBBBB"))  # a folder a killed `new` could leave
+    with open(h.app_config_path("web"), "w") as f:
+        f.write("{")  # no deployed copy to restore it from
+    assert sarge(h, "repair", "--dry-run").stdout.count("needs you:") == 4
+    before = snapshot(h.path)
+    result = sarge(h, "repair")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "sarge: 4 problem(s) need you (listed above)"
+    assert result.stdout.count("needs you:") == 4
+    for fragment in ("var/instances/web-AAAAAA.json", "not an id.json", "web-BBBBBB",
+                     "etc/apps/web.json"):
+        assert fragment in result.stdout
+    assert snapshot(h.path) == before  # nothing removed, nothing invented
