@@ -230,9 +230,9 @@ def run(ctx, instance_id, command):
     The environment is exactly the one its server gets: PORT, SARGE_*, the
     app's configured variables and its virtualenv first on PATH.
     """
-    from .environ import execute
+    from .environ import execute, run_command
 
-    execute(ctx.home.run_command(instance_id, list(command)))
+    execute(run_command(ctx.home, instance_id, list(command)))
 
 
 @cli.command()

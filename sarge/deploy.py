@@ -15,7 +15,7 @@ import contextlib
 import os
 import time
 
-from . import build, health, users
+from . import build, environ, health, users
 from .apps import (
     AppState,
     check_path,
@@ -167,7 +167,7 @@ class Deployer:
         check = check_path(check) if check is not None else None
         timeout = check_timeout(timeout) if timeout is not None else None
         self._plan(app, listen, check, timeout)  # refuse bad input before taking any lock
-        run_as = self.home.run_as(app)  # and a user the app cannot run as
+        run_as = environ.run_as(self.home, app)  # and a user the app cannot run as
         self.frontend.check_user()
         self.home.supervisor.processes()  # supervisord must be running: say so now
         with self.app_lock(app):
@@ -222,7 +222,7 @@ class Deployer:
         home = self.home
         folder = home.instance_dir(instance.id)
         log = home.log_path(instance.id)
-        home.freeze_config(instance.id)
+        environ.freeze_config(home, instance)
         with self._step("unpack") as step:
             build.unpack(source, folder)
             users.share_code(folder, run_as)  # readable, not writable, by the app's user
@@ -243,7 +243,7 @@ class Deployer:
                 step["detail"] = "no requirements.txt"
         if release:
             with self._step("release") as step:
-                command = home.run_command(instance.id, ["/bin/sh", "-c", release])
+                command = environ.run_command(home, instance.id, ["/bin/sh", "-c", release])
                 try:
                     command.prepare()
                     build.run_logged(command.argv, log, **command.popen_kwargs())

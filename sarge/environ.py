@@ -111,6 +111,14 @@ def save_app_config(path: str, config: dict) -> None:
                     mode=0o600))
 
 
+def freeze_config(home, instance) -> None:
+    """Give a deployed instance its own copy of its app's variables: later changes reach it
+    only through a new deploy, and a rollback brings back the old values too."""
+    path = home.instance_config_path(instance.id)
+    os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+    save_app_config(path, load_app_config(home.app_config_path(instance.application_name)))
+
+
 def configure(home, application_name, assignments=(), unset=()) -> dict:
     """Set (``KEY=VALUE`` strings) and remove variables of an app in ``home``; return them all."""
     home.check()
@@ -174,3 +182,62 @@ def build(
         env["VIRTUAL_ENV"] = virtualenv
         env["PATH"] = os.path.join(virtualenv, "bin") + os.pathsep + env.get("PATH", os.defpath)
     return env
+
+
+# -- an instance's commands ---------------------------------------------------------------------
+
+def run_as(home, application_name: str):
+    """The user the app's processes run as in ``home`` (:func:`sarge.users.resolve`): None
+    when sarge does not run as root, and so cannot switch."""
+    from .users import resolve
+
+    return resolve(home.settings.user_for(application_name), f"the app {application_name}",
+                   home.path, home.settings_path)
+
+
+def environment(home, instance, process: str = "web", base=None, user=None) -> dict:
+    """The environment of ``instance``'s ``process`` (and of ``run``), for ``user`` (a
+    :class:`~sarge.users.RunAs`: its HOME, USER and LOGNAME) when given."""
+    venv = instance.virtualenv or os.path.join(home.instance_dir(instance.id), ".venv")
+    config = home.instance_config_path(instance.id)
+    if not os.path.exists(config):  # not deployed: the app's variables as they are now
+        config = home.app_config_path(instance.application_name)
+    env = build(
+        os.environ if base is None else base,
+        app_config=load_app_config(config),
+        home=home.path,
+        instance_id=instance.id,
+        application_name=instance.application_name,
+        port=instance.port if process == "web" else None,
+        data_dir=home.data_dir(instance.application_name),
+        runtime_dir=home.runtime_dir(instance.id),
+        virtualenv=venv if os.path.isdir(os.path.join(venv, "bin")) else None,
+    )
+    return user.env(env) if user is not None else env
+
+
+def process_command(home, instance_id, process: str = "web") -> Command:
+    """What the launcher execs for one process of an instance of ``home``."""
+    instance = home.get(instance_id)
+    if process not in instance.processes:
+        raise UsageError(f"{instance.id} has no process {process!r}")
+    command = instance.processes[process]
+    argv = ["./server"] if command is None else ["/bin/sh", "-c", command]
+    return _command(home, instance, argv, process)
+
+
+def run_command(home, instance_id, argv=None) -> Command:
+    """``argv`` (default: the user's shell) in the instance's folder and environment, as
+    the app's user."""
+    instance = home.get(instance_id)
+    if not argv:
+        argv = [os.environ.get("SHELL") or "/bin/sh"]
+    return _command(home, instance, list(argv))
+
+
+def _command(home, instance, argv, process="web") -> Command:
+    user = run_as(home, instance.application_name)
+    return Command(argv, environment(home, instance, process, user=user),
+                   home.instance_dir(instance.id), user=user,
+                   folders=((home.data_dir(instance.application_name), 0o750),
+                            (home.runtime_dir(instance.id), 0o700)))

@@ -9,6 +9,7 @@
       etc/apps/APP.json         an app's environment variables (0600)
       var/log/                  supervisord.log, sarge.log (every action), ID.log
       var/run/                  supervisord.pid, supervisord.sock, sarge.lock (0700)
+      var/runtime/ID/           an instance's XDG_RUNTIME_DIR (its app user's)
       var/data/APP/             persistent data, shared by an app's instances
       var/instances/ID.json     the record of each instance
       var/ports/PORT            a link naming the instance that holds PORT
@@ -30,7 +31,7 @@ import shutil
 import sys
 
 from . import render, users
-from .environ import Command, build, load_app_config, save_app_config
+from .environ import run_as
 from .errors import (
     HomeError,
     InstanceNotFound,
@@ -292,15 +293,6 @@ class Home(Layout):
             autostart=autostart,
         )
 
-    def freeze_config(self, instance_id) -> None:
-        """Give a deployed instance its own copy of the app's variables: later changes reach
-        it only through a new deploy, and a rollback brings back the old values too."""
-        instance = self.get(instance_id)
-        os.makedirs(os.path.dirname(self.instance_config_path(instance.id)), 0o700,
-                    exist_ok=True)
-        save_app_config(self.instance_config_path(instance.id),
-                        load_app_config(self.app_config_path(instance.application_name)))
-
     def set_processes(self, instance_id, processes: dict, virtualenv=None) -> Instance:
         """Give a stopped instance its process types (from a Procfile) and virtualenv."""
         with self.lock():
@@ -370,7 +362,7 @@ class Home(Layout):
                 f"{instance.id} has no executable {server}: put the app's start command there "
                 "(a script that starts a server on $PORT) and make it executable"
             )
-        self.run_as(instance.application_name)  # refuses a user it cannot run as, now
+        run_as(self, instance.application_name)  # refuses a user it cannot run as, now
         with self.instance_lock(instance.id):
             self._ensure_known(instance.id)
             self._set_autostart(instance, True, tell=False)
@@ -454,56 +446,3 @@ class Home(Layout):
             raise UsageError(f"{instance.id} has no process {process!r} "
                              f"(it has: {', '.join(sorted(instance.processes))})")
         return self.log_path(instance.id, process)
-
-    # -- running -----------------------------------------------------------------------------
-
-    def run_as(self, application_name: str):
-        """The user the app's processes run as (:func:`sarge.users.resolve`): None when
-        sarge does not run as root, and so cannot switch."""
-        return users.resolve(self.settings.user_for(application_name),
-                             f"the app {application_name}", self.path, self.settings_path)
-
-    def environment(self, instance: Instance, process: str = "web", base=None,
-                    run_as=None) -> dict:
-        """The environment of ``instance``'s ``process`` (and of ``run``), for the user
-        ``run_as`` (its HOME, USER and LOGNAME) when given."""
-        venv = instance.virtualenv or os.path.join(self.instance_dir(instance.id), ".venv")
-        config = self.instance_config_path(instance.id)
-        if not os.path.exists(config):  # not deployed: the app's variables as they are now
-            config = self.app_config_path(instance.application_name)
-        env = build(
-            os.environ if base is None else base,
-            app_config=load_app_config(config),
-            home=self.path,
-            instance_id=instance.id,
-            application_name=instance.application_name,
-            port=instance.port if process == "web" else None,
-            data_dir=self.data_dir(instance.application_name),
-            runtime_dir=self.runtime_dir(instance.id),
-            virtualenv=venv if os.path.isdir(os.path.join(venv, "bin")) else None,
-        )
-        return run_as.env(env) if run_as is not None else env
-
-    def process_command(self, instance_id, process: str = "web") -> Command:
-        """What the launcher execs for one process of the instance."""
-        instance = self.get(instance_id)
-        if process not in instance.processes:
-            raise UsageError(f"{instance.id} has no process {process!r}")
-        command = instance.processes[process]
-        argv = ["./server"] if command is None else ["/bin/sh", "-c", command]
-        return self._command(instance, argv, process)
-
-    def run_command(self, instance_id, argv=None) -> Command:
-        """``argv`` (default: the user's shell) in the instance's folder and environment,
-        as the app's user."""
-        instance = self.get(instance_id)
-        if not argv:
-            argv = [os.environ.get("SHELL") or "/bin/sh"]
-        return self._command(instance, list(argv))
-
-    def _command(self, instance, argv, process="web") -> Command:
-        run_as = self.run_as(instance.application_name)
-        return Command(argv, self.environment(instance, process, run_as=run_as),
-                       self.instance_dir(instance.id), user=run_as,
-                       folders=((self.data_dir(instance.application_name), 0o750),
-                                (self.runtime_dir(instance.id), 0o700)))

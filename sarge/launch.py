@@ -94,7 +94,7 @@ def _write_pid(pidfile: str) -> None:
 
 
 def main(argv=None):
-    from .environ import execute
+    from .environ import execute, process_command
     from .errors import SargeError
     from .home import Home
 
@@ -111,7 +111,7 @@ def main(argv=None):
     try:
         if stop_requested(home, args[1], process):
             return 0
-        command = home.process_command(args[1], process)
+        command = process_command(home, args[1], process)
         os.makedirs(home.state_dir(args[1]), 0o700, exist_ok=True)
         pidfile = home.pid_path(args[1], process)
         reap(pidfile, _instance_check(args[1]), timeout=home.settings.stopwaitsecs)
