@@ -223,13 +223,17 @@ class Frontend:
 
     def _settled(self, info, timeout: float = 15.0) -> dict:
         """nginx's info once it can take a reload: a signal sent while it starts could find
-        it without its handlers. nginx writes its pid file after it installs them, so a
-        starting master whose pid is in the file is ready (no need to wait out startsecs)."""
+        it without its handlers, or find the launcher still ending a master that outlived
+        supervisord (supervisord calls it RUNNING after startsecs all the same). nginx
+        writes its pid file after it installs its handlers, so the process is ready once
+        its pid is in the file, whatever supervisord's state."""
         deadline = self.clock() + timeout
         pidfile = self.layout.nginx_pidfile
-        while info["statename"] in ("STARTING", "BACKOFF") and self.clock() < deadline:
-            if info["statename"] == "STARTING" and read_text(pidfile) == f"{info['pid']}\n":
+        while info["statename"] in ("STARTING", "BACKOFF", "RUNNING"):
+            if info["statename"] != "BACKOFF" and read_text(pidfile) == f"{info['pid']}\n":
                 return dict(info, statename="RUNNING")
+            if self.clock() > deadline:
+                break
             self.sleep(0.02)
             info = self.supervisor.process("nginx")
         return info

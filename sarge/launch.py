@@ -101,7 +101,11 @@ def main(argv=None):
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--nginx"] and len(args) > 2:
         # python -m sarge.launch --nginx PIDFILE NGINX [ARGS...]
+        # A reload (HUP) that comes while the old master is ended is moot: the nginx
+        # exec'd next reads the newest configuration. Ignored, it cannot kill this process.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         reap(args[1], _is_nginx, signal.SIGQUIT)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.execv(args[2], args[2:])
     if len(args) not in (2, 3):
         sys.stderr.write("usage: python -m sarge.launch HOME INSTANCE_ID [PROCESS]\n")

@@ -9,7 +9,15 @@ import time
 import psutil
 import pytest
 
-from .conftest import deploy, edit_settings, front, listen_port, sarge, snapshot
+from .conftest import (
+    deploy,
+    edit_settings,
+    front,
+    listen_port,
+    sarge,
+    snapshot,
+    start_supervisord,
+)
 
 
 def instances(h):
@@ -666,3 +674,62 @@ def test_each_deploy_keeps_its_configuration_and_rollback_brings_it_back(running
     assert sarge(running, "rollback", "web").stdout.strip() == first
     assert json.loads(front(port, "/env")[1])["COLOUR"] == "blue"
     assert oct(os.stat(running.instance_config_path(second)).st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("moment", ["release", "health check"])
+def test_supervisord_killed_during_a_deploy(running, webapp, moment):
+    """supervisord SIGKILLed while a deploy runs: the orphaned nginx and app keep serving,
+    the deploy fails in a few lines naming supervisord, `bin/supervisord` brings the old
+    version back, and the next deploy completes and leaves nothing behind."""
+    import signal
+
+    first, port = first_deploy(running, webapp)
+    if moment == "release":
+        procfile = "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: sleep 3\n"
+    else:  # an app that answers its health check only after 3 s
+        procfile = "web: sleep 3 && exec gunicorn app:app --bind 127.0.0.1:$PORT\n"
+    (webapp / "Procfile").write_text(procfile)
+    (webapp / "VERSION").write_text("2")
+    deploying = subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "deploy",
+                                  str(webapp), "--app", "web"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+
+    def in_step():
+        new = [r["id"] for r in instances(running) if r["id"] != first]
+        if not new:
+            return False
+        if moment == "release":  # the release command is logged as it starts
+            path, line = running.log_path(new[0]), "$ /bin/sh -c sleep 3"
+        else:  # the start step logs the start; the health check follows
+            path, line = os.path.join(running.log_dir, "sarge.log"), f"start {new[0]}"
+        return os.path.exists(path) and line in open(path).read()
+
+    deadline = time.monotonic() + 60
+    while not in_step():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    psutil.Process(int(open(running.pidfile).read())).send_signal(signal.SIGKILL)
+    assert front(port) == (200, f"version 1 from {first}\n")  # orphans serve on
+    out, err = deploying.communicate(timeout=120)
+    assert deploying.returncode == 1 and "Traceback" not in err
+    assert "supervisord is not running" in err and "keeps serving" in err
+    assert front(port) == (200, f"version 1 from {first}\n")
+
+    start_supervisord(running)
+    deadline = time.monotonic() + 30
+    while True:  # nginx and the old version come back under the new supervisord
+        try:
+            if front(port, timeout=2) == (200, f"version 1 from {first}\n"):
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert current(running) == first
+
+    (webapp / "Procfile").write_text("web: gunicorn app:app --bind 127.0.0.1:$PORT\n")
+    second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    assert front(port) == (200, f"version 2 from {second}\n")
+    assert {r["id"] for r in instances(running)} == {first, second}
+    leftovers = [n for n in os.listdir(running.path) if n.startswith("web-")]
+    assert sorted(leftovers) == sorted([first, second])
