@@ -8,7 +8,9 @@ operator runs them (median of --repeat runs, wall clock):
 
 - ``bin/sarge list --json`` against ``bin/supervisorctl status`` on the same home;
 - ``bin/sarge start ID`` + ``bin/sarge stop ID`` of one instance;
-- ``bin/sarge new`` (each new instance is destroyed again, untimed).
+- ``bin/sarge new`` (each new instance is destroyed again, untimed);
+- ``bin/sarge repair --dry-run``: the whole-home check of every state file
+  (nothing to repair; a command run after a power cut, not in a hot path).
 
 The instances run ``sleep``; startsecs is 0 so that start measures sarge and
 supervisord, not a deliberate wait.  Goals (issue 2): list within 1.5x of
@@ -83,6 +85,7 @@ def measure(home, ids, repeat):
         times.append(time.perf_counter() - t0)
         subprocess.run([sarge, "destroy", out], check=True, stderr=subprocess.DEVNULL)
     result["new"] = statistics.median(times)
+    result["repair"] = timed([sarge, "repair", "--dry-run"], repeat)
     return result
 
 
@@ -111,13 +114,13 @@ def main():
     first = results[sizes[0]]
     versus = f"vs N={sizes[0]}"
     print(f"{'N':>5} {'list --json':>12} {'ctl status':>11} {'ratio':>6} "
-          f"{'start+stop':>11} {versus:>8} {'new':>8} {versus:>8}")
+          f"{'start+stop':>11} {versus:>8} {'new':>8} {versus:>8} {'repair':>8}")
     for n in sizes:
         r = results[n]
         print(f"{n:>5} {r['list'] * 1000:>10.0f}ms {r['supervisorctl_status'] * 1000:>9.0f}ms "
               f"{r['list'] / r['supervisorctl_status']:>6.2f} {r['start_stop'] * 1000:>9.0f}ms "
               f"{r['start_stop'] / first['start_stop']:>8.2f} {r['new'] * 1000:>6.0f}ms "
-              f"{r['new'] / first['new']:>8.2f}")
+              f"{r['new'] / first['new']:>8.2f} {r['repair'] * 1000:>6.0f}ms")
 
 
 if __name__ == "__main__":

@@ -99,12 +99,10 @@ def check_timeout(value) -> int:
 
 def load_state(path: str, name: str) -> AppState:
     """The app's state stored at ``path`` (a fresh one when there is none)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return AppState(name)
-    return AppState.from_json(text, path)
+    from .files import read_text
+
+    text = read_text(path)  # one line naming the file when it is not UTF-8
+    return AppState(name) if text is None else AppState.from_json(text, path)
 
 
 def load_states(folder: str) -> list:

@@ -65,8 +65,8 @@ def cli(ctx, home):
 @click.option("--logrotate", "logrotate", is_flag=True,
               help="Print a logrotate snippet for the home's logs instead.")
 @click.option("--user", default="", metavar="NAME",
-              help="Who runs the apps when supervisord runs as root: written to "
-                   "etc/sarge.toml as [users] default (default: the home's owner).")
+              help="Who runs the apps when supervisord runs as root: written to a new "
+                   "etc/sarge.toml as [users] default (default: none, and nothing runs).")
 @pass_home
 def init(ctx, logrotate, user):
     """Create the home folder (or complete it; nothing existing is lost)."""

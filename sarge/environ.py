@@ -189,10 +189,15 @@ def build(
 def run_as(home, application_name: str):
     """The user the app's processes run as in ``home`` (:func:`sarge.users.resolve`): None
     when sarge does not run as root, and so cannot switch."""
-    from .users import resolve
+    from .users import check_groups, resolve
 
-    return resolve(home.settings.user_for(application_name), f"the app {application_name}",
+    settings = home.settings
+    user = resolve(settings.user_for(application_name), f"the app {application_name}",
                    home.path, home.settings_path)
+    if user is not None and user.uid != 0:
+        named = {"default": settings.user, **dict(settings.app_users)}
+        check_groups({k: v for k, v in named.items() if v}, home.settings_path)
+    return user
 
 
 def environment(home, instance, process: str = "web", base=None, user=None) -> dict:
@@ -202,8 +207,11 @@ def environment(home, instance, process: str = "web", base=None, user=None) -> d
     config = home.instance_config_path(instance.id)
     if not os.path.exists(config):  # not deployed: the app's variables as they are now
         config = home.app_config_path(instance.application_name)
+    base = os.environ if base is None else base
+    if user is not None and user.uid != os.geteuid():
+        base = user.inherit(base)
     env = build(
-        os.environ if base is None else base,
+        base,
         app_config=load_app_config(config),
         home=home.path,
         instance_id=instance.id,
@@ -239,5 +247,5 @@ def _command(home, instance, argv, process="web") -> Command:
     user = run_as(home, instance.application_name)
     return Command(argv, environment(home, instance, process, user=user),
                    home.instance_dir(instance.id), user=user,
-                   folders=((home.data_dir(instance.application_name), 0o750),
+                   folders=((home.data_dir(instance.application_name), 0o700),
                             (home.runtime_dir(instance.id), 0o700)))

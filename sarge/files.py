@@ -43,7 +43,8 @@ def read_text(path: str):
     except FileNotFoundError:
         return None
     except UnicodeDecodeError as exc:
-        raise SettingsError(f"{path} is damaged (not UTF-8 text); restore it or remove it") from exc
+        raise SettingsError(f"{path} is damaged (not UTF-8 text); `sarge HOME repair` "
+                            "rebuilds what it can, or restore it or remove it") from exc
 
 
 @contextlib.contextmanager

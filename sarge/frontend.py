@@ -100,12 +100,13 @@ class Frontend:
 
     def check_user(self):
         """(user, group) for nginx's ``user`` directive when it starts as root (None
-        otherwise): ``[users] frontend``, else ``default``, else the home's owner;
-        :class:`~sarge.errors.SettingsError` when that would be root unasked."""
+        otherwise): ``[users] frontend``, else ``nobody`` (nginx's own default: not an app's
+        user, who could read the other apps' traffic); :class:`~sarge.errors.SettingsError`
+        when it cannot be (:func:`sarge.users.resolve`)."""
         if self.settings.frontend != "nginx":
             return None
-        run_as = resolve(self.settings.frontend_user or self.settings.user,
-                         "nginx's workers", self.layout.path, self.layout.settings_path)
+        named = self.settings.frontend_user or ("nobody" if os.geteuid() == 0 else "")
+        run_as = resolve(named, "nginx's workers", self.layout.path, self.layout.settings_path)
         if run_as is None:
             return None
         import grp

@@ -362,7 +362,8 @@ class Home(Layout):
                 f"{instance.id} has no executable {server}: put the app's start command there "
                 "(a script that starts a server on $PORT) and make it executable"
             )
-        run_as(self, instance.application_name)  # refuses a user it cannot run as, now
+        user = run_as(self, instance.application_name)  # refuses a user it cannot be, now
+        users.share_code(self.instance_dir(instance.id), user, unless_shared=True)
         with self.instance_lock(instance.id):
             self._ensure_known(instance.id)
             self._set_autostart(instance, True, tell=False)

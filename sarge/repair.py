@@ -1,8 +1,8 @@
 """``sarge HOME repair``: rebuild damaged state from what is still true.
 
 sarge writes every state file atomically, but a disk that lies about fsync,
-a full disk, or an operator's editor can still leave one empty or cut short.
-Each file is rebuilt only from facts that outlive it:
+a full disk, or an operator's editor can still leave one empty, cut short or
+missing. Each file is rebuilt only from facts that outlive it:
 
 ``var/instances/ID.json`` (an instance's record)
     the id (the file's name), the app (the id's prefix), the port (the
@@ -10,21 +10,27 @@ Each file is rebuilt only from facts that outlive it:
     folder's Procfile or ``server``), the virtualenv (content-addressed: the
     folder's ``requirements.txt`` names it), the origin (a deploy made it when
     it has a frozen configuration or an app's state names it) and the creation
-    time (the folder's). An id with neither folder, port nor program is not
-    identified, and is left for the operator: repair never removes anything.
+    time (the folder's). Only an instance that got that far is rebuilt: its
+    folder, its port, and its program file, a deployed configuration or an
+    app's state naming it. Less (a folder and a port a killed ``new`` left) is
+    reported, not turned into an instance.
 ``etc/supervisor.d/ID.conf`` (its program)
-    rendered again from the record; it starts at boot when supervisord runs it
-    now (or, supervisord being down, when it is its app's current instance).
+    a damaged one is rendered again from the record; it starts at boot when
+    supervisord runs it now or it is its app's current instance. A missing one
+    is reported: a ``destroy`` that was interrupted removes it first.
 ``var/apps/APP.json`` (an app's deploy state)
     the front-end address and current instance from the nginx configuration
-    sarge wrote; the previous instances from the records, newest first.
+    sarge wrote; the previous instances from the records: those a deploy made
+    before the current one, newest first (a half-made newer one is left for the
+    next deploy to remove).
 ``etc/apps/APP.json`` (an app's variables)
     the copy its current instance was deployed with.
 ``etc/supervisord.conf``, ``bin/*``
     generated again, as ``init`` does.
 
 What cannot be rebuilt (``etc/sarge.toml``, an app's variables with no
-deployed copy) is reported with what to do.
+deployed copy, what is left of an instance too incomplete to identify) is
+reported with what to do. Nothing is ever removed.
 """
 
 from __future__ import annotations
@@ -58,6 +64,14 @@ class Finding:
         return dataclasses.asdict(self)
 
 
+def _text(path):
+    """(text or None, problem or None): a file that is not UTF-8 is damaged, not fatal."""
+    try:
+        return read_text(path), None
+    except SargeError:
+        return None, "damaged (not UTF-8 text)"
+
+
 class Repair:
     """Finds (and, unless ``dry_run``, repairs) the damaged state of ``home``."""
 
@@ -65,8 +79,8 @@ class Repair:
         self.home = home
         self.dry_run = dry_run
         self.findings = []
-        self._supervisord = ()  # not asked yet
-        self._rebuilt_states = {}  # app -> AppState, rebuilt (even in a dry run)
+        self.states = {}  # app -> AppState: readable ones, and rebuilt ones (even dry)
+        self._links = None
 
     def run(self) -> list:
         """Check everything, repair what can be; return the :class:`Finding` list."""
@@ -79,9 +93,10 @@ class Repair:
             return self.findings
         with home.lock():
             self._generated()
+            self.states = self._readable_states()
             records = self._records()
-            self._programs(records)
             self._app_states(records)
+            self._programs(records)
             self._app_configs()
             self._instance_configs(records)
         return self.findings
@@ -99,17 +114,11 @@ class Repair:
     def _manual(self, path, problem, action) -> None:
         self.findings.append(Finding(path, problem, action, manual=True))
 
-    def _states_on(self):
-        """supervisord's info by program name, or None when it is not running."""
-        if self._supervisord == ():
-            self._supervisord = self.home.states()
-        return self._supervisord
-
     # -- generated files --------------------------------------------------------------------
 
     def _generated(self) -> None:
         for file in self.home.generated_files():
-            if read_text(file.path) != file.text:
+            if _text(file.path)[0] != file.text:
                 self._fix(file.path, "missing or not as sarge generates it",
                           "generated again", lambda file=file: write_file(file))
 
@@ -119,10 +128,7 @@ class Repair:
         """Every identifiable instance, by id, its damaged records rebuilt."""
         home = self.home
         folder = os.path.join(home.path, "var", "instances")
-        ids = set()
-        for name in os.listdir(folder):
-            if name.endswith(".json") and not name.startswith("."):
-                ids.add(name[:-5])
+        ids = {n[:-5] for n in os.listdir(folder) if n.endswith(".json") and n[0] != "."}
         programs = os.path.join(home.path, "etc", "supervisor.d")
         ids.update(n[:-5] for n in os.listdir(programs)
                    if n.endswith(".conf") and INSTANCE_ID_RE.fullmatch(n[:-5]))
@@ -136,21 +142,22 @@ class Repair:
                 self._manual(path, "not the record of an instance id sarge makes",
                              "move it out of var/instances")
                 continue
-            text = read_text(path)
+            text, problem = _text(path)
             if text is not None:
                 try:
                     records[instance_id] = Instance.from_json(text, path)
                     continue
                 except SargeError as exc:
                     problem = str(exc).split(";")[0]
-            else:
-                problem = "missing"
+            problem = problem or "missing"
             rebuilt = self._rebuild(instance_id)
             if rebuilt is None:
-                self._manual(path, f"{problem}, and too little is left of {instance_id} "
-                             "to rebuild it (it needs the instance's folder and port)",
-                             f"remove what is left of {instance_id} (record, folder, "
-                             "program) if it is gone; restore it from a backup if not")
+                self._manual(path, f"{problem}, and too little is left of {instance_id} to "
+                             "know it was ever made whole (it takes its folder, its port, and "
+                             "its program, a deployed configuration or an app's state naming "
+                             "it)", f"remove what is left of {instance_id} (folder, port link "
+                             "in var/ports, program) if it is not needed; restore its record "
+                             "from a backup if it is")
                 continue
             records[instance_id] = rebuilt
             self._fix(path, problem,
@@ -160,9 +167,12 @@ class Repair:
         return records
 
     def _port_links(self) -> dict:
-        """instance id -> port, from the ``var/ports`` links."""
+        """instance id -> port, from the ``var/ports`` links (read once: repair holds the
+        home's lock and makes none)."""
+        if self._links is not None:
+            return self._links
         folder = os.path.join(self.home.path, "var", "ports")
-        owners = {}
+        owners = self._links = {}
         for name in os.listdir(folder):
             if name.isdigit():
                 try:
@@ -172,15 +182,15 @@ class Repair:
         return owners
 
     def _rebuild(self, instance_id):
-        """The record of ``instance_id`` from what is left of it, or None."""
+        """The record of ``instance_id`` from what is left of it, or None when that is too
+        little to tell a whole instance from what a killed ``new`` left."""
         home = self.home
         folder = home.instance_dir(instance_id)
         port = self._port_links().get(instance_id)
-        if port is None:  # the program file's first line names it too
-            first = (read_text(home.program_path(instance_id)) or "").split("\n", 1)[0]
-            match = re.search(r", port (\d+)\.$", first)
-            port = int(match.group(1)) if match else None
-        if port is None or not os.path.isdir(folder):
+        deployed = os.path.exists(home.instance_config_path(instance_id)) or any(
+            instance_id in (s.current, *s.previous) for s in self.states.values())
+        program = os.path.exists(home.program_path(instance_id))
+        if port is None or not os.path.isdir(folder) or not (program or deployed):
             return None
         try:
             processes = build.read_procfile(folder)
@@ -193,46 +203,126 @@ class Repair:
             candidate = build.Environments(home.envs_dir, python=home.python).path_for(
                 requirements)
             virtualenv = candidate if os.path.isdir(candidate) else None
-        deployed = os.path.exists(home.instance_config_path(instance_id)) or any(
-            instance_id in (s.current, *s.previous) for s in self._readable_states())
         created = datetime.datetime.fromtimestamp(
-            os.stat(folder).st_mtime, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._born(instance_id) / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return Instance(instance_id, INSTANCE_ID_RE.fullmatch(instance_id).group(1), port,
                         created, processes=processes, virtualenv=virtualenv,
                         origin="deploy" if deployed else "new")
 
-    def _readable_states(self) -> list:
-        states = []
+    def _readable_states(self) -> dict:
+        states = {}
         for name in sorted(os.listdir(self.home.apps_dir)):
             if name.endswith(".json"):
                 try:
-                    states.append(load_state(os.path.join(self.home.apps_dir, name), name[:-5]))
+                    states[name[:-5]] = load_state(os.path.join(self.home.apps_dir, name),
+                                                   name[:-5])
                 except SargeError:
                     continue
         return states
+
+    # -- app states -------------------------------------------------------------------------
+
+    def _app_states(self, records: dict) -> None:
+        home = self.home
+        routes = self._routes()
+        apps = {n[:-5] for n in os.listdir(home.apps_dir) if n.endswith(".json")} | set(routes)
+        for app in sorted(apps):
+            if app in self.states:
+                continue
+            path = home.app_state_path(app)
+            if os.path.exists(path):
+                try:
+                    load_state(path, app)
+                except SargeError as exc:
+                    problem = str(exc).split(";")[0]
+            else:
+                problem = "missing, though the front-end routes the app"
+            listen, current = routes.get(app, (None, None))
+            if current not in records:
+                current = None
+            state = AppState(app, listen=listen, current=current,
+                             previous=self._previous(records, app, current))
+            self.states[app] = state
+            if current:
+                action = f"rebuilt from the front-end's configuration: {listen} -> {current}"
+                if state.previous:
+                    action += f", previous {', '.join(state.previous)}"
+            else:
+                action = ("rebuilt without a current instance (the front-end routes to none "
+                          "sarge knows): `route` it to the instance that should serve before "
+                          "the next deploy, which removes the deploy-made ones it does not "
+                          "know")
+            self._fix(path, problem, action + "; health check reset to GET / within 60 s",
+                      lambda s=state, p=path: write_file(render.File(p, s.to_json())))
+
+    def _born(self, instance_id) -> int:
+        """When the instance was made, in ns: its port link's time (a link is never
+        changed), else its folder's."""
+        port = self._port_links().get(instance_id)
+        for path in ([os.path.join(self.home.path, "var", "ports", str(port))] if port else []
+                     ) + [self.home.instance_dir(instance_id)]:
+            try:
+                return os.lstat(path).st_mtime_ns
+            except OSError:
+                continue
+        return 0
+
+    def _previous(self, records, app, current) -> tuple:
+        """The deploy-made instances of ``app`` from before ``current``, newest first (the
+        records' times are whole seconds: the port links order those of one second)."""
+        if current is None:
+            return ()
+
+        def age(record):
+            return (record.created, self._born(record.id))
+        cut = age(records[current])
+        return tuple(r.id for r in sorted(
+            (r for r in records.values() if r.application_name == app
+             and r.origin == "deploy" and r.id != current and age(r) < cut),
+            key=age, reverse=True))
+
+    def _routes(self) -> dict:
+        """app -> (listen, instance id), from the nginx configuration sarge wrote."""
+        home = self.home
+        path = home.nginx_sites if home.settings.frontend == "system" else home.nginx_conf
+        text = _text(path)[0] or ""
+        routes = {}
+        pattern = r"# app ([a-z][a-z0-9_-]*): instance (\S+)\n\s*server \{\n\s*listen (\S+);"
+        for app, instance_id, listen in re.findall(pattern, text):
+            routes[app] = (listen, instance_id)
+        return routes
 
     # -- program files ----------------------------------------------------------------------
 
     def _programs(self, records: dict) -> None:
         home = self.home
-        states = self._states_on()
-        currents = {s.current for s in self._readable_states()}
+        running = home.states()  # None: supervisord is down
+        currents = {s.current for s in self.states.values()}
         for instance_id, instance in records.items():
             path = home.program_path(instance_id)
-            problem = _program_problem(read_text(path),
-                                       home.program_file(instance, autostart=False).text)
+            if not os.path.isdir(home.instance_dir(instance_id)):
+                self._manual(home.instance_dir(instance_id), "missing: a destroy was "
+                             "interrupted, or the folder was removed by hand",
+                             f"finish removing it with `sarge HOME destroy {instance_id}`")
+                continue
+            text, problem = _text(path)
+            if text is None and problem is None:
+                self._manual(path, "missing: a destroy was interrupted, or the file was "
+                             "removed by hand", f"finish removing it with `sarge HOME destroy "
+                             f"{instance_id}`, or restore the file from a backup")
+                continue
+            problem = problem or _program_problem(
+                text, home.program_file(instance, autostart=False).text)
             if problem is None:
                 continue
-            info = states.get(f"{instance_id}:web") if states is not None else None
-            if info is not None:
-                autostart = info["statename"] in ("RUNNING", "STARTING", "BACKOFF")
-            else:
-                autostart = instance_id in currents
+            info = running.get(f"{instance_id}:web") if running is not None else None
+            autostart = instance_id in currents or info is not None and info["statename"] in (
+                "RUNNING", "STARTING", "BACKOFF")
             file = home.program_file(instance, autostart)
 
             def fix(file=file, instance_id=instance_id, known=info is not None):
                 write_file(file)
-                if states is not None and not known:
+                if running is not None and not known:
                     try:
                         home.supervisor.add(instance_id, file.path)
                     except SupervisorError:
@@ -240,73 +330,37 @@ class Repair:
             self._fix(path, problem, "rendered again from the record, "
                       + ("starting at boot" if autostart else "stopped at boot"), fix)
 
-    # -- app states and variables -----------------------------------------------------------
-
-    def _app_states(self, records: dict) -> None:
-        home = self.home
-        routes = self._routes()
-        for name in sorted(os.listdir(home.apps_dir)):
-            if not name.endswith(".json"):
-                continue
-            app, path = name[:-5], os.path.join(home.apps_dir, name)
-            try:
-                load_state(path, app)
-                continue
-            except SargeError as exc:
-                problem = str(exc).split(";")[0]
-            listen, current = routes.get(app, (None, None))
-            if current not in records:
-                current = None
-            previous = tuple(i.id for i in sorted(
-                (r for r in records.values() if r.application_name == app
-                 and r.origin == "deploy" and r.id != current),
-                key=lambda r: (r.created, r.id), reverse=True))
-            state = AppState(app, listen=listen, current=current, previous=previous)
-            self._rebuilt_states[app] = state
-            action = (f"rebuilt from the front-end's configuration: {listen} -> {current}"
-                      if current else "rebuilt without a current instance (the front-end "
-                      "does not route to one): deploy it, or `route` it")
-            self._fix(path, problem, action + "; health check reset to GET / within 60 s",
-                      lambda s=state, p=path: write_file(render.File(p, s.to_json())))
-
-    def _routes(self) -> dict:
-        """app -> (listen, instance id), from the nginx configuration sarge wrote."""
-        home = self.home
-        path = home.nginx_sites if home.settings.frontend == "system" else home.nginx_conf
-        text = read_text(path) or ""
-        routes = {}
-        pattern = r"# app ([a-z][a-z0-9_-]*): instance (\S+)\n\s*server \{\n\s*listen (\S+);"
-        for app, instance_id, listen in re.findall(pattern, text):
-            routes[app] = (listen, instance_id)
-        return routes
+    # -- variables --------------------------------------------------------------------------
 
     def _app_configs(self) -> None:
         home = self.home
         folder = os.path.join(home.path, "etc", "apps")
-        states = {s.name: s for s in self._readable_states()}
-        states.update(self._rebuilt_states)
-        for name in sorted(os.listdir(folder)):
-            path = os.path.join(folder, name)
-            if not name.endswith(".json") or not os.path.isfile(path):
-                continue
-            app = name[:-5]
+        apps = {n[:-5] for n in os.listdir(folder) if n.endswith(".json")} | set(self.states)
+        for app in sorted(apps):
+            path = home.app_config_path(app)
+            if os.path.exists(path):
+                try:
+                    load_app_config(path)
+                    continue
+                except SargeError:
+                    problem = "damaged: not a JSON object of strings"
+            else:
+                problem = "missing, though the current instance was deployed with variables"
+            state = self.states.get(app)
+            frozen = home.instance_config_path(state.current) if state and state.current \
+                else None
             try:
-                load_app_config(path)
-                continue
-            except SargeError:
-                problem = "damaged: not a JSON object of strings"
-            current = states[app].current if app in states else None
-            frozen = home.instance_config_path(current) if current else None
-            try:
-                copy = load_app_config(frozen) if frozen and os.path.exists(frozen) else None
+                copy = load_app_config(frozen) if frozen else None
             except SargeError:
                 copy = None
+            if not os.path.exists(path) and not copy:
+                continue  # never configured (or every variable unset: the file would be {})
             if copy is None:
                 self._manual(path, problem, "no deployed copy to restore it from: remove it "
                              "and set the variables again with `sarge HOME config`")
                 continue
-            self._fix(path, problem, f"restored from the copy {current} was deployed with "
-                      "(changes made since that deploy are lost)",
+            self._fix(path, problem, f"restored from the copy {state.current} was deployed "
+                      "with (changes made since that deploy are lost)",
                       lambda p=path, c=copy: save_app_config(p, c))
 
     def _instance_configs(self, records: dict) -> None:
@@ -345,8 +399,6 @@ def _program_problem(text, expected: str):
     """Why ``text`` is not a usable program file (``expected`` is how sarge renders it
     now, with autostart false), or None. Values that come from settings may differ,
     being numbers; every other key must be as sarge writes it."""
-    if text is None:
-        return "missing"
     parser, wanted = configparser.RawConfigParser(), configparser.RawConfigParser()
     try:
         parser.read_string(text)

@@ -2,18 +2,23 @@
 
 When the home's supervisord runs as root (started by a boot script), every
 instance runs as the user ``etc/sarge.toml`` names: ``[users] apps.APP``, else
-``[users] default``, else the owner of the home folder. Root itself only when
-one of those says ``"root"``: a root-owned home with no user named runs
-nothing. nginx's workers run as ``[users] frontend``, resolved the same way.
+``[users] default``. Root itself only when one of those says ``"root"``: with
+no user named, nothing runs. nginx's workers run as ``[users] frontend``
+(default ``nobody``). The home must then be root's, and no app user may write
+to a folder root reads from (it could make itself root), and two app users
+may not share a primary group (through which each reads its own code).
 
 Not running as root, sarge cannot switch users: processes run as whoever runs
 supervisord, and a named user other than that one is an error.
 
 What the user owns: ``var/data/APP`` (``$SARGE_DATA_DIR``, created by sarge,
-given to the user on first use) and ``var/runtime/ID`` (``$XDG_RUNTIME_DIR``).
-What it may only read: its instance's code (root's, in the user's group) and
-virtualenv. What it cannot reach: every app's configuration (``etc/apps``,
-0700), ``var/run`` (0700: the supervisord socket), other apps' data.
+given to the user on first use) and ``var/runtime/ID`` (``$XDG_RUNTIME_DIR``),
+both 0700. What it may only read: its instance's code (root's, in the user's
+group) and virtualenv. What it cannot reach: every app's configuration
+(``etc/apps``, 0700), ``var/run`` (0700: the supervisord socket), other apps'
+code and data. What it does not get: root's environment (only an allow-list
+of it) and root's terminal (the command has no controlling terminal, so it
+cannot type into the operator's).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ import os
 import stat
 
 from .errors import SettingsError
+
+#: The variables of root's environment that a process switched to an app's user keeps.
+INHERITED = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "COLORTERM", "COLUMNS",
+                       "LINES", "SHELL"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +51,19 @@ class RunAs:
         """``env`` with the user's HOME, USER and LOGNAME."""
         return {**env, "HOME": self.home, "USER": self.name, "LOGNAME": self.name}
 
+    @staticmethod
+    def inherit(env: dict) -> dict:
+        """What of root's environment a switched process keeps (as sudo's env_reset):
+        the path, the locale, the time zone and the terminal, never root's tokens."""
+        return {k: v for k, v in env.items() if k in INHERITED or k.startswith("LC_")}
+
     def popen_kwargs(self) -> dict:
-        """subprocess arguments that run a child as this user."""
+        """subprocess arguments that run a child as this user, in a session of its own (no
+        controlling terminal: it cannot type into the operator's)."""
         if self.uid == os.geteuid():
             return {}
-        return {"user": self.uid, "group": self.gid, "extra_groups": self.groups}
+        return {"user": self.uid, "group": self.gid, "extra_groups": self.groups,
+                "start_new_session": True}
 
 
 def lookup(user: str, source: str = "etc/sarge.toml") -> RunAs:
@@ -60,15 +77,48 @@ def lookup(user: str, source: str = "etc/sarge.toml") -> RunAs:
     return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or "/")
 
 
-def _owner(path) -> RunAs | None:
-    import pwd
+#: The folders whose contents root reads or runs: an app's user must not write any.
+GUARDED = ("", "etc", "etc/supervisor.d", "etc/apps", "etc/nginx", "bin", "var", "var/log",
+           "var/run", "var/instances", "var/apps", "var/ports", "var/envs", "var/nginx")
 
-    uid = os.stat(path).st_uid
-    try:
-        entry = pwd.getpwuid(uid)
-    except KeyError:
-        return RunAs(str(uid), uid, os.stat(path).st_gid, "/")
-    return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or "/")
+
+def _can_write(st, run_as: RunAs) -> bool:
+    return (st.st_uid == run_as.uid
+            or bool(st.st_mode & stat.S_IWGRP) and st.st_gid in run_as.groups
+            or bool(st.st_mode & stat.S_IWOTH))
+
+
+def check_home(home_path: str, run_as: RunAs) -> None:
+    """Refuse to run ``run_as`` from a root supervisord when it could change what root
+    runs: the home must be root's, and no folder root reads from writable by the user."""
+    if run_as.uid == 0:
+        return
+    for name in GUARDED:
+        path = os.path.join(home_path, name)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        if _can_write(st, run_as):
+            raise SettingsError(
+                f"{run_as.name} can write to {path}, which a root supervisord reads and runs: "
+                f"any of its apps could then become root. Give the home to root "
+                f"(chown -R root: {home_path}; chmod -R go-w {home_path}) or run "
+                f"bin/supervisord as {run_as.name} instead")
+
+
+def check_groups(named: dict, settings_path: str) -> None:
+    """Refuse two different users named in the settings who share their primary group:
+    an app's code and data are shared with its user through that group."""
+    seen = {}
+    for user in sorted(set(named.values())):
+        run_as = lookup(user, settings_path)
+        other = seen.setdefault(run_as.gid, run_as)
+        if other.uid != run_as.uid and 0 not in (other.uid, run_as.uid):
+            raise SettingsError(
+                f"{settings_path}: the users {other.name} and {run_as.name} share their "
+                f"primary group (gid {run_as.gid}), so each could read the other's apps; give "
+                f"each app user a group of its own (adduser --system --group NAME)")
 
 
 def resolve(named: str, what: str, home_path: str, settings_path: str,
@@ -76,6 +126,8 @@ def resolve(named: str, what: str, home_path: str, settings_path: str,
     """Who ``what`` (an app, or nginx's workers) runs as, given the user ``named`` in the
     settings ("" for none); None when there is nothing to switch (not running as root).
 
+    As root, the user must be named (root itself only as "root"), the home must be
+    root's, and the user must not be able to write where root reads (:func:`check_home`).
     ``euid`` is the user supervisord (and sarge) run as; default: this process's.
     """
     euid = os.geteuid() if euid is None else euid
@@ -92,15 +144,21 @@ def resolve(named: str, what: str, home_path: str, settings_path: str,
                 f"as {me}, not root, and cannot switch users: start bin/supervisord as root, "
                 f"or remove that setting")
         return None
-    if named:
-        return lookup(named, settings_path)
-    owner = _owner(home_path)
-    if owner.uid == 0:
+    if not named:
         raise SettingsError(
-            f"{what} would run as root: supervisord runs as root, {home_path} belongs to "
-            f"root and {settings_path} names no user. Set [users] default = \"NAME\" there "
-            f"(a user of its own, without a login), or \"root\" if you mean it")
-    return owner
+            f"{what} would run as root: supervisord runs as root and {settings_path} names "
+            f"no user. Set [users] default = \"NAME\" there (a user of its own, without a "
+            f"login), or \"root\" if you mean it")
+    run_as = lookup(named, settings_path)
+    if run_as.uid != 0:
+        owner = os.stat(home_path).st_uid
+        if owner != 0:
+            raise SettingsError(
+                f"supervisord runs as root on {home_path}, which uid {owner} owns and could "
+                f"change what root runs: give the home to root (chown -R root: {home_path}), "
+                f"or run bin/supervisord as its owner")
+        check_home(home_path, run_as)
+    return run_as
 
 
 def give(path: str, run_as: RunAs | None, mode: int) -> None:
@@ -126,14 +184,24 @@ def give(path: str, run_as: RunAs | None, mode: int) -> None:
         os.chmod(path, mode)
 
 
-def share_code(folder: str, run_as: RunAs | None) -> None:
+def share_code(folder: str, run_as: RunAs | None, unless_shared: bool = False) -> None:
     """Let the user read (not change) an instance's code: each file and folder stays
     root's, joins the user's group, and gets group read (and search, and execute
-    where its owner has it); others lose access. Run on a tree sarge just
-    wrote, before any of the app's processes exist."""
+    where its owner has it); others lose access. Run on a tree only root can write.
+
+    ``unless_shared``: do nothing when the folder is already in the user's group (a
+    start: the app's user changed since its deploy when it is not)."""
     if run_as is None or run_as.uid == 0:
         return
+    if unless_shared and os.stat(folder).st_gid == run_as.gid:
+        return
     for root, dirs, files in os.walk(folder):
+        st = os.lstat(root)
+        if _can_write(st, run_as) or st.st_uid not in (0, os.geteuid()):
+            # another user could swap an entry for a link while root changes its mode
+            raise SettingsError(f"{root} can be changed by uid {st.st_uid} or others: sarge "
+                                f"will not share it with {run_as.name}; make it root's, "
+                                "writable by root only")
         for name in [None, *dirs, *files]:
             path = root if name is None else os.path.join(root, name)
             st = os.lstat(path)
@@ -147,10 +215,36 @@ def share_code(folder: str, run_as: RunAs | None) -> None:
             os.chmod(path, mode)
 
 
+def detach_terminal() -> None:
+    """Give up this process's controlling terminal, if any: a process that then runs as
+    another user cannot push keystrokes into it (TIOCSTI) nor open ``/dev/tty``. Its
+    standard streams still work, and Ctrl-C still reaches its process group."""
+    import fcntl
+    import termios
+
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return  # none
+    # As a session's leader (`setsid sarge ...`, a pty's first process), giving it up
+    # also sends SIGHUP to this process's group: ignored for that moment.
+    import signal
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        fcntl.ioctl(fd, termios.TIOCNOTTY)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+        signal.signal(signal.SIGHUP, previous)
+
+
 def become(run_as: RunAs | None) -> None:
-    """Switch this process to the user for good (groups, then group, then user)."""
+    """Switch this process to the user for good (terminal, groups, group, user)."""
     if run_as is None or run_as.uid == os.geteuid():
         return
+    detach_terminal()
     if run_as.name == str(run_as.uid):  # a number with no name: no groups to look up
         os.setgroups([run_as.gid])
     else:

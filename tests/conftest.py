@@ -40,17 +40,20 @@ def port_base():
 def make_home(path, offset=0, user=None):
     """Initialize a home at ``path`` with quick test settings and this worker's ports.
 
-    The tests run as root in CI, in homes root owns: their apps run as root, which
-    sarge does only when told (``user``: the [users] default to name instead).
+    The tests run as root in CI, in homes root owns: their apps and nginx's workers
+    run as root, which sarge does only when told (``user``: the [users] default to
+    name instead; nginx's workers then run as nobody, sarge's default).
     """
     h = Home(path)
     h.init()
     base = port_base() + offset
+    frontend = ""
     if user is None:
-        user = "root" if os.geteuid() == 0 else ""
+        user = frontend = "root" if os.geteuid() == 0 else ""
     edit_settings(h, {**TEST_SETTINGS, "first = 5000": f"first = {base}",
                       "last = 5999": f"last = {base + 199}",
-                      'default = ""': f'default = "{user}"'})
+                      'default = ""': f'default = "{user}"',
+                      'frontend = ""': f'frontend = "{frontend}"'})
     return h
 
 

@@ -3,6 +3,7 @@ front-end's configuration and supervisord; nothing unidentified is ever removed.
 
 import json
 import os
+import subprocess
 
 from .conftest import (
     deploy,
@@ -11,6 +12,7 @@ from .conftest import (
     kill_home,
     listen_port,
     new,
+    port_base,
     put_server,
     sarge,
     snapshot,
@@ -101,8 +103,6 @@ def test_supervisord_that_cannot_start_for_a_damaged_program_starts_after_repair
     result = sarge(h, "list")
     assert result.returncode == 0  # the record is sound; the program file is not read
     supervisord = os.path.join(h.path, "bin", "supervisord")
-    import subprocess
-
     assert subprocess.run([supervisord], capture_output=True).returncode != 0
     result = sarge(h, "repair")
     assert result.returncode == 0 and "repaired:" in result.stdout, result.stderr
@@ -122,15 +122,58 @@ def test_what_cannot_be_identified_is_reported_and_kept(running):
     with open(os.path.join(h.path, "var", "instances", "not an id.json"), "w") as f:
         f.write("{}")
     os.mkdir(os.path.join(h.path, "web-BBBBBB"))  # a folder a killed `new` could leave
+    os.mkdir(os.path.join(h.path, "web-CCCCCC"))  # ... and one with its port taken too
+    os.symlink("web-CCCCCC", os.path.join(h.path, "var", "ports", str(port_base() + 150)))
+    interrupted = new(h)  # a destroy interrupted after it removed the program
+    os.unlink(h.program_path(interrupted))
     with open(h.app_config_path("web"), "w") as f:
         f.write("{")  # no deployed copy to restore it from
-    assert sarge(h, "repair", "--dry-run").stdout.count("needs you:") == 4
+    assert sarge(h, "repair", "--dry-run").stdout.count("needs you:") == 6
     before = snapshot(h.path)
     result = sarge(h, "repair")
     assert result.returncode == 1
-    assert result.stderr.strip() == "sarge: 4 problem(s) need you (listed above)"
-    assert result.stdout.count("needs you:") == 4
+    assert result.stderr.strip() == "sarge: 6 problem(s) need you (listed above)"
+    assert result.stdout.count("needs you:") == 6
+    assert f"sarge HOME destroy {interrupted}" in result.stdout
     for fragment in ("var/instances/web-AAAAAA.json", "not an id.json", "web-BBBBBB",
-                     "etc/apps/web.json"):
+                     "web-CCCCCC", "etc/apps/web.json"):
         assert fragment in result.stdout
     assert snapshot(h.path) == before  # nothing removed, nothing invented
+
+
+def test_missing_and_undecodable_files_and_a_half_made_instance(running, webapp):
+    """A deploy killed half-way, then the app's state lost, a record not UTF-8 and the
+    app's variables gone: the state is rebuilt with the half-made instance left out of the
+    rollback targets, and the next deploy removes it."""
+    h = running
+    port = listen_port(51)
+    sarge(h, "config", "web", "GREETING=hi", check=True)
+    first = deploy(h, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
+                   check=True).stdout.strip()
+    (webapp / "VERSION").write_text("2")
+    second = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+    killed = subprocess.run([os.path.join(h.path, "bin", "sarge"), "deploy", str(webapp),
+                             "--app", "web"], capture_output=True, text=True,
+                            env=dict(os.environ, SARGE_FAULT_STEP="start"))
+    assert killed.returncode == -9
+    (half,) = set(rows(h)) - {first, second}
+    os.unlink(h.app_state_path("web"))
+    os.unlink(h.app_config_path("web"))
+    with open(h.record_path(first), "wb") as f:
+        f.write(b'{"id": "\xff\xfe')
+
+    result = sarge(h, "list")  # one line, no traceback
+    assert result.returncode == 1 and "not UTF-8" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = sarge(h, "repair")
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(h.app_state_path("web")) as f:
+        state = json.load(f)
+    assert (state["current"], state["previous"]) == (second, [first])
+    with open(h.app_config_path("web")) as f:
+        assert json.load(f) == {"GREETING": "hi"}
+    assert record(h, first)["origin"] == "deploy"
+
+    third = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+    assert set(rows(h)) == {second, third} and not os.path.exists(h.instance_dir(half))
+    assert front(port) == (200, f"version 2 from {third}\n")

@@ -108,7 +108,7 @@ def test_an_instance_runs_as_the_named_user(open_home, throwaway_user):
     env = json.loads(text)
     assert (env["USER"], env["HOME"], env["SECRET"]) == (user.name, "/nonexistent", "s3cret")
     # what the user owns, and nobody else may enter
-    assert owner(h.data_dir("web")) == (user.name, 0o750)
+    assert owner(h.data_dir("web")) == (user.name, 0o700)
     assert owner(h.runtime_dir(instance_id)) == (user.name, 0o700)
     assert env["XDG_RUNTIME_DIR"] == h.runtime_dir(instance_id)
 
@@ -127,8 +127,8 @@ def test_an_instance_runs_as_the_named_user(open_home, throwaway_user):
 
 
 @as_root
-def test_a_deploy_runs_release_app_and_nginx_workers_as_the_user(open_home, throwaway_user,
-                                                                 tmp_path):
+def test_a_deploy_runs_release_and_app_as_the_user_and_nginx_workers_as_nobody(
+        open_home, throwaway_user, tmp_path):
     h, user = open_home, throwaway_user
     name_user(h, user.name)
     python = python_for(user)
@@ -154,11 +154,11 @@ def test_a_deploy_runs_release_app_and_nginx_workers_as_the_user(open_home, thro
     # a body larger than nginx's buffer goes through its temporary folder, which the
     # workers must be able to write (http.server answers POST with 501)
     assert front(port, "/", method="POST", body=b"x" * 300_000)[0] == 501
-    assert owner(os.path.join(h.nginx_prefix, "client_body"))[0] == user.name
+    assert owner(os.path.join(h.nginx_prefix, "client_body"))[0] == "nobody"
     master = psutil.Process(h.supervisor.process("nginx")["pid"])
     assert master.username() == "root"  # it binds the port, then drops its workers
-    workers = master.children()
-    assert workers and {w.username() for w in workers} == {user.name}
+    workers = master.children()  # not the app's user: it could read the others' traffic
+    assert workers and {w.username() for w in workers} == {"nobody"}
     # the code: root's, in the user's group, closed to everyone else
     folder = h.instance_dir(instance_id)
     st = os.stat(folder)
@@ -241,12 +241,100 @@ def test_without_root_nothing_is_switched(tmp_path):
     assert users.resolve("65534", "the app web", path, settings, euid=65534) is None
     with pytest.raises(SettingsError, match="cannot switch users"):
         users.resolve(me, "the app web", path, settings, euid=4242)
-    # as root: the home's owner, unless that is root; root itself only when named
-    if os.stat(path).st_uid == 0:
-        with pytest.raises(SettingsError, match="would run as root"):
-            users.resolve("", "the app web", path, settings, euid=0)
-    else:
-        assert users.resolve("", "the app web", path, settings, euid=0).uid == os.geteuid()
+    # as root: a user must be named; root itself only by name
+    with pytest.raises(SettingsError, match="would run as root"):
+        users.resolve("", "the app web", path, settings, euid=0)
     assert users.resolve("root", "the app web", path, settings, euid=0).uid == 0
     with pytest.raises(SettingsError, match="no user 'nobody-at-all'"):
         users.resolve("nobody-at-all", "the app web", path, settings, euid=0)
+
+
+@as_root
+def test_the_app_user_gets_neither_roots_environment_nor_its_terminal(open_home,
+                                                                      throwaway_user):
+    import pty
+
+    h, user = open_home, throwaway_user
+    name_user(h, user.name)
+    python = python_for(user)
+    instance_id = new(h)
+    env = dict(os.environ, ROOT_TOKEN="s3cret", LC_ALL="C.UTF-8")
+    result = subprocess.run([os.path.join(h.path, "bin", "sarge"), "run", instance_id, "env"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert "ROOT_TOKEN" not in seen and seen["LC_ALL"] == "C.UTF-8"
+    assert seen["USER"] == user.name and seen["SARGE_INSTANCE"] == instance_id
+
+    # In a terminal (as an operator types it), the command cannot reach that terminal:
+    # no /dev/tty, and TIOCSTI (typing into root's shell) refused.
+    probe = ("import fcntl, termios\n"
+             "try:\n    open('/dev/tty').close(); print('TTY-OPEN')\n"
+             "except OSError: print('NO-TTY')\n"
+             "try:\n    fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('INJECTED')\n"
+             "except OSError: print('REFUSED')\n")
+
+    def in_a_terminal(argv):
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(argv[0], argv)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.waitpid(pid, 0)
+        return out.decode()
+
+    assert "TTY-OPEN" in in_a_terminal([python, "-c", probe])  # the probe can tell
+    out = in_a_terminal([os.path.join(h.path, "bin", "sarge"), "run", instance_id,
+                         python, "-c", probe])
+    assert "NO-TTY" in out and "REFUSED" in out and "INJECTED" not in out, out
+
+
+@as_root
+def test_a_user_who_could_change_what_root_runs_is_refused(open_home, throwaway_user):
+    h, user = open_home, throwaway_user
+    name_user(h, user.name)
+    instance_id = new(h)
+    put_server(h, instance_id, "#!/bin/sh\nexec sleep 60\n")
+    for path in (os.path.join(h.path, "etc", "supervisor.d"), h.path):
+        st = os.stat(path)
+        os.chown(path, user.uid, -1)
+        try:
+            result = sarge(h, "start", instance_id)
+        finally:
+            os.chown(path, st.st_uid, -1)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "root" in result.stderr and path in result.stderr
+        assert h.supervisor.process(f"{instance_id}:web")["statename"] == "STOPPED"
+
+    # code the user could change is not shared with it (root would chmod through links)
+    os.chown(h.instance_dir(instance_id), user.uid, -1)
+    result = sarge(h, "start", instance_id)
+    assert result.returncode == 1 and "will not share it" in result.stderr
+    os.chown(h.instance_dir(instance_id), 0, -1)
+    sarge(h, "start", instance_id, check=True)
+    assert process_user(h, f"{instance_id}:web") == user.name
+
+
+@as_root
+def test_app_users_sharing_a_group_are_refused(open_home, throwaway_user):
+    h, user = open_home, throwaway_user
+    other = f"{user.name}b"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--gid", str(user.gid),
+                    "--shell", "/usr/sbin/nologin", other], check=True, capture_output=True)
+    try:
+        name_user(h, user.name)
+        edit_settings(h, {'# myapp = "myapp"': f'shop = "{other}"'})
+        instance_id = new(h)
+        put_server(h, instance_id, "#!/bin/sh\nexec sleep 60\n")
+        result = sarge(h, "start", instance_id)
+        assert result.returncode == 1 and "share their primary group" in result.stderr
+    finally:
+        subprocess.run(["userdel", other], capture_output=True)
