@@ -42,6 +42,8 @@ def make_home(root, name, installer):
         + (["--user", "root"] if os.geteuid() == 0 else []))
     path = os.path.join(home, "etc", "sarge.toml")
     text = open(path).read().replace('installer = "auto"', f'installer = "{installer}"')
+    if os.geteuid() == 0:  # nginx's workers too: the temporary home is private to root
+        text = text.replace('frontend = ""', 'frontend = "root"')
     open(path, "w").write(text)
     run([os.path.join(home, "bin", "supervisord")])
     return home

@@ -44,7 +44,10 @@ class Member:
 
 def check_members(members) -> int:
     """Refuse unsafe members (raise :class:`BuildError`); return the total size of files."""
+    members = list(members)
     links = set()
+    symlinks = {"/".join(p for p in m.name.split("/") if p not in ("", "."))
+                for m in members if m.kind == "symlink"}
     total = 0
     for m in members:
         name = m.name
@@ -69,10 +72,25 @@ def check_members(members) -> int:
             if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
                 raise BuildError(f"refused: the link {name!r} points out of the instance "
                                  f"(to {target!r})")
+            if m.kind == "symlink" and _through_link(path, target, symlinks):
+                # where it leads depends on the other link: text cannot tell it stays in
+                raise BuildError(f"refused: the link {name!r} points through another link "
+                                 f"(to {target!r})")
             links.add(path)
         elif m.kind == "file":
             total += m.size
     return total
+
+
+def _through_link(path: str, target: str, symlinks) -> bool:
+    """True when following ``target`` from the link at ``path`` passes through a link."""
+    parts = [p for p in target.split("/") if p not in ("", ".")]
+    here = posixpath.dirname(path)
+    for part in parts[:-1]:
+        here = posixpath.dirname(here) if part == ".." else posixpath.join(here, part)
+        if here in symlinks:
+            return True
+    return False
 
 
 def _tar_members(archive) -> list:

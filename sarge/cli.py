@@ -228,11 +228,13 @@ def run(ctx, instance_id, command):
     """Run COMMAND (default: a shell) in the instance's folder and environment.
 
     The environment is exactly the one its server gets: PORT, SARGE_*, the
-    app's configured variables and its virtualenv first on PATH.
+    app's configured variables and its virtualenv first on PATH. Run by root,
+    it runs as the app's user (etc/sarge.toml [users]), on a terminal of its
+    own when run from one.
     """
     from .environ import execute, run_command
 
-    execute(run_command(ctx.home, instance_id, list(command)))
+    return execute(run_command(ctx.home, instance_id, list(command)), relay=True)
 
 
 @cli.command()

@@ -45,12 +45,28 @@ class Command:
         return {"env": self.env, "cwd": self.cwd, **extra}
 
 
-def execute(command: Command):
+def execute(command: Command, relay: bool = False):
     """Replace this process with ``command``: its folders prepared, in its folder, as its
-    user. Returns only by raising :class:`SettingsError` (cannot prepare, cannot run)."""
+    user. Raises :class:`SettingsError` when it cannot (prepare, run).
+
+    With ``relay`` (``sarge run``), a command that switches users while a standard
+    stream is a terminal runs on a terminal of its own (:mod:`sarge.terminal`) instead,
+    and its exit status is returned: root's terminal never reaches the app's user.
+    """
+    from . import terminal
     from .users import become
 
     command.prepare()
+    switching = command.user is not None and command.user.uid != os.geteuid()
+    if relay and switching and terminal.needs_pty():
+        def child():  # pragma: no cover - runs in the forked child, then execs
+            try:
+                os.chdir(command.cwd)
+                become(command.user, keep_terminal=True)
+                os.execvpe(command.argv[0], command.argv, command.env)
+            except OSError as exc:
+                os.write(2, f"sarge: cannot run {command.argv[0]}: {exc.strerror}\n".encode())
+        return terminal.run(child)
     try:
         os.chdir(command.cwd)
         become(command.user)
@@ -195,8 +211,8 @@ def run_as(home, application_name: str):
     user = resolve(settings.user_for(application_name), f"the app {application_name}",
                    home.path, home.settings_path)
     if user is not None and user.uid != 0:
-        named = {"default": settings.user, **dict(settings.app_users)}
-        check_groups({k: v for k, v in named.items() if v}, home.settings_path)
+        check_groups(user, [settings.user, *dict(settings.app_users).values()],
+                     home.settings_path)
     return user
 
 

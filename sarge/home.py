@@ -126,7 +126,7 @@ class Home(Layout):
         changed = []
         folders = [
             ("", 0o755), ("etc", 0o755), ("etc/supervisor.d", 0o755), ("etc/apps", 0o700),
-            ("var", 0o755), ("var/log", 0o755), ("var/run", 0o700), ("var/runtime", 0o711),
+            ("var", 0o755), ("var/log", 0o750), ("var/run", 0o700), ("var/runtime", 0o711),
             ("var/data", 0o755), ("var/instances", 0o755), ("var/ports", 0o755),
             ("var/apps", 0o755), ("var/envs", 0o755), ("var/nginx", 0o755), ("etc/nginx", 0o755),
             ("bin", 0o755),
@@ -255,7 +255,8 @@ class Home(Layout):
         for _ in range(100):
             instance_id = new_id(application_name)
             try:
-                os.mkdir(self.instance_dir(instance_id), 0o755)
+                # As root, private until start or deploy shares it with the app's user.
+                os.mkdir(self.instance_dir(instance_id), 0o700 if os.geteuid() == 0 else 0o755)
                 return instance_id
             except FileExistsError:
                 continue

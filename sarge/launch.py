@@ -13,18 +13,21 @@ it cannot run.
 Before it execs, it ends what a previous run of the same process left behind
 when supervisord lost it (supervisord killed with SIGKILL leaves its children
 running, holding their ports): each process's pid, which is also its process
-group's id, is kept in a pid file, and a group still alive from before gets
+group's id, is kept in a pid file, and the members of that group still alive from
+before that are the instance's (its id in their environment; nginx: named nginx) get
 SIGTERM (nginx: SIGQUIT), then SIGKILL.
 """
 
+import contextlib
 import os
 import signal
 import sys
 
 
 def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> None:
-    """End the process group named in ``pidfile`` if it is still alive and its leader, or
-    any member, ``belongs`` (a test on a psutil.Process: guards against a reused pid)."""
+    """End what is left of the process group named in ``pidfile``: each member that
+    ``belongs`` (a test on a psutil.Process: guards against a reused pid, and against a
+    process of another program that joined the group), signalled one by one."""
     try:
         with open(pidfile) as f:
             group = int(f.read().strip())
@@ -41,19 +44,14 @@ def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> No
                 members.append(proc)
         except (OSError, psutil.Error):
             continue
-    if not members:
-        return
-    try:
-        os.killpg(group, sig)
-    except OSError:
-        return
+    for proc in members:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)
     gone, alive = psutil.wait_procs(members, timeout=timeout)
-    if alive:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except OSError:
-            pass
-        psutil.wait_procs(alive, timeout=5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _is_nginx(proc) -> bool:

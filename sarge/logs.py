@@ -1,5 +1,9 @@
 """Reading an instance's log file: its last lines, and following it as it grows.
 
+What an app printed is shown with its control characters as ``?``: it reaches an
+operator's terminal (``sarge logs``, the end of a log in an error message), which
+an escape sequence could otherwise drive.
+
 The log is read from disk, so it works whether or not supervisord runs, and
 following survives supervisord's size-based rotation (the file is renamed and
 a new one started) and truncation.
@@ -8,9 +12,19 @@ a new one started) and truncation.
 from __future__ import annotations
 
 import os
+import re
 import time
 
 _BLOCK = 8192
+
+# Control characters but tab and newline: an app's output must not drive the terminal
+# of whoever reads it (escape sequences, carriage returns that hide a line).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (tab and newline excepted) shown as ``?``."""
+    return _CONTROL.sub("?", text)
 
 
 def tail(path: str, lines: int) -> list:
@@ -31,7 +45,7 @@ def tail(path: str, lines: int) -> list:
             data = f.read(end - start) + data
             end = start
     text = data.decode("utf-8", "replace")
-    return text.splitlines()[-lines:]
+    return [printable(line) for line in text.splitlines()[-lines:]]
 
 
 def follow(path: str, poll: float = 0.25, sleep=time.sleep, should_stop=lambda: False):
@@ -57,7 +71,7 @@ def follow(path: str, poll: float = 0.25, sleep=time.sleep, should_stop=lambda: 
                 if f is not None:
                     rest = f.read()  # what the old file got before it was rotated
                     if rest:
-                        yield rest.decode("utf-8", "replace")
+                        yield printable(rest.decode("utf-8", "replace"))
                     f.close()
                     position = 0
                 elif st.st_ino != inode or st.st_size < position:
@@ -69,7 +83,7 @@ def follow(path: str, poll: float = 0.25, sleep=time.sleep, should_stop=lambda: 
                 chunk = f.read()
                 if chunk:
                     position += len(chunk)
-                    yield chunk.decode("utf-8", "replace")
+                    yield printable(chunk.decode("utf-8", "replace"))
                     continue
             sleep(poll)
     finally:

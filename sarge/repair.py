@@ -46,7 +46,7 @@ from .apps import AppState, load_state
 from .environ import load_app_config, save_app_config
 from .errors import SargeError, SupervisorError
 from .files import read_text, write_file
-from .instance import INSTANCE_ID_RE, Instance
+from .instance import INSTANCE_ID_RE, Instance, check_app_name
 
 
 @dataclasses.dataclass
@@ -209,15 +209,30 @@ class Repair:
                         created, processes=processes, virtualenv=virtualenv,
                         origin="deploy" if deployed else "new")
 
+    def _app_names(self, folder) -> set:
+        """The apps that ``folder`` has a ``NAME.json`` of; a file with a name no app can
+        have is reported."""
+        names = set()
+        for name in sorted(os.listdir(folder)):
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            try:
+                names.add(check_app_name(name[:-5]))
+            except SargeError:
+                self._manual(os.path.join(folder, name), "not named after an app",
+                             f"move it out of {os.path.relpath(folder, self.home.path)}")
+        return names
+
     def _readable_states(self) -> dict:
         states = {}
         for name in sorted(os.listdir(self.home.apps_dir)):
             if name.endswith(".json"):
                 try:
-                    states[name[:-5]] = load_state(os.path.join(self.home.apps_dir, name),
-                                                   name[:-5])
+                    state = load_state(os.path.join(self.home.apps_dir, name), name[:-5])
                 except SargeError:
                     continue
+                if state.name == name[:-5]:
+                    states[state.name] = state
         return states
 
     # -- app states -------------------------------------------------------------------------
@@ -225,7 +240,7 @@ class Repair:
     def _app_states(self, records: dict) -> None:
         home = self.home
         routes = self._routes()
-        apps = {n[:-5] for n in os.listdir(home.apps_dir) if n.endswith(".json")} | set(routes)
+        apps = self._app_names(home.apps_dir) | set(routes)
         for app in sorted(apps):
             if app in self.states:
                 continue
@@ -335,7 +350,7 @@ class Repair:
     def _app_configs(self) -> None:
         home = self.home
         folder = os.path.join(home.path, "etc", "apps")
-        apps = {n[:-5] for n in os.listdir(folder) if n.endswith(".json")} | set(self.states)
+        apps = self._app_names(folder) | set(self.states)
         for app in sorted(apps):
             path = home.app_config_path(app)
             if os.path.exists(path):

@@ -24,6 +24,7 @@ cannot type into the operator's).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import stat
 
@@ -43,7 +44,7 @@ class RunAs:
     gid: int
     home: str
 
-    @property
+    @functools.cached_property
     def groups(self) -> list:
         return os.getgrouplist(self.name, self.gid)
 
@@ -77,47 +78,72 @@ def lookup(user: str, source: str = "etc/sarge.toml") -> RunAs:
     return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or "/")
 
 
-#: The folders whose contents root reads or runs: an app's user must not write any.
-GUARDED = ("", "etc", "etc/supervisor.d", "etc/apps", "etc/nginx", "bin", "var", "var/log",
-           "var/run", "var/instances", "var/apps", "var/ports", "var/envs", "var/nginx")
+#: The folders root reads from or runs, or that hold what an app's user owns: the user
+#: must not be able to write any of them; nor, in the first group, any file in them.
+GUARDED_FILES = ("etc", "etc/supervisor.d", "etc/apps", "etc/apps/instances", "etc/nginx",
+                 "bin", "var/instances", "var/apps", "var/ports", "var/envs")
+GUARDED = ("", "var", "var/log", "var/run", "var/data", "var/runtime",
+           "var/nginx") + GUARDED_FILES
 
 
 def _can_write(st, run_as: RunAs) -> bool:
     return (st.st_uid == run_as.uid
             or bool(st.st_mode & stat.S_IWGRP) and st.st_gid in run_as.groups
-            or bool(st.st_mode & stat.S_IWOTH))
+            or bool(st.st_mode & stat.S_IWOTH) and not stat.S_ISLNK(st.st_mode))
 
 
 def check_home(home_path: str, run_as: RunAs) -> None:
     """Refuse to run ``run_as`` from a root supervisord when it could change what root
-    runs: the home must be root's, and no folder root reads from writable by the user."""
+    runs: when it can write to the home, a folder above it (``/srv``: it could move the
+    home away and put its own in its place), a folder root reads from or a file in one
+    (:data:`GUARDED`, :data:`GUARDED_FILES`)."""
     if run_as.uid == 0:
         return
+
+    def refuse(path):
+        raise SettingsError(
+            f"{run_as.name} can change {path}, which a root supervisord reads or runs: any "
+            f"of its apps could then become root. Give the home to root (chown -R root: "
+            f"{home_path}; chmod -R go-w {home_path}), or run bin/supervisord as "
+            f"{run_as.name} instead")
+
+    parent = os.path.dirname(home_path)
+    while True:
+        st = os.stat(parent)
+        # a sticky folder (/tmp) lets no one move what another user put in it
+        if st.st_uid != 0 or _can_write(st, run_as) and not st.st_mode & stat.S_ISVTX:
+            refuse(parent)
+        if parent == os.path.dirname(parent):
+            break
+        parent = os.path.dirname(parent)
     for name in GUARDED:
         path = os.path.join(home_path, name)
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except FileNotFoundError:
             continue
         if _can_write(st, run_as):
-            raise SettingsError(
-                f"{run_as.name} can write to {path}, which a root supervisord reads and runs: "
-                f"any of its apps could then become root. Give the home to root "
-                f"(chown -R root: {home_path}; chmod -R go-w {home_path}) or run "
-                f"bin/supervisord as {run_as.name} instead")
+            refuse(path)
+        if name in GUARDED_FILES:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if _can_write(entry.stat(follow_symlinks=False), run_as):
+                        refuse(entry.path)
 
 
-def check_groups(named: dict, settings_path: str) -> None:
-    """Refuse two different users named in the settings who share their primary group:
-    an app's code and data are shared with its user through that group."""
-    seen = {}
-    for user in sorted(set(named.values())):
-        run_as = lookup(user, settings_path)
-        other = seen.setdefault(run_as.gid, run_as)
-        if other.uid != run_as.uid and 0 not in (other.uid, run_as.uid):
+def check_groups(user: RunAs, named, settings_path: str) -> None:
+    """Refuse ``user`` when another user named in the settings shares its primary group:
+    an app's code and data are shared with its user through that group. (Users that do
+    not exist are left for their own apps to report.)"""
+    for other_name in sorted(set(named) - {"", user.name, "root"}):
+        try:
+            other = lookup(other_name, settings_path)
+        except SettingsError:
+            continue
+        if other.gid == user.gid and other.uid not in (user.uid, 0):
             raise SettingsError(
-                f"{settings_path}: the users {other.name} and {run_as.name} share their "
-                f"primary group (gid {run_as.gid}), so each could read the other's apps; give "
+                f"{settings_path}: the users {user.name} and {other.name} share their "
+                f"primary group (gid {user.gid}), so each could read the other's apps; give "
                 f"each app user a group of its own (adduser --system --group NAME)")
 
 
@@ -171,17 +197,24 @@ def give(path: str, run_as: RunAs | None, mode: int) -> None:
     os.makedirs(path, mode, exist_ok=True)
     if run_as is None or run_as.uid == 0:
         return
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise SettingsError(f"{path} is not a folder; remove it")
-    if st.st_uid not in (run_as.uid, 0, os.geteuid()):
-        raise SettingsError(
-            f"{path} belongs to uid {st.st_uid}, not to {run_as.name}, who now runs its "
-            f"app; give it to {run_as.name} with: chown -R {run_as.name}: {path}")
-    if st.st_uid != run_as.uid or st.st_gid != run_as.gid:
-        os.lchown(path, run_as.uid, run_as.gid)
-    if stat.S_IMODE(st.st_mode) != mode:
-        os.chmod(path, mode)
+    # Through a descriptor opened without following links: the user may own the
+    # folder already, and swap it for a link between a look and a change.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise SettingsError(f"{path} is not a folder; remove it") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in (run_as.uid, 0, os.geteuid()):
+            raise SettingsError(
+                f"{path} belongs to uid {st.st_uid}, not to {run_as.name}, who now runs its "
+                f"app; give it to {run_as.name} with: chown -R {run_as.name}: {path}")
+        if st.st_uid != run_as.uid or st.st_gid != run_as.gid:
+            os.fchown(fd, run_as.uid, run_as.gid)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def share_code(folder: str, run_as: RunAs | None, unless_shared: bool = False) -> None:
@@ -240,11 +273,13 @@ def detach_terminal() -> None:
         signal.signal(signal.SIGHUP, previous)
 
 
-def become(run_as: RunAs | None) -> None:
-    """Switch this process to the user for good (terminal, groups, group, user)."""
+def become(run_as: RunAs | None, keep_terminal: bool = False) -> None:
+    """Switch this process to the user for good: its controlling terminal given up
+    (unless ``keep_terminal``: one of the user's own), then groups, group, user."""
     if run_as is None or run_as.uid == os.geteuid():
         return
-    detach_terminal()
+    if not keep_terminal:
+        detach_terminal()
     if run_as.name == str(run_as.uid):  # a number with no name: no groups to look up
         os.setgroups([run_as.gid])
     else:

@@ -41,6 +41,9 @@ UNSAFE = {
     "fifo": [("pipe", "fifo", None)],
     "symlink then a file through it": [("d", "symlink", "sub"), ("sub", "dir", None),
                                        ("d/x", "file", "x")],
+    # each looks inside as text; followed, l1 leaves by three levels through l2
+    "a chain of symlinks": [("a/b/c", "dir", None), ("a/b/c/l2", "symlink", "../../.."),
+                            ("l1", "symlink", "a/b/c/l2/../../../..")],
 }
 
 

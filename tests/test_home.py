@@ -27,6 +27,7 @@ def test_init_creates_the_layout(tmp_path):
         assert os.path.isdir(os.path.join(h.path, folder)), folder
     assert mode(os.path.join(h.path, "var/run")) == 0o700
     assert mode(os.path.join(h.path, "var/runtime")) == 0o711  # entered, never listed
+    assert mode(os.path.join(h.path, "var/log")) == 0o750  # an app's log can hold secrets
     assert mode(os.path.join(h.path, "etc/apps")) == 0o700
     for name in ["sarge", "supervisord", "supervisorctl"]:
         assert os.access(os.path.join(h.path, "bin", name), os.X_OK)

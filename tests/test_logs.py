@@ -15,6 +15,22 @@ def test_tail_reads_the_last_lines_of_a_large_file(tmp_path):
     assert logs.tail(str(path), 10) == ["no newline at the end"]
 
 
+def test_control_characters_are_shown_not_obeyed(tmp_path):
+    path = tmp_path / "a.log"
+    path.write_bytes(b"ok\ttab\n\x1b]0;owned\x07\x1b[2Jcleared\rhidden\n")
+    assert logs.tail(str(path), 5) == ["ok\ttab", "?]0;owned??[2Jcleared", "hidden"]
+
+    def append():
+        with open(path, "ab") as f:
+            f.write(b"\x1b[31mred\x1b[0m\n")
+    steps, done = [append], []
+
+    def sleep(_seconds):
+        steps.pop(0)() if steps else done.append(1)
+    chunks = logs.follow(str(path), sleep=sleep, should_stop=lambda: bool(done))
+    assert "".join(chunks) == "?[31mred?[0m\n"
+
+
 class Script:
     """A sleep that, on each call, does the next step of a script to the log file."""
 

@@ -128,15 +128,17 @@ def test_what_cannot_be_identified_is_reported_and_kept(running):
     os.unlink(h.program_path(interrupted))
     with open(h.app_config_path("web"), "w") as f:
         f.write("{")  # no deployed copy to restore it from
-    assert sarge(h, "repair", "--dry-run").stdout.count("needs you:") == 6
+    with open(os.path.join(h.apps_dir, "Bad App.json"), "w") as f:
+        f.write('{"name": "web"}')  # no app can have that name
+    assert sarge(h, "repair", "--dry-run").stdout.count("needs you:") == 7
     before = snapshot(h.path)
     result = sarge(h, "repair")
     assert result.returncode == 1
-    assert result.stderr.strip() == "sarge: 6 problem(s) need you (listed above)"
-    assert result.stdout.count("needs you:") == 6
+    assert result.stderr.strip() == "sarge: 7 problem(s) need you (listed above)"
+    assert result.stdout.count("needs you:") == 7
     assert f"sarge HOME destroy {interrupted}" in result.stdout
     for fragment in ("var/instances/web-AAAAAA.json", "not an id.json", "web-BBBBBB",
-                     "web-CCCCCC", "etc/apps/web.json"):
+                     "web-CCCCCC", "etc/apps/web.json", "Bad App.json"):
         assert fragment in result.stdout
     assert snapshot(h.path) == before  # nothing removed, nothing invented
 

@@ -4,6 +4,8 @@ sarge.toml names, tested with a throwaway user made for the session (root only).
 import json
 import os
 import pwd
+import select
+import shlex
 import shutil
 import stat
 import subprocess
@@ -256,7 +258,6 @@ def test_the_app_user_gets_neither_roots_environment_nor_its_terminal(open_home,
 
     h, user = open_home, throwaway_user
     name_user(h, user.name)
-    python = python_for(user)
     instance_id = new(h)
     env = dict(os.environ, ROOT_TOKEN="s3cret", LC_ALL="C.UTF-8")
     result = subprocess.run([os.path.join(h.path, "bin", "sarge"), "run", instance_id, "env"],
@@ -266,43 +267,54 @@ def test_the_app_user_gets_neither_roots_environment_nor_its_terminal(open_home,
     assert "ROOT_TOKEN" not in seen and seen["LC_ALL"] == "C.UTF-8"
     assert seen["USER"] == user.name and seen["SARGE_INSTANCE"] == instance_id
 
-    # In a terminal (as an operator types it), the command cannot reach that terminal:
-    # no /dev/tty, and TIOCSTI (typing into root's shell) refused.
-    probe = ("import fcntl, termios\n"
-             "try:\n    open('/dev/tty').close(); print('TTY-OPEN')\n"
-             "except OSError: print('NO-TTY')\n"
-             "try:\n    fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('INJECTED')\n"
-             "except OSError: print('REFUSED')\n")
-
-    def in_a_terminal(argv):
+    # In root's terminal, the command runs on a terminal of its own: what it leaves
+    # behind cannot read what root types next, nor push keystrokes into root's shell.
+    def in_a_terminal(script, then=b""):
+        """Run a root shell on a new terminal (the operator's); once it prints DONE, type
+        ``then`` into it. Returns its output and exit status."""
         pid, fd = pty.fork()
-        if pid == 0:
-            os.execv(argv[0], argv)
-        out = b""
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        os.waitpid(pid, 0)
-        return out.decode()
+        if pid == 0:  # pragma: no cover
+            os.execv("/bin/sh", ["/bin/sh", "-c", script])
+        out, status = b"", None
+        try:
+            while status is None:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if ready:
+                    try:
+                        out += os.read(fd, 4096)
+                    except OSError:
+                        pass
+                if then and b"DONE" in out:
+                    os.write(fd, then)
+                    then = b""
+                done, code = os.waitpid(pid, os.WNOHANG)
+                status = os.waitstatus_to_exitcode(code) if done else None
+        finally:
+            os.close(fd)
+        return out.decode(errors="replace"), status
 
-    assert "TTY-OPEN" in in_a_terminal([python, "-c", probe])  # the probe can tell
-    out = in_a_terminal([os.path.join(h.path, "bin", "sarge"), "run", instance_id,
-                         python, "-c", probe])
-    assert "NO-TTY" in out and "REFUSED" in out and "INJECTED" not in out, out
+    run = shlex.join([os.path.join(h.path, "bin", "sarge"), "run", instance_id])
+    out, status = in_a_terminal(f"{run} sh -c 'id -un; exit 3'; echo status=$?")
+    assert user.name in out and "status=3" in out  # output and exit status come through
+    steal = """sh -c 'exec 3<&0; (sleep 1; head -c 5 <&3 > "$SARGE_DATA_DIR/stolen") &'"""
+    out, status = in_a_terminal(f"{run} {steal}; echo DONE; sleep 3", then=b"hello\n")
+    assert "DONE" in out
+    stolen = os.path.join(h.data_dir("web"), "stolen")
+    assert not os.path.exists(stolen) or "hello" not in open(stolen).read()
 
 
 @as_root
 def test_a_user_who_could_change_what_root_runs_is_refused(open_home, throwaway_user):
+    """The home, a folder or file root reads or runs, a folder above the home."""
     h, user = open_home, throwaway_user
     name_user(h, user.name)
     instance_id = new(h)
     put_server(h, instance_id, "#!/bin/sh\nexec sleep 60\n")
-    for path in (os.path.join(h.path, "etc", "supervisor.d"), h.path):
+    for path in (os.path.join(h.path, "etc", "supervisor.d"), h.path,
+                 os.path.join(h.path, "bin", "supervisord"),  # a file root runs at boot
+                 os.path.join(h.path, "var", "data"),  # where root gives it folders
+                 os.path.dirname(h.path)):  # it could move the home away
+
         st = os.stat(path)
         os.chown(path, user.uid, -1)
         try:
