@@ -152,7 +152,12 @@ def unpack(source: str, target: str) -> None:
         _check_space(target, check_members(_dir_members(source)))
         try:
             shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-        except (shutil.Error, OSError) as exc:
+        except shutil.Error as exc:  # one (src, dst, why) per file that failed: say one
+            failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+            first = str(failures[0][2]) if failures else str(exc)
+            more = f" (and {len(failures) - 1} more files)" if len(failures) > 1 else ""
+            raise BuildError(f"cannot copy {source}: {first}{more}") from exc
+        except OSError as exc:
             raise BuildError(f"cannot copy {source}: {exc}") from exc
         return
     try:

@@ -564,7 +564,11 @@ def test_two_apps_deploy_at_once(running, webapp, tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
-def test_a_full_disk_during_install_fails_cleanly(tmp_path_factory, webapp):
+@pytest.mark.parametrize("step", ["environment", "unpack"])
+def test_a_full_disk_during_install_fails_cleanly(tmp_path_factory, webapp, step):
+    """The disk fills up while the new version installs its requirements, or while it is
+    unpacked (its files fit the free space byte for byte, but each small file takes a
+    whole page of the tmpfs, so the disk fills half-way through the copy)."""
     from .conftest import kill_home, make_home, start_supervisord
 
     mount = tmp_path_factory.mktemp("full")
@@ -577,18 +581,27 @@ def test_a_full_disk_during_install_fails_cleanly(tmp_path_factory, webapp):
         first = deploy(h, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}")
         assert first.returncode == 0, first.stderr
         first = first.stdout.strip()
-        # leave about 4 MB free: less than a pip-seeded virtualenv needs
+        # leave about 4 MB free: less than a pip-seeded virtualenv needs, less than
+        # 2,000 files of a page each
         st = os.statvfs(mount)
         filler = mount / "filler"
         with open(filler, "wb") as f:
             f.write(b"\0" * (st.f_bavail * st.f_frsize - 4 * 1024 * 1024))
-        edit_settings(h, {'installer = "auto"': 'installer = "pip"'})
-        (webapp / "requirements.txt").write_text("gunicorn\nflask\n")
         (webapp / "VERSION").write_text("2")
+        if step == "environment":
+            edit_settings(h, {'installer = "auto"': 'installer = "pip"'})
+            (webapp / "requirements.txt").write_text("gunicorn\nflask\n")
+        else:
+            (webapp / "assets").mkdir()
+            for n in range(2000):
+                (webapp / "assets" / f"{n}.txt").write_text("x")
         before = os.statvfs(mount).f_bavail
         result = deploy(h, webapp, "--app", "web")
-        assert result.returncode == 1
-        assert "deploy failed at step 'environment'" in result.stderr, result.stderr
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"deploy failed at step '{step}'" in result.stderr, result.stderr
+        if step == "unpack":  # not refused beforehand: the copy itself ran out of room
+            assert "No space left on device" in result.stderr, result.stderr
+            assert len(result.stderr) < 4000  # the first failure, not all of them
         assert front(port) == (200, f"version 1 from {first}\n")
         assert [i["id"] for i in instances(h)] == [first]
         assert len([n for n in os.listdir(h.envs_dir) if not n.startswith(".")]) == 1
