@@ -156,7 +156,7 @@ def _size(n) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_home
 def status(ctx, instance_id, as_json):
-    """Show state, pid, uptime, memory and CPU of one instance or of all.
+    """Show state, pid, user, uptime, memory and CPU of one instance or of all.
 
     Memory (RSS) and CPU count the instance's whole process tree.
     """
@@ -167,10 +167,10 @@ def status(ctx, instance_id, as_json):
         _echo_json(records[0] if instance_id is not None else {"instances": records})
         return
     _table(
-        ["ID", "STATE", "PID", "UPTIME", "MEMORY", "CPU%", "PROCS"],
-        [[r["id"], r["state"], r["pid"] or "-", _duration(r["uptime"]), _size(r["memory_rss"]),
-          "-" if r["cpu_percent"] is None else r["cpu_percent"], r["processes"]]
-         for r in records],
+        ["ID", "STATE", "PID", "USER", "UPTIME", "MEMORY", "CPU%", "PROCS"],
+        [[r["id"], r["state"], r["pid"] or "-", r["user"] or "-", _duration(r["uptime"]),
+          _size(r["memory_rss"]), "-" if r["cpu_percent"] is None else r["cpu_percent"],
+          r["processes"]] for r in records],
     )
     for r in records:
         if r["crashed"]:

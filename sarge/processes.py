@@ -25,7 +25,8 @@ def usage(pids, interval: float = 0.1, sleep=time.sleep) -> dict:
     Every tree is sampled over the same ``interval`` (one sleep for all), so
     the cost does not grow with the number of instances.  Each value holds
     ``processes`` (count), ``memory_rss`` (bytes), ``cpu_percent`` (over the
-    interval; 100 is one core) and ``cpu_seconds`` (user+system since start).
+    interval; 100 is one core), ``cpu_seconds`` (user+system since start) and
+    ``user`` (who the tree's first process runs as).
     """
     import psutil
 
@@ -40,7 +41,12 @@ def usage(pids, interval: float = 0.1, sleep=time.sleep) -> dict:
         sleep(interval)
     result = {}
     for pid, procs in trees.items():
-        totals = {"processes": 0, "memory_rss": 0, "cpu_percent": 0.0, "cpu_seconds": 0.0}
+        totals = {"processes": 0, "memory_rss": 0, "cpu_percent": 0.0, "cpu_seconds": 0.0,
+                  "user": None}
+        try:
+            totals["user"] = procs[0].username() if procs else None
+        except (psutil.Error, KeyError):  # gone, or a uid without a name
+            pass
         for proc in procs:
             try:
                 with proc.oneshot():

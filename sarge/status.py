@@ -51,7 +51,8 @@ def listing(home):
 
 
 def status(home, instance_id=None, interval: float = 0.1) -> list:
-    """A dict per instance (one, or all): id, app, port, state, pid, uptime and usage.
+    """A dict per instance (one, or all): id, app, port, state, pid, uptime, usage, and
+    the user its web process runs as.
 
     ``state``, ``pid`` and ``uptime`` are those of the ``web`` process; memory and
     CPU add up every process tree of the instance (web, workers, their children).
@@ -72,6 +73,7 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
             "exitstatus": info["exitstatus"] if info else None,
             "crashed": crashed(home, instance.id),
             "processes": 0, "memory_rss": None, "cpu_percent": None, "cpu_seconds": None,
+            "user": None,
         })
         roots[instance.id] = [infos[f"{instance.id}:{p}"]["pid"] for p in instance.processes
                               if infos.get(f"{instance.id}:{p}", {}).get("pid")]
@@ -79,5 +81,7 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
     for record in records:
         trees = [usage[pid] for pid in roots[record["id"]] if pid in usage]
         if trees:
-            record.update({key: round(sum(t[key] for t in trees), 2) for key in trees[0]})
+            record.update({key: round(sum(t[key] for t in trees), 2) for key in trees[0]
+                           if key != "user"})
+            record["user"] = trees[0]["user"]  # the web process's
     return records

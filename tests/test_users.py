@@ -106,6 +106,9 @@ def test_an_instance_runs_as_the_named_user(open_home, throwaway_user):
     sarge(h, "start", instance_id, check=True)
     instance = h.get(instance_id)
     assert process_user(h, f"{instance_id}:web") == user.name
+    shown = json.loads(sarge(h, "status", instance_id, "--json", check=True).stdout)
+    assert shown["user"] == user.name
+    assert user.name in sarge(h, "status", check=True).stdout
     status, text = get(instance.port, "/env")
     env = json.loads(text)
     assert (env["USER"], env["HOME"], env["SECRET"]) == (user.name, "/nonexistent", "s3cret")
