@@ -42,14 +42,19 @@ def rows(h):
         "instances"]}
 
 
-def test_a_damaged_deployed_app_is_rebuilt_and_keeps_serving(running, webapp):
-    h = running
-    port = listen_port(50)
+def two_versions(h, webapp, port):
+    """The app web, configured (GREETING=hi) and deployed twice: (previous, current)."""
     sarge(h, "config", "web", "GREETING=hi", check=True)
     first = deploy(h, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
                    check=True).stdout.strip()
     (webapp / "VERSION").write_text("2")
-    second = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+    return first, deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+
+
+def test_a_damaged_deployed_app_is_rebuilt_and_keeps_serving(running, webapp):
+    h = running
+    port = listen_port(50)
+    first, second = two_versions(h, webapp, port)
     before = {i: record(h, i) for i in (first, second)}
     with open(h.app_state_path("web")) as f:
         state = json.load(f)
@@ -149,11 +154,7 @@ def test_missing_and_undecodable_files_and_a_half_made_instance(running, webapp)
     rollback targets, and the next deploy removes it."""
     h = running
     port = listen_port(51)
-    sarge(h, "config", "web", "GREETING=hi", check=True)
-    first = deploy(h, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
-                   check=True).stdout.strip()
-    (webapp / "VERSION").write_text("2")
-    second = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+    first, second = two_versions(h, webapp, port)
     killed = subprocess.run([os.path.join(h.path, "bin", "sarge"), "deploy", str(webapp),
                              "--app", "web"], capture_output=True, text=True,
                             env=dict(os.environ, SARGE_FAULT_STEP="start"))
