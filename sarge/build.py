@@ -46,7 +46,7 @@ def check_members(members) -> int:
     """Refuse unsafe members (raise :class:`BuildError`); return the total size of files."""
     members = list(members)
     links = set()
-    symlinks = {"/".join(p for p in m.name.split("/") if p not in ("", "."))
+    symlinks = {"/".join(p for p in m.name.split("/") if p not in ("", ".")): m.target
                 for m in members if m.kind == "symlink"}
     total = 0
     for m in members:
@@ -72,25 +72,38 @@ def check_members(members) -> int:
             if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
                 raise BuildError(f"refused: the link {name!r} points out of the instance "
                                  f"(to {target!r})")
-            if m.kind == "symlink" and _through_link(path, target, symlinks):
-                # where it leads depends on the other link: text cannot tell it stays in
-                raise BuildError(f"refused: the link {name!r} points through another link "
-                                 f"(to {target!r})")
+            if m.kind == "symlink" and _follow(path.split("/")[:-1], target, symlinks) is None:
+                # through the other links it passes, it leads out (or round in a loop)
+                raise BuildError(f"refused: the link {name!r} points out of the instance "
+                                 f"through other links (to {target!r})")
             links.add(path)
         elif m.kind == "file":
             total += m.size
     return total
 
 
-def _through_link(path: str, target: str, symlinks) -> bool:
-    """True when following ``target`` from the link at ``path`` passes through a link."""
-    parts = [p for p in target.split("/") if p not in ("", ".")]
-    here = posixpath.dirname(path)
-    for part in parts[:-1]:
-        here = posixpath.dirname(here) if part == ".." else posixpath.join(here, part)
-        if here in symlinks:
-            return True
-    return False
+def _follow(folder: list, target: str, links: dict, hops: int = 0):
+    """Where ``target``, followed from ``folder`` (a list of names), leads inside the
+    instance, following the links among the members as the kernel would; None when
+    it leads out (or through more than 40 links: a loop)."""
+    if hops > 40 or target.startswith("/"):
+        return None
+    parts = list(folder)
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(part)
+        key = "/".join(parts)
+        if key in links:
+            parts = _follow(parts[:-1], links[key], links, hops + 1)
+            if parts is None:
+                return None
+    return parts
 
 
 def _tar_members(archive) -> list:

@@ -30,12 +30,14 @@ class Command:
     folders: tuple = ()
 
     def prepare(self) -> None:
-        """Create the command's folders and give them to its user."""
-        from .users import give
+        """Create the command's folders and give them to its user, who must also be able
+        to read the folder it runs in (its instance's code)."""
+        from .users import give, share_code
 
         try:
             for path, mode in self.folders:
                 give(path, self.user, mode)
+            share_code(self.cwd, self.user, unless_shared=True)
         except OSError as exc:
             raise SettingsError(f"cannot prepare {exc.filename}: {exc.strerror}") from exc
 
@@ -61,6 +63,7 @@ def execute(command: Command, relay: bool = False):
     if relay and switching and terminal.needs_pty():
         def child():  # pragma: no cover - runs in the forked child, then execs
             try:
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # root's other files stay
                 os.chdir(command.cwd)
                 become(command.user, keep_terminal=True)
                 os.execvpe(command.argv[0], command.argv, command.env)
@@ -69,6 +72,8 @@ def execute(command: Command, relay: bool = False):
         return terminal.run(child)
     try:
         os.chdir(command.cwd)
+        if switching:
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # root's other files stay
         become(command.user)
         os.execvpe(command.argv[0], command.argv, command.env)
     except OSError as exc:
@@ -211,7 +216,9 @@ def run_as(home, application_name: str):
     user = resolve(settings.user_for(application_name), f"the app {application_name}",
                    home.path, home.settings_path)
     if user is not None and user.uid != 0:
-        check_groups(user, [settings.user, *dict(settings.app_users).values()],
+        # nginx's workers too: by default nobody, whose group is Debian's nogroup
+        frontend = settings.frontend_user or "nobody"
+        check_groups(user, [settings.user, frontend, *dict(settings.app_users).values()],
                      home.settings_path)
     return user
 

@@ -35,23 +35,36 @@ def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> No
         return
     if group <= 1 or group in (os.getpid(), os.getpgid(0)):
         return
+    import time
+
     import psutil
 
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == group and belongs(proc):
-                members.append(proc)
-        except (OSError, psutil.Error):
-            continue
-    for proc in members:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(sig)
-    gone, alive = psutil.wait_procs(members, timeout=timeout)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
+    def members():
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == group and belongs(proc):
+                    found.append(proc)
+            except (OSError, psutil.Error):
+                continue
+        return found
+
+    # Listed again after each round: a member may fork (a master restarting a worker).
+    deadline = time.monotonic() + timeout
+    signalled = set()
+    while True:
+        alive = members()
+        if not alive:
+            return
+        late = time.monotonic() > deadline
+        for proc in alive:
+            if late or proc.pid not in signalled:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(signal.SIGKILL if late else sig)
+                signalled.add(proc.pid)
+        psutil.wait_procs(alive, timeout=0.2)
+        if late and time.monotonic() > deadline + 5:
+            return  # unkillable (a process stuck in the kernel): nothing more to do
 
 
 def _is_nginx(proc) -> bool:

@@ -247,7 +247,7 @@ class Repair:
             path = home.app_state_path(app)
             if os.path.exists(path):
                 try:
-                    load_state(path, app)
+                    problem = f"damaged: it names the app {load_state(path, app).name!r}"
                 except SargeError as exc:
                     problem = str(exc).split(";")[0]
             else:

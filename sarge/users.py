@@ -107,12 +107,17 @@ def check_home(home_path: str, run_as: RunAs) -> None:
             f"{home_path}; chmod -R go-w {home_path}), or run bin/supervisord as "
             f"{run_as.name} instead")
 
+    home_path = os.path.realpath(home_path)  # the folders above are the real ones
     parent = os.path.dirname(home_path)
     while True:
         st = os.stat(parent)
         # a sticky folder (/tmp) lets no one move what another user put in it
         if st.st_uid != 0 or _can_write(st, run_as) and not st.st_mode & stat.S_ISVTX:
-            refuse(parent)
+            raise SettingsError(
+                f"{home_path} is inside {parent}, which uid {st.st_uid} owns or other users "
+                f"can change: they could move the home away and put their own in its place, "
+                f"which a root supervisord would run. Put the home in a folder only root "
+                f"can change (/srv/NAME), or run bin/supervisord as {run_as.name}")
         if parent == os.path.dirname(parent):
             break
         parent = os.path.dirname(parent)
@@ -122,8 +127,8 @@ def check_home(home_path: str, run_as: RunAs) -> None:
             st = os.lstat(path)
         except FileNotFoundError:
             continue
-        if _can_write(st, run_as):
-            refuse(path)
+        if _can_write(st, run_as) or name and stat.S_ISLNK(st.st_mode):
+            refuse(path)  # a link: where it leads is not what was checked
         if name in GUARDED_FILES:
             with os.scandir(path) as entries:
                 for entry in entries:

@@ -63,6 +63,10 @@ def test_a_safe_archive_with_inner_links_unpacks(tmp_path):
     archive = make_tar(tmp_path / "a.tgz", [
         ("app", "dir", None), ("app/main.py", "file", "print(1)"),
         ("current", "symlink", "app"), ("same.py", "hardlink", "app/main.py"),
+        # links through links that stay inside (node_modules/.bin, lib64 -> lib)
+        ("packages/pkg/bin", "dir", None), ("packages/pkg/bin/x", "file", "x"),
+        ("node_modules/pkg", "symlink", "../packages/pkg"),
+        ("node_modules/.bin/x", "symlink", "../pkg/bin/x"),
     ])
     target = tmp_path / "instance"
     target.mkdir()
@@ -70,6 +74,7 @@ def test_a_safe_archive_with_inner_links_unpacks(tmp_path):
     assert (target / "app" / "main.py").read_text() == "print(1)"
     assert os.readlink(target / "current") == "app"
     assert (target / "same.py").read_text() == "print(1)"
+    assert (target / "node_modules" / ".bin" / "x").read_text() == "x"
 
 
 def test_a_folder_source_with_a_link_out_is_refused(tmp_path):

@@ -180,3 +180,12 @@ def test_missing_and_undecodable_files_and_a_half_made_instance(running, webapp)
     third = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
     assert set(rows(h)) == {second, third} and not os.path.exists(h.instance_dir(half))
     assert front(port) == (200, f"version 2 from {third}\n")
+
+
+def test_a_state_that_names_another_app_is_rebuilt(running):
+    h = running
+    with open(h.app_state_path("web"), "w") as f:
+        f.write('{"name": "other"}')  # valid, but not web's
+    result = sarge(h, "repair", "--dry-run")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "would fix: var/apps/web.json: damaged: it names the app 'other'" in result.stdout

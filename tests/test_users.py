@@ -3,6 +3,7 @@ sarge.toml names, tested with a throwaway user made for the session (root only).
 
 import json
 import os
+import pty
 import pwd
 import select
 import shlex
@@ -11,6 +12,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 import psutil
 import pytest
@@ -254,11 +256,37 @@ def test_without_root_nothing_is_switched(tmp_path):
         users.resolve("nobody-at-all", "the app web", path, settings, euid=0)
 
 
+def in_a_terminal(script, then=b""):
+    """Run a root shell on a new terminal (the operator's); once it prints DONE, type
+    ``then`` into it. Returns its output and exit status."""
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover
+        os.execv("/bin/sh", ["/bin/sh", "-c", script])
+    out, status = b"", None
+    deadline = time.monotonic() + 60
+    try:
+        while status is None:
+            assert time.monotonic() < deadline, f"hangs: {out[-300:]!r}"
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    pass
+            if then and b"DONE" in out:
+                os.write(fd, then)
+                then = b""
+            done, code = os.waitpid(pid, os.WNOHANG)
+            status = os.waitstatus_to_exitcode(code) if done else None
+    finally:
+        os.close(fd)
+    return out.decode(errors="replace"), status
+
+
+
 @as_root
 def test_the_app_user_gets_neither_roots_environment_nor_its_terminal(open_home,
                                                                       throwaway_user):
-    import pty
-
     h, user = open_home, throwaway_user
     name_user(h, user.name)
     instance_id = new(h)
@@ -269,33 +297,11 @@ def test_the_app_user_gets_neither_roots_environment_nor_its_terminal(open_home,
     seen = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     assert "ROOT_TOKEN" not in seen and seen["LC_ALL"] == "C.UTF-8"
     assert seen["USER"] == user.name and seen["SARGE_INSTANCE"] == instance_id
+    # a folder `new` made private to root is shared before the command runs in it
+    assert sarge(h, "run", instance_id, "ls", "-a").returncode == 0
 
     # In root's terminal, the command runs on a terminal of its own: what it leaves
     # behind cannot read what root types next, nor push keystrokes into root's shell.
-    def in_a_terminal(script, then=b""):
-        """Run a root shell on a new terminal (the operator's); once it prints DONE, type
-        ``then`` into it. Returns its output and exit status."""
-        pid, fd = pty.fork()
-        if pid == 0:  # pragma: no cover
-            os.execv("/bin/sh", ["/bin/sh", "-c", script])
-        out, status = b"", None
-        try:
-            while status is None:
-                ready, _, _ = select.select([fd], [], [], 0.1)
-                if ready:
-                    try:
-                        out += os.read(fd, 4096)
-                    except OSError:
-                        pass
-                if then and b"DONE" in out:
-                    os.write(fd, then)
-                    then = b""
-                done, code = os.waitpid(pid, os.WNOHANG)
-                status = os.waitstatus_to_exitcode(code) if done else None
-        finally:
-            os.close(fd)
-        return out.decode(errors="replace"), status
-
     run = shlex.join([os.path.join(h.path, "bin", "sarge"), "run", instance_id])
     out, status = in_a_terminal(f"{run} sh -c 'id -un; exit 3'; echo status=$?")
     assert user.name in out and "status=3" in out  # output and exit status come through
@@ -353,3 +359,64 @@ def test_app_users_sharing_a_group_are_refused(open_home, throwaway_user):
         assert result.returncode == 1 and "share their primary group" in result.stderr
     finally:
         subprocess.run(["userdel", other], capture_output=True)
+
+
+@as_root
+def test_the_terminal_relay_keeps_redirections_and_signals(open_home, throwaway_user,
+                                                          tmp_path):
+    """Only the streams that are root's terminal go through the command's own: a
+    redirected one reaches it unchanged; a big output, piped input and SIGTERM neither
+    hang the relay nor leave root's terminal raw."""
+    h, user = open_home, throwaway_user
+    name_user(h, user.name)
+    instance_id = new(h)
+    run = shlex.join([os.path.join(h.path, "bin", "sarge"), "run", instance_id])
+    out_file = tmp_path / "out"
+    out, status = in_a_terminal(
+        f"{run} sh -c 'echo line1; echo oops >&2; echo line2' > {out_file}; echo rc=$?")
+    assert out_file.read_bytes() == b"line1\nline2\n" and "oops" in out and "rc=0" in out
+    out, status = in_a_terminal(f"printf abc | {run} wc -c; echo rc=$?")  # no newline
+    assert "3" in out.split("rc=")[0] and "rc=0" in out
+    out, status = in_a_terminal(
+        f"{run} sh -c 'head -c 1000000 /dev/zero | tr \"\\0\" x; echo; echo END'")
+    assert out.count("x") == 1000000 and "END" in out
+    out, status = in_a_terminal(
+        f"before=$(stty -g); timeout --foreground --preserve-status -s TERM 2 {run} "
+        f'sleep 30; echo rc=$?; [ "$(stty -g)" = "$before" ] && echo SANE')
+    assert "rc=143" in out and "SANE" in out
+
+
+@as_root
+def test_a_home_reached_through_a_link_is_checked_where_it_is(open_home, throwaway_user,
+                                                              tmp_path):
+    h, user = open_home, throwaway_user
+    theirs = tempfile.mkdtemp(prefix="sarge-v")  # a folder the app's user owns...
+    try:
+        os.chown(theirs, user.uid, user.gid)
+        os.rename(h.path, os.path.join(theirs, "home"))  # ...holds the real home
+        link = tmp_path / "home"
+        os.symlink(os.path.join(theirs, "home"), link)  # reached from root's folders
+        with pytest.raises(SettingsError, match="could move the home away"):
+            users.check_home(str(link), user)
+    finally:
+        os.rename(os.path.join(theirs, "home"), h.path)
+        shutil.rmtree(theirs, ignore_errors=True)
+
+
+@as_root
+def test_an_app_user_in_nobodys_group_is_refused(open_home):
+    """adduser --system NAME, without --group, puts NAME in nogroup: nginx's workers
+    (nobody) would then read the app's code through that group."""
+    h = open_home
+    name = f"sarge-n{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--gid", "nogroup",
+                    "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True)
+    try:
+        name_user(h, name)
+        instance_id = new(h)
+        put_server(h, instance_id, "#!/bin/sh\nexec sleep 60\n")
+        result = sarge(h, "start", instance_id)
+        assert result.returncode == 1 and "share their primary group" in result.stderr
+        assert "nobody" in result.stderr
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
