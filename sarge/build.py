@@ -82,11 +82,13 @@ def check_members(members) -> int:
     return total
 
 
-def _follow(folder: list, target: str, links: dict, hops: int = 0):
+def _follow(folder: list, target: str, links: dict, hops=None):
     """Where ``target``, followed from ``folder`` (a list of names), leads inside the
     instance, following the links among the members as the kernel would; None when
-    it leads out (or through more than 40 links: a loop)."""
-    if hops > 40 or target.startswith("/"):
+    it leads out. As for the kernel, 40 links followed in all end the walk (a loop
+    leads nowhere, so not out either)."""
+    hops = [0] if hops is None else hops
+    if target.startswith("/"):
         return None
     parts = list(folder)
     for part in target.split("/"):
@@ -100,7 +102,10 @@ def _follow(folder: list, target: str, links: dict, hops: int = 0):
         parts.append(part)
         key = "/".join(parts)
         if key in links:
-            parts = _follow(parts[:-1], links[key], links, hops + 1)
+            hops[0] += 1
+            if hops[0] > 40:
+                return parts  # ELOOP for the kernel: it stops here, inside
+            parts = _follow(parts[:-1], links[key], links, hops)
             if parts is None:
                 return None
     return parts

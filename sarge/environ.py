@@ -55,10 +55,13 @@ def execute(command: Command, relay: bool = False):
     stream is a terminal runs on a terminal of its own (:mod:`sarge.terminal`) instead,
     and its exit status is returned: root's terminal never reaches the app's user.
     """
+    import signal
+
     from . import terminal
     from .users import become
 
     command.prepare()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the command must not
     switching = command.user is not None and command.user.uid != os.geteuid()
     if relay and switching and terminal.needs_pty():
         def child():  # pragma: no cover - runs in the forked child, then execs

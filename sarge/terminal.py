@@ -47,7 +47,16 @@ def run(child) -> int:
     import pty
 
     ttys = {fd for fd in (0, 1, 2) if os.isatty(fd)}
-    kept = {fd: os.dup(fd) for fd in (0, 1, 2) if fd not in ttys}
+    kept = {}
+    for fd in {0, 1, 2} - ttys:
+        try:
+            kept[fd] = os.dup(fd)
+        except OSError:  # closed: the command gets its new terminal there instead
+            pass
+    # The operator's terminal, which the relay reads keystrokes from and writes the
+    # command's terminal to (also when the command's own stdin or stdout is redirected:
+    # a password prompt reads /dev/tty).
+    term = os.open(os.ttyname(min(ttys)), os.O_RDWR | os.O_NOCTTY)
     pid, master = pty.fork()
     if pid == 0:  # pragma: no cover - replaced by exec
         try:
@@ -58,31 +67,31 @@ def run(child) -> int:
             os._exit(127)
     for copy in kept.values():
         os.close(copy)
-    return _relay(pid, master, ttys)
+    try:
+        return _relay(pid, master, term)
+    finally:
+        os.close(term)
 
 
-def _relay(pid: int, master: int, ttys: set) -> int:
+def _relay(pid: int, master: int, term: int) -> int:
     import termios
     import tty
 
-    ours = min(ttys)
-    saved = None
-    if 0 in ttys:
-        saved = termios.tcgetattr(0)
-        tty.setraw(0)  # keystrokes, ^C and ^D included, go to the command's terminal
-    _copy_size(ours, master)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGWINCH, *_FORWARDED)}
-    signal.signal(signal.SIGWINCH, lambda *_: _copy_size(ours, master))
-    for sig in _FORWARDED:  # passed on; the relay goes on until the command ends
-        signal.signal(sig, lambda sig, _: _kill(pid, sig))
-    os.set_blocking(master, False)
+    saved = None
     try:
-        status = _pump(pid, master, read_input=0 in ttys,
-                       write_output=1 if 1 in ttys else 2 if 2 in ttys else None)
+        for sig in _FORWARDED:  # passed on; the relay goes on until the command ends
+            signal.signal(sig, lambda sig, _: _kill(pid, sig))
+        signal.signal(signal.SIGWINCH, lambda *_: _copy_size(term, master))
+        _copy_size(term, master)
+        saved = termios.tcgetattr(term)
+        tty.setraw(term)  # keystrokes, ^C and ^D included, go to the command's terminal
+        os.set_blocking(master, False)
+        status = _pump(pid, master, term)
     finally:
         if saved is not None:
             try:
-                termios.tcsetattr(0, termios.TCSAFLUSH, saved)
+                termios.tcsetattr(term, termios.TCSAFLUSH, saved)
             except termios.error:
                 pass  # the terminal is gone (hung up)
         for sig, handler in previous.items():
@@ -99,19 +108,24 @@ def _kill(pid, sig) -> None:
         pass
 
 
-def _pump(pid: int, master: int, read_input: bool, write_output: int) -> int:
-    """Copy our terminal's input to the command's terminal and its output to ours until
-    the command has ended and its last output is copied; return its wait status.
-    Nothing blocks: a paste that the command does not read yet waits in ``pending``
-    while its output keeps flowing."""
+#: Once the command has ended, what is still on its terminal is copied for at most this
+#: long and this much: a process it left behind must not keep the relay (and the
+#: operator's keystrokes) going.
+DRAIN_SECONDS = 0.2
+DRAIN_BYTES = 1 << 20
+
+
+def _pump(pid: int, master: int, term: int) -> int:
+    """Copy the operator's keystrokes to the command's terminal and its output back until
+    the command has ended; return its wait status. Nothing blocks: a paste that the
+    command does not read yet waits in ``pending`` while its output keeps flowing."""
     pending = b""
-    status = None
+    reading = True
     while True:
-        inputs = [master] + ([0] if read_input else [])
         outputs = [master] if pending else []
         try:
-            ready, writable, _ = select.select(inputs, outputs, [],
-                                               0.05 if status is None else 0)
+            ready, writable, _ = select.select([master] + ([term] if reading else []),
+                                               outputs, [], 0.05)
         except InterruptedError:  # pragma: no cover - a signal; select is retried
             continue
         if master in writable:
@@ -121,39 +135,50 @@ def _pump(pid: int, master: int, read_input: bool, write_output: int) -> int:
                 pass
             except OSError:
                 pending = b""
-        if 0 in ready:
+        if term in ready:
             try:
-                data = os.read(0, 65536)
-            except OSError:  # EIO: our terminal hung up
+                data = os.read(term, 65536)
+            except OSError:  # EIO: the operator's terminal hung up
                 data = b""
             if data:
                 pending += data
             else:
-                read_input = False  # our terminal is gone; the command keeps running
-        got = False
-        if master in ready:
-            try:
-                data = os.read(master, 65536)
-            except BlockingIOError:
-                data = None
-            except OSError as exc:  # EIO: no process holds the command's terminal
-                if exc.errno != errno.EIO:
-                    raise
-                data = b""
-            if data:
-                got = True
-                if write_output is not None:  # else only the echo of what was typed
-                    _write_all(write_output, data)
-            elif data == b"" and status is None:
-                status = os.waitpid(pid, 0)[1]
-                return status
-        if status is None:
-            done, code = os.waitpid(pid, os.WNOHANG)
-            if done:
-                status = code
-                continue  # copy what it wrote before it ended, then stop
-        elif not got:
+                reading = False  # the command keeps running without it
+        if master in ready and not _copy(master, term):
+            return os.waitpid(pid, 0)[1]  # nothing holds its terminal: it has ended
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            _drain(master, term)
             return status
+
+
+def _copy(master: int, term: int, limit: int = 65536) -> int:
+    """Copy what is ready on the command's terminal to ours; bytes copied (0 at its end)."""
+    try:
+        data = os.read(master, limit)
+    except BlockingIOError:
+        return -1
+    except OSError as exc:  # EIO: no process holds the command's terminal any more
+        if exc.errno != errno.EIO:
+            raise
+        return 0
+    _write_all(term, data)
+    return len(data)
+
+
+def _drain(master: int, term: int) -> None:
+    """The command has ended: copy its last output, within bounds, and no keystroke more."""
+    import time
+
+    deadline, left = time.monotonic() + DRAIN_SECONDS, DRAIN_BYTES
+    while left > 0 and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0)
+        if not ready:
+            return
+        copied = _copy(master, term, min(left, 65536))
+        if copied <= 0:
+            return
+        left -= copied
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -163,4 +188,4 @@ def _write_all(fd: int, data: bytes) -> None:
         except BlockingIOError:  # pragma: no cover
             select.select([], [fd], [])
         except OSError:
-            return  # our reader is gone; the command's output has nowhere to go
+            return  # our terminal is gone; the command's output has nowhere to go

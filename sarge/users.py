@@ -108,32 +108,41 @@ def check_home(home_path: str, run_as: RunAs) -> None:
             f"{run_as.name} instead")
 
     home_path = os.path.realpath(home_path)  # the folders above are the real ones
-    parent = os.path.dirname(home_path)
-    while True:
-        st = os.stat(parent)
-        # a sticky folder (/tmp) lets no one move what another user put in it
-        if st.st_uid != 0 or _can_write(st, run_as) and not st.st_mode & stat.S_ISVTX:
-            raise SettingsError(
-                f"{home_path} is inside {parent}, which uid {st.st_uid} owns or other users "
-                f"can change: they could move the home away and put their own in its place, "
-                f"which a root supervisord would run. Put the home in a folder only root "
-                f"can change (/srv/NAME), or run bin/supervisord as {run_as.name}")
-        if parent == os.path.dirname(parent):
-            break
-        parent = os.path.dirname(parent)
+    _check_above(home_path, run_as)
     for name in GUARDED:
         path = os.path.join(home_path, name)
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             continue
-        if _can_write(st, run_as) or name and stat.S_ISLNK(st.st_mode):
-            refuse(path)  # a link: where it leads is not what was checked
+        if name and stat.S_ISLNK(st.st_mode):  # var/data on another disk, say:
+            real = os.path.realpath(path)        # the folder it leads to, and above it
+            _check_above(real, run_as)
+            st = os.stat(real)
+        if _can_write(st, run_as):
+            refuse(path)
         if name in GUARDED_FILES:
             with os.scandir(path) as entries:
                 for entry in entries:
                     if _can_write(entry.stat(follow_symlinks=False), run_as):
                         refuse(entry.path)
+
+
+def _check_above(path: str, run_as: RunAs) -> None:
+    """Refuse a folder whose parents another user than root could change."""
+    parent = os.path.dirname(path)
+    while True:
+        st = os.stat(parent)
+        # a sticky folder (/tmp) lets no one move what another user put in it
+        if st.st_uid != 0 or _can_write(st, run_as) and not st.st_mode & stat.S_ISVTX:
+            raise SettingsError(
+                f"{path} is inside {parent}, which uid {st.st_uid} owns or other users "
+                f"can change: they could move it away and put their own in its place, "
+                f"which a root supervisord would use. Put it in a folder only root can "
+                f"change (/srv/NAME), or run bin/supervisord as {run_as.name}")
+        if parent == os.path.dirname(parent):
+            return
+        parent = os.path.dirname(parent)
 
 
 def check_groups(user: RunAs, named, settings_path: str) -> None:

@@ -152,3 +152,19 @@ def test_run_logged_masks_credentials_and_reports_failure(tmp_path):
                          str(log))
     text = log.read_text()
     assert "hello" in text and "s3cret" not in text and "https://***@example/x" in text
+
+
+def test_link_checks_stay_quick_and_loops_are_harmless():
+    import time
+
+    from sarge.build import Member
+
+    # each link doubles the path of the one before: 2**30 steps, were links not counted
+    chain = [Member("x0", "symlink", 0, ".")] + [
+        Member(f"x{k}", "symlink", 0, f"x{k - 1}/x{k - 1}") for k in range(1, 31)]
+    start = time.monotonic()
+    assert build.check_members(chain) == 0
+    assert time.monotonic() - start < 5
+    loops = [Member("a", "symlink", 0, "a"), Member("b", "symlink", 0, "c"),
+             Member("c", "symlink", 0, "b")]
+    assert build.check_members(loops) == 0  # they lead nowhere, so not out either

@@ -83,6 +83,11 @@ def test_run_starts_in_the_instance_folder(running):
     assert result.returncode == 7
     result = sarge(running, "run", instance_id, "--", "ls", "-d", ".")
     assert result.returncode == 0 and result.stdout.strip() == "."
+    # SIGPIPE as a shell leaves it (Python ignores it): `yes` ends quietly when head has had
+    # enough, instead of printing "Broken pipe"
+    result = subprocess.run(f"{running.path}/bin/sarge run {instance_id} yes | head -1",
+                            shell=True, capture_output=True, text=True, timeout=30)
+    assert result.stdout == "y\n" and result.stderr == ""
 
 
 def test_run_without_a_command_starts_a_shell(running):

@@ -256,9 +256,10 @@ def test_without_root_nothing_is_switched(tmp_path):
         users.resolve("nobody-at-all", "the app web", path, settings, euid=0)
 
 
-def in_a_terminal(script, then=b""):
-    """Run a root shell on a new terminal (the operator's); once it prints DONE, type
-    ``then`` into it. Returns its output and exit status."""
+def in_a_terminal(script, then=b"", after=b"DONE", slow=False):
+    """Run a root shell on a new terminal (the operator's); once it prints ``after``,
+    type ``then`` into it. Returns its output and exit status. ``slow``: read as a slow
+    terminal would (an ssh link), so that output piles up."""
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover
         os.execv("/bin/sh", ["/bin/sh", "-c", script])
@@ -273,7 +274,9 @@ def in_a_terminal(script, then=b""):
                     out += os.read(fd, 4096)
                 except OSError:
                     pass
-            if then and b"DONE" in out:
+                if slow:
+                    time.sleep(0.02)
+            if then and after in out:
                 os.write(fd, then)
                 then = b""
             done, code = os.waitpid(pid, os.WNOHANG)
@@ -309,6 +312,18 @@ def test_the_app_user_gets_neither_roots_environment_nor_its_terminal(open_home,
     out, status = in_a_terminal(f"{run} {steal}; echo DONE; sleep 3", then=b"hello\n")
     assert "DONE" in out
     stolen = os.path.join(h.data_dir("web"), "stolen")
+    assert not os.path.exists(stolen) or "hello" not in open(stolen).read()
+    # ... nor one that ignores SIGHUP and keeps printing, so that the relay would go on
+    # (and carry root's next keystrokes to it) long after the command ended
+    os.unlink(stolen) if os.path.exists(stolen) else None
+    steal = ("""sh -c '(trap "" HUP; (while printf "\\0\\0\\0\\0"; do :; done) & """
+             """head -c 5 > "$SARGE_DATA_DIR/stolen") & sleep 0.3'""")
+    try:
+        out, status = in_a_terminal(f"{run} {steal}; echo DONE; sleep 3", then=b"hello\n",
+                                    slow=True)
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", str(user.uid)])  # what it left behind
+    assert "DONE" in out
     assert not os.path.exists(stolen) or "hello" not in open(stolen).read()
 
 
@@ -384,6 +399,11 @@ def test_the_terminal_relay_keeps_redirections_and_signals(open_home, throwaway_
         f"before=$(stty -g); timeout --foreground --preserve-status -s TERM 2 {run} "
         f'sleep 30; echo rc=$?; [ "$(stty -g)" = "$before" ] && echo SANE')
     assert "rc=143" in out and "SANE" in out
+    # a prompt on /dev/tty works with stdin and stdout redirected (a password, say)
+    out, status = in_a_terminal(
+        f"{run} sh -c 'echo ASK >/dev/tty; read x </dev/tty; echo got=$x' "
+        f"</dev/null >{out_file}; cat {out_file}", then=b"abc\r", after=b"ASK")
+    assert "got=abc" in out
 
 
 @as_root
@@ -396,7 +416,7 @@ def test_a_home_reached_through_a_link_is_checked_where_it_is(open_home, throwaw
         os.rename(h.path, os.path.join(theirs, "home"))  # ...holds the real home
         link = tmp_path / "home"
         os.symlink(os.path.join(theirs, "home"), link)  # reached from root's folders
-        with pytest.raises(SettingsError, match="could move the home away"):
+        with pytest.raises(SettingsError, match="could move it away"):
             users.check_home(str(link), user)
     finally:
         os.rename(os.path.join(theirs, "home"), h.path)
