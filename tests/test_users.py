@@ -51,8 +51,12 @@ def throwaway_user():
                    check=True, capture_output=True)
     try:
         yield users.lookup(name)
-    finally:
-        subprocess.run(["userdel", name], capture_output=True)
+    finally:  # userdel refuses a user that still has processes
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        for _ in range(50):
+            if subprocess.run(["userdel", name], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
 
 
 def python_for(user):
