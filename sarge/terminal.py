@@ -79,26 +79,43 @@ def _relay(pid: int, master: int, term: int) -> int:
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGWINCH, *_FORWARDED)}
     saved = None
+    status = None
     try:
         for sig in _FORWARDED:  # passed on; the relay goes on until the command ends
             signal.signal(sig, lambda sig, _: _kill(pid, sig))
         signal.signal(signal.SIGWINCH, lambda *_: _copy_size(term, master))
         _copy_size(term, master)
-        saved = termios.tcgetattr(term)
-        tty.setraw(term)  # keystrokes, ^C and ^D included, go to the command's terminal
+        # Keystrokes are ours to pass on only in the foreground (`sarge run ... &` would
+        # be stopped for touching the terminal): in the background, output only.
+        foreground = _foreground(term)
+        if foreground:
+            saved = termios.tcgetattr(term)
+            tty.setraw(term)  # keystrokes, ^C and ^D included, go to the command's terminal
         os.set_blocking(master, False)
-        status = _pump(pid, master, term)
+        os.set_blocking(term, False)
+        status = _pump(pid, master, term, read_keys=foreground)
     finally:
         if saved is not None:
             try:
                 termios.tcsetattr(term, termios.TCSAFLUSH, saved)
             except termios.error:
                 pass  # the terminal is gone (hung up)
+        if status is None:
+            # The command let go of its terminal but runs on (`nohup`): wait for it with
+            # the operator's terminal as it was, ^C reaching it through our handler.
+            status = os.waitpid(pid, 0)[1]
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         os.close(master)  # what the command left behind on its terminal gets SIGHUP
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def _foreground(term: int) -> bool:
+    try:
+        return os.tcgetpgrp(term) == os.getpgrp()
+    except OSError:
+        return False
 
 
 def _kill(pid, sig) -> None:
@@ -115,12 +132,13 @@ DRAIN_SECONDS = 0.2
 DRAIN_BYTES = 1 << 20
 
 
-def _pump(pid: int, master: int, term: int) -> int:
-    """Copy the operator's keystrokes to the command's terminal and its output back until
-    the command has ended; return its wait status. Nothing blocks: a paste that the
-    command does not read yet waits in ``pending`` while its output keeps flowing."""
+def _pump(pid: int, master: int, term: int, read_keys: bool = True):
+    """Copy the operator's keystrokes (``read_keys``) to the command's terminal and its
+    output back until the command has ended; return its wait status, or None when it
+    let go of its terminal but still runs. Nothing blocks: a paste that the command
+    does not read yet waits in ``pending`` while its output keeps flowing."""
     pending = b""
-    reading = True
+    reading = read_keys
     while True:
         outputs = [master] if pending else []
         try:
@@ -138,14 +156,17 @@ def _pump(pid: int, master: int, term: int) -> int:
         if term in ready:
             try:
                 data = os.read(term, 65536)
+            except BlockingIOError:  # another reader of the terminal took it first
+                data = None
             except OSError:  # EIO: the operator's terminal hung up
                 data = b""
             if data:
                 pending += data
-            else:
+            elif data is not None:
                 reading = False  # the command keeps running without it
         if master in ready and not _copy(master, term):
-            return os.waitpid(pid, 0)[1]  # nothing holds its terminal: it has ended
+            done, status = os.waitpid(pid, os.WNOHANG)  # nothing holds its terminal:
+            return status if done else None             # ended, or left it
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             _drain(master, term)
