@@ -58,15 +58,13 @@ def execute(command: Command, relay: bool = False):
     import signal
 
     from . import terminal
-    from .users import become
+    from .users import become, switches
 
     command.prepare()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; the command must not
-    switching = command.user is not None and command.user.uid != os.geteuid()
-    if relay and switching and terminal.needs_pty():
+    if relay and switches(command.user) and terminal.needs_pty():
         def child():  # pragma: no cover - runs in the forked child, then execs
             try:
-                os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # root's other files stay
                 os.chdir(command.cwd)
                 become(command.user, keep_terminal=True)
                 os.execvpe(command.argv[0], command.argv, command.env)
@@ -75,8 +73,6 @@ def execute(command: Command, relay: bool = False):
         return terminal.run(child)
     try:
         os.chdir(command.cwd)
-        if switching:
-            os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # root's other files stay
         become(command.user)
         os.execvpe(command.argv[0], command.argv, command.env)
     except OSError as exc:
@@ -233,8 +229,10 @@ def environment(home, instance, process: str = "web", base=None, user=None) -> d
     config = home.instance_config_path(instance.id)
     if not os.path.exists(config):  # not deployed: the app's variables as they are now
         config = home.app_config_path(instance.application_name)
+    from .users import switches
+
     base = os.environ if base is None else base
-    if user is not None and user.uid != os.geteuid():
+    if switches(user):
         base = user.inherit(base)
     env = build(
         base,

@@ -61,7 +61,7 @@ class RunAs:
     def popen_kwargs(self) -> dict:
         """subprocess arguments that run a child as this user, in a session of its own (no
         controlling terminal: it cannot type into the operator's)."""
-        if self.uid == os.geteuid():
+        if not switches(self):
             return {}
         return {"user": self.uid, "group": self.gid, "extra_groups": self.groups,
                 "start_new_session": True}
@@ -287,11 +287,18 @@ def detach_terminal() -> None:
         signal.signal(signal.SIGHUP, previous)
 
 
+def switches(run_as: RunAs | None) -> bool:
+    """True when running as ``run_as`` means leaving the user this process is."""
+    return run_as is not None and run_as.uid != os.geteuid()
+
+
 def become(run_as: RunAs | None, keep_terminal: bool = False) -> None:
-    """Switch this process to the user for good: its controlling terminal given up
-    (unless ``keep_terminal``: one of the user's own), then groups, group, user."""
-    if run_as is None or run_as.uid == os.geteuid():
+    """Switch this process to the user for good: its files but the standard streams
+    closed, its controlling terminal given up (unless ``keep_terminal``: one of the
+    user's own), then groups, group, user."""
+    if not switches(run_as):
         return
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # none of root's files go along
     if not keep_terminal:
         detach_terminal()
     if run_as.name == str(run_as.uid):  # a number with no name: no groups to look up
