@@ -32,9 +32,11 @@ def edit_settings(h, replacements):
 
 
 def port_base():
-    """The first port of this test worker's range: parallel workers never share ports."""
+    """The first port of this test worker's range: parallel workers never share ports.
+    ``SARGE_TEST_PORT_BASE`` (default 20000) moves all of them, so that two runs of the
+    suite on one machine (two work trees) do not collide either."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 20000 + 1000 * int(worker[2:] or 0)
+    return int(os.environ.get("SARGE_TEST_PORT_BASE", "20000")) + 1000 * int(worker[2:] or 0)
 
 
 def make_home(path, offset=0, user=None):
