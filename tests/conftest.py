@@ -2,15 +2,20 @@
 
 import json
 import os
+import pwd
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
 import psutil
 import pytest
 
+from sarge import users
 from sarge.home import Home
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -229,3 +234,76 @@ def front(port, path="/", method="GET", body=None, timeout=10):
         return response.status, response.read().decode()
     finally:
         conn.close()
+
+
+# -- root only: throwaway system users ------------------------------------------------
+
+as_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd"),
+                             reason="switching users needs root (and useradd)")
+
+
+def _throwaway(tag):
+    """A system user with no login and no home, removed after the session."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    name = f"sarge-{tag}{worker[2:]}-{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                    "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True)
+    try:
+        yield users.lookup(name)
+    finally:  # userdel refuses a user that still has processes
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        for _ in range(50):
+            if subprocess.run(["userdel", name], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def throwaway_user():
+    """An app user of its own (``sarge-tN-PID``), for the session."""
+    yield from _throwaway("t")
+
+
+@pytest.fixture(scope="session")
+def second_user():
+    """Another user (``sarge-sN-PID``): a second app's, or a local attacker."""
+    yield from _throwaway("s")
+
+
+def python_for(user):
+    """An interpreter ``user`` can run (this one may live in root's private home)."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        if subprocess.run(["runuser", "-u", user.name, "--", python, "-c", ""],
+                          capture_output=True).returncode == 0:
+            return python
+    pytest.skip(f"no Python that {user.name} can run")
+
+
+@pytest.fixture
+def open_home():
+    """A home in a folder every user can traverse (pytest's own temporary folders are
+    private to root), with supervisord running as root; app user: none named yet."""
+    parent = tempfile.mkdtemp(prefix="sarge-u")
+    os.chmod(parent, 0o755)
+    h = make_home(os.path.join(parent, "home"), user="")
+    start_supervisord(h)
+    yield h
+    kill_home(h)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def name_user(h, user, key="default"):
+    edit_settings(h, {f'{key} = ""': f'{key} = "{user}"'})
+
+
+def owner(path):
+    st = os.stat(path)
+    return pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)
+
+
+def process_user(h, name):
+    info = h.supervisor.process(name)
+    return psutil.Process(info["pid"]).username()
+
+

@@ -10,7 +10,6 @@ import shlex
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -22,77 +21,22 @@ from sarge.errors import SettingsError
 
 from .conftest import (
     ENVSERVER,
+    as_root,
     deploy,
     edit_settings,
     front,
     get,
-    kill_home,
     listen_port,
-    make_home,
+    name_user,
     new,
+    owner,
+    process_user,
     put_server,
+    python_for,
     sarge,
     snapshot,
-    start_supervisord,
     wait_for_state,
 )
-
-as_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd"),
-                             reason="switching users needs root (and useradd)")
-
-
-@pytest.fixture(scope="session")
-def throwaway_user():
-    """A system user with no login and no home, removed after the session."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    name = f"sarge-t{worker[2:]}-{os.getpid() % 100000}"
-    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                    "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
-                   check=True, capture_output=True)
-    try:
-        yield users.lookup(name)
-    finally:  # userdel refuses a user that still has processes
-        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-        for _ in range(50):
-            if subprocess.run(["userdel", name], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-
-
-def python_for(user):
-    """An interpreter ``user`` can run (this one may live in root's private home)."""
-    for python in (sys.executable, "/usr/bin/python3"):
-        if subprocess.run(["runuser", "-u", user.name, "--", python, "-c", ""],
-                          capture_output=True).returncode == 0:
-            return python
-    pytest.skip(f"no Python that {user.name} can run")
-
-
-@pytest.fixture
-def open_home():
-    """A home in a folder every user can traverse (pytest's own temporary folders are
-    private to root), with supervisord running as root; app user: none named yet."""
-    parent = tempfile.mkdtemp(prefix="sarge-u")
-    os.chmod(parent, 0o755)
-    h = make_home(os.path.join(parent, "home"), user="")
-    start_supervisord(h)
-    yield h
-    kill_home(h)
-    shutil.rmtree(parent, ignore_errors=True)
-
-
-def name_user(h, user, key="default"):
-    edit_settings(h, {f'{key} = ""': f'{key} = "{user}"'})
-
-
-def owner(path):
-    st = os.stat(path)
-    return pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)
-
-
-def process_user(h, name):
-    info = h.supervisor.process(name)
-    return psutil.Process(info["pid"]).username()
 
 
 @as_root
