@@ -24,7 +24,9 @@ import subprocess
 import sys
 import tarfile
 
+from . import users
 from .errors import BuildError
+from .files import locked
 from .instance import PROCESS_TYPE_RE, SERVER_ONLY
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -237,9 +239,10 @@ def read_procfile(folder: str):
 class Environments:
     """Content-addressed virtualenvs in ``folder`` (``var/envs``).
 
-    ``installer`` is "pip", "uv" or "auto" (uv when it is installed, else pip);
-    ``pip_args`` are added to every install (an index or a wheel folder);
-    ``run`` runs a command (argv, log file) and raises on failure.
+    ``python`` is the interpreter they are made with; ``installer`` is "pip", "uv" or
+    "auto" (uv when it is installed, else pip); ``pip_args`` are added to every
+    install (an index or a wheel folder); ``run`` runs a command (argv, log file,
+    subprocess arguments) and raises on failure.
     """
 
     def __init__(self, folder: str, *, python: str = sys.executable, installer: str = "auto",
@@ -250,30 +253,54 @@ class Environments:
         self.pip_args = list(pip_args)
         self.run = run or run_logged
 
-    def key(self, requirements: bytes) -> str:
-        """The environment's name: a hash of the requirements and the Python that runs them."""
+    @classmethod
+    def of(cls, folder: str, settings, python: str, **kwargs) -> "Environments":
+        """The environments ``settings`` (a home's :class:`~sarge.config.Settings`) ask
+        for: ``[deploy] python`` (else ``python``), installer and pip_args."""
+        return cls(folder, python=settings.python or python, installer=settings.installer,
+                   pip_args=settings.pip_args, **kwargs)
+
+    def key(self, requirements: bytes, user=None) -> str:
+        """The environment's name: a hash of the requirements, the Python that runs them
+        and the user who installs them (no user shares an environment another wrote)."""
         digest = hashlib.sha256()
         digest.update(os.path.realpath(self.python).encode() + b"\0")
         digest.update(("%d.%d.%d" % sys.version_info[:3]).encode() + b"\0")
+        if users.switches(user):
+            digest.update(f"uid={user.uid}\0".encode())
         digest.update(requirements)
         return digest.hexdigest()[:16]
 
-    def uv(self):
-        """The uv executable to install with, or None for pip."""
+    def uv(self, user=None):
+        """The uv executable to install with (one ``user`` can run), or None for pip."""
         if self.installer == "pip":
             return None
-        found = shutil.which("uv") or _beside_python("uv", self.python)
+        # on PATH, or installed with sarge (pip install sarge-deploy[test] brings it)
+        found = shutil.which("uv") or _beside_python("uv", sys.executable)
+        if found is not None and users.switches(user) and not users.can_execute(found, user):
+            if self.installer == "uv":
+                raise BuildError(f"[deploy] installer = 'uv' but {user.name}, who installs "
+                                 f"the app's requirements, cannot run {found}")
+            found = None
         if found is None and self.installer == "uv":
             raise BuildError("[deploy] installer = 'uv' but uv is not installed")
         return found
 
-    def path_for(self, requirements_path: str) -> str:
+    def path_for(self, requirements_path: str, user=None) -> str:
         """Where the environment for these requirements is (or will be built)."""
         with open(requirements_path, "rb") as f:
-            return os.path.join(self.folder, self.key(f.read()))
+            return os.path.join(self.folder, self.key(f.read(), user))
 
-    def ensure(self, path: str, requirements_path: str, log_path: str) -> bool:
+    def ensure(self, path: str, requirements_path: str, log_path: str, *, user=None,
+               cwd=None, env=None) -> bool:
         """Build the environment at ``path`` unless it is complete; True if it was built.
+
+        The requirements are installed as ``user`` (a :class:`~sarge.users.RunAs`;
+        None: sarge's own user), in ``cwd`` (the instance's folder: relative paths in
+        requirements.txt are the app's), with the environment ``env``: a package's
+        build runs the package's code, never as root unless the app runs as root.
+        sarge makes the virtualenv itself first (no code of the app runs then), and
+        takes it back after the install, readable but not writable by the user.
 
         Record ``path`` as used (the instance's record) before calling this, so
         that :meth:`collect` in another deploy never removes it mid-build.
@@ -281,44 +308,49 @@ class Environments:
         lock of its own, and counts only once its ``.sarge-complete`` marker is
         written: a build that was interrupted is started again from scratch.
         """
-        import fcntl
-
         with open(requirements_path, "rb") as f:
             requirements = f.read()
-        key = os.path.basename(path)
         marker = os.path.join(path, ".sarge-complete")
         if os.path.isfile(marker):
             return False
         os.makedirs(self.folder, exist_ok=True)
-        fd = os.open(os.path.join(self.folder, f".{key}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with locked(os.path.join(self.folder, f".{os.path.basename(path)}.lock")):
             if os.path.isfile(marker):  # built by another deploy while we waited
                 return False
             shutil.rmtree(path, ignore_errors=True)
             try:
-                uv = self.uv()
-                python = os.path.join(path, "bin", "python")
-                if uv:
-                    self.run([uv, "venv", "--quiet", "--python", self.python, path], log_path)
-                    # --compile-bytecode: as pip does; without it every process start
-                    # compiles the app's dependencies again where .pyc cannot be written.
-                    argv = [uv, "pip", "install", "--compile-bytecode", "--python", python,
-                            "-r", requirements_path]
-                else:
-                    self.run([self.python, "-m", "virtualenv", "--quiet", "--python",
-                              self.python, path], log_path)
-                    argv = [python, "-m", "pip", "install", "--disable-pip-version-check",
-                            "-r", requirements_path]
-                self.run(argv + self.pip_args, log_path)
+                argv = self._create(path, log_path, user)
+                users.hand_over(path, user)
+                self.run(argv + ["-r", requirements_path] + self.pip_args, log_path,
+                         cwd=cwd, env=env, **(user.popen_kwargs() if user else {}))
+                users.reclaim(path, user)
                 with open(marker, "wb") as f:
                     f.write(requirements)
             except BaseException:
                 shutil.rmtree(path, ignore_errors=True)
                 raise
-        finally:
-            os.close(fd)
         return True
+
+    def _create(self, path: str, log_path: str, user) -> list:
+        """Make the empty virtualenv at ``path`` as sarge's user (in the folder of the
+        environments, where no app's file is); return the install command for it."""
+        if users.switches(user) and not users.can_execute(self.python, user):
+            raise BuildError(
+                f"{user.name}, who runs the app, cannot run {self.python} (it lives in a "
+                "folder that user cannot enter): set [deploy] python in etc/sarge.toml to "
+                "an interpreter every user can run, such as /usr/bin/python3")
+        uv = self.uv(user)
+        python = os.path.join(path, "bin", "python")
+        if uv:
+            self.run([uv, "venv", "--quiet", "--python", self.python, path], log_path,
+                     cwd=self.folder)
+            # --compile-bytecode: as pip does; without it every process start
+            # compiles the app's dependencies again where .pyc cannot be written.
+            return [uv, "pip", "install", "--compile-bytecode", "--python", python]
+        # virtualenv is a module of sarge's own Python, which makes one for any other
+        self.run([sys.executable, "-I", "-m", "virtualenv", "--quiet", "--python",
+                  self.python, path], log_path, cwd=self.folder)
+        return [python, "-I", "-m", "pip", "install", "--disable-pip-version-check"]
 
     def collect(self, keep) -> list:
         """Remove the environments not in ``keep`` (paths); return the names removed."""

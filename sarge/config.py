@@ -46,7 +46,10 @@ class Settings:
     #: Who installs requirements: "pip", "uv", or "auto" (uv when installed).
     installer: str = "auto"
     #: Extra arguments for every install, e.g. ["--no-index", "--find-links", "/srv/wheels"].
+    #: Never credentials: those go in etc/build.env (0600), as PIP_INDEX_URL and the like.
     pip_args: tuple = ()
+    #: The interpreter apps' virtualenvs are made with ("" = the one sarge runs with).
+    python: str = ""
     #: "nginx": sarge runs its own nginx; "system": it writes an include file for yours.
     frontend: str = "nginx"
     #: The nginx executable (own mode).
@@ -109,6 +112,25 @@ def _strings(value):
         return "must be a list of strings"
 
 
+_CREDENTIALS = re.compile(r"://[^/@\s]+@")
+
+
+def _pip_args(value):
+    problem = _strings(value)
+    if problem is None and any(_CREDENTIALS.search(v) for v in value):
+        # this file is readable by every user, and the arguments show in `ps`
+        return ("must not hold credentials (user:password@ in a URL): put the index in "
+                "etc/build.env (mode 0600) instead, as PIP_INDEX_URL=... (UV_INDEX_URL for "
+                "uv)")
+    return problem
+
+
+def _python(value):
+    if not isinstance(value, str) or (value and not value.startswith("/")) or any(
+            c in value for c in "\n\x00"):
+        return "must be the absolute path of a Python interpreter, or \"\""
+
+
 # (table, key) -> (attribute, check returning an error or None)
 _KEYS = {
     ("ports", "first"): ("port_first", _whole(1)),
@@ -122,7 +144,8 @@ _KEYS = {
     ("processes", "crash_window"): ("crash_window", _whole(1)),
     ("deploy", "keep"): ("keep", _whole(0)),
     ("deploy", "installer"): ("installer", _one_of("auto", "pip", "uv")),
-    ("deploy", "pip_args"): ("pip_args", _strings),
+    ("deploy", "pip_args"): ("pip_args", _pip_args),
+    ("deploy", "python"): ("python", _python),
     ("frontend", "mode"): ("frontend", _one_of("nginx", "system")),
     ("frontend", "nginx"): ("nginx", _text),
     ("frontend", "drain_timeout"): ("drain_timeout", _whole(1)),
@@ -150,7 +173,8 @@ def parse(text: str, source: str = "sarge.toml") -> Settings:
             attribute, check = _KEYS[table, key]
             problem = check(value)
             if problem:
-                raise SettingsError(f"{source}: [{table}] {key} {problem}, not {value!r}")
+                shown = "its value" if key == "pip_args" else repr(value)  # no secret shown
+                raise SettingsError(f"{source}: [{table}] {key} {problem}, not {shown}")
             if isinstance(value, dict):
                 value = sorted(value.items())
             values[attribute] = tuple(value) if isinstance(value, list) else value

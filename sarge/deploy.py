@@ -71,10 +71,8 @@ class Deployer:
     @property
     def environments(self):
         if self._environments is None:
-            s = self.home.settings
-            self._environments = build.Environments(
-                self.home.envs_dir, python=self.home.python, installer=s.installer,
-                pip_args=s.pip_args)
+            self._environments = build.Environments.of(
+                self.home.envs_dir, self.home.settings, self.home.python)
         return self._environments
 
     # -- steps, state and locks --------------------------------------------------------------
@@ -233,11 +231,13 @@ class Deployer:
             requirements = os.path.join(folder, "requirements.txt")
             venv = None
             if os.path.isfile(requirements):
-                venv = self.environments.path_for(requirements)
+                venv = self.environments.path_for(requirements, run_as)
             home.set_processes(instance.id, processes, venv)  # records venv as in use
             self._fault_point("environment:install")
             if venv:
-                built = self.environments.ensure(venv, requirements, log)
+                built = self.environments.ensure(
+                    venv, requirements, log, user=run_as, cwd=folder,
+                    env=environ.build_environment(home, run_as))
                 step["detail"] = ("built " if built else "reused ") + os.path.basename(venv)
             else:
                 step["detail"] = "no requirements.txt"

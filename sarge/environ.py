@@ -273,3 +273,59 @@ def _command(home, instance, argv, process="web") -> Command:
                    home.instance_dir(instance.id), user=user,
                    folders=((home.data_dir(instance.application_name), 0o700),
                             (home.runtime_dir(instance.id), 0o700)))
+
+
+# -- the build's environment -----------------------------------------------------------------
+
+def load_build_env(path: str) -> dict:
+    """The variables of ``etc/build.env`` (``KEY=value`` lines; ``#`` comments): what the
+    installers alone get, such as an index's credentials. {} when there is none; refused
+    when users other than its owner can read it."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise SettingsError(f"cannot read {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            raise SettingsError(f"{path} holds secrets but other users can read it: "
+                                f"chmod 600 {path}")
+        lines = f.read().splitlines()
+    values = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not KEY_RE.fullmatch(key.strip()):
+            raise SettingsError(f"{path} line {number} is not VARIABLE=value")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def build_environment(home, user) -> dict:
+    """The environment the app's requirements are installed in, as ``user`` (a
+    :class:`~sarge.users.RunAs`, or None: sarge's own user, whose environment it keeps).
+
+    A user switched to gets what a switched process gets and how this machine reaches
+    an index (:meth:`RunAs.inherit`; never root's tokens), and caches of its own in
+    ``var/cache/USER``; both get the
+    variables of ``etc/build.env`` (an index's credentials, kept out of argv and logs).
+    """
+    from .users import give, switches
+
+    env = dict(os.environ)
+    if switches(user):
+        env = user.env(user.inherit(os.environ, build=True))
+        cache = home.cache_dir(user.name)
+        give(cache, user, 0o700)
+        # uv's default links files from its cache into the environment, which sarge
+        # then takes back for root: the cache would change owner too
+        env.update(PIP_CACHE_DIR=os.path.join(cache, "pip"),
+                   UV_CACHE_DIR=os.path.join(cache, "uv"), UV_LINK_MODE="copy")
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)
+    env.update(load_build_env(home.build_env_path))
+    return env

@@ -26,6 +26,7 @@ import time
 from . import render
 from .errors import FrontendError, SupervisorError
 from .files import locked, read_text, write_file
+from .launch import module_argv
 from .users import resolve
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
@@ -166,9 +167,9 @@ class Frontend:
         """Start nginx, or reload it gracefully; return the workers that must drain."""
         info = self.supervisor.process("nginx")
         if info is None:
-            command = [self.layout.python, "-m", "sarge.launch", "--nginx",
-                       self.layout.nginx_pidfile,
-                       *self._argv(self.layout.nginx_conf)]
+            command = module_argv(self.layout.python, "sarge.launch", "--nginx",
+                                  self.layout.nginx_pidfile,
+                                  *self._argv(self.layout.nginx_conf))
             write_file(render.nginx_program(
                 self.layout.nginx_program, command=command,
                 log_file=os.path.join(self.layout.log_dir, "nginx.log"),

@@ -42,6 +42,7 @@ from .errors import (
 )
 from .files import locked, read_text, write_file
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
+from .launch import module_argv
 from .layout import Layout, check_not_world_writable
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
@@ -129,6 +130,7 @@ class Home(Layout):
             ("var", 0o755), ("var/log", 0o750), ("var/run", 0o700), ("var/runtime", 0o711),
             ("var/data", 0o755), ("var/instances", 0o755), ("var/ports", 0o755),
             ("var/apps", 0o755), ("var/envs", 0o755), ("var/nginx", 0o755), ("etc/nginx", 0o755),
+            ("var/cache", 0o711),
             ("bin", 0o755),
         ]
         for name, mode in folders:
@@ -161,13 +163,13 @@ class Home(Layout):
                 pidfile=self.pidfile, log_dir=self.log_dir, python=self.python,
             ),
             render.wrapper(self._p("bin", "sarge"), home=self.path,
-                           argv=[self.python, "-m", "sarge", self.path]),
+                           argv=module_argv(self.python, "sarge", self.path)),
             render.wrapper(self._p("bin", "supervisord"), home=self.path,
-                           argv=[self.python, "-m", "supervisor.supervisord",
-                                 "-c", self.supervisord_conf]),
+                           argv=module_argv(self.python, "supervisor.supervisord",
+                                            "-c", self.supervisord_conf)),
             render.wrapper(self._p("bin", "supervisorctl"), home=self.path,
-                           argv=[self.python, "-m", "supervisor.supervisorctl",
-                                 "-c", self.supervisord_conf]),
+                           argv=module_argv(self.python, "supervisor.supervisorctl",
+                                            "-c", self.supervisord_conf)),
         ]
 
     def logrotate(self) -> str:
@@ -281,7 +283,8 @@ class Home(Layout):
         """The supervisord program file of ``instance`` (one group, a program per process)."""
         programs = [
             {"type": process, "program": f"{instance.id}_{process}",
-             "command": [self.python, "-m", "sarge.launch", self.path, instance.id, process],
+             "command": module_argv(self.python, "sarge.launch", self.path, instance.id,
+                                    process),
              "log_file": self.log_path(instance.id, process)}
             for process in sorted(instance.processes, key=lambda p: (p != "web", p))
         ]
@@ -289,7 +292,9 @@ class Home(Layout):
             self.program_path(instance.id),
             instance=instance,
             programs=programs,
-            directory=self.instance_dir(instance.id),
+            # The launcher starts as root: not in the app's folder (it goes there when it
+            # execs the app), in the home, which only root can change.
+            directory=self.path,
             settings=self.settings,
             autostart=autostart,
         )

@@ -106,6 +106,15 @@ class Layout:
     def envs_dir(self):
         return self._p("var", "envs")
 
+    def cache_dir(self, user_name):
+        """The installers' cache of one app user (``var/cache/USER``, the user's, 0700)."""
+        return self._p("var", "cache", user_name)
+
+    @property
+    def build_env_path(self):
+        """Variables for the installers alone (an index's credentials): ``etc/build.env``."""
+        return self._p("etc", "build.env")
+
     @property
     def nginx_prefix(self):
         return self._p("var", "nginx")

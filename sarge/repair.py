@@ -43,7 +43,7 @@ import re
 
 from . import build, render
 from .apps import AppState, load_state
-from .environ import load_app_config, save_app_config
+from .environ import load_app_config, run_as, save_app_config
 from .errors import SargeError, SupervisorError
 from .files import read_text, write_file
 from .instance import INSTANCE_ID_RE, Instance, check_app_name
@@ -200,8 +200,12 @@ class Repair:
         requirements = os.path.join(folder, "requirements.txt")
         virtualenv = None
         if os.path.isfile(requirements):
-            candidate = build.Environments(home.envs_dir, python=home.python).path_for(
-                requirements)
+            environments = build.Environments.of(home.envs_dir, home.settings, home.python)
+            try:
+                user = run_as(home, INSTANCE_ID_RE.fullmatch(instance_id).group(1))
+            except SargeError:
+                user = None
+            candidate = environments.path_for(requirements, user)
             virtualenv = candidate if os.path.isdir(candidate) else None
         created = datetime.datetime.fromtimestamp(
             self._born(instance_id) / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

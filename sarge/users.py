@@ -33,6 +33,10 @@ from .errors import SettingsError
 #: The variables of root's environment that a process switched to an app's user keeps.
 INHERITED = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "COLORTERM", "COLUMNS",
                        "LINES", "SHELL"})
+#: And what an install keeps besides (with the installers' PIP_* and UV_* settings).
+BUILD_INHERITED = frozenset({
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY",
+    "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +57,14 @@ class RunAs:
         return {**env, "HOME": self.home, "USER": self.name, "LOGNAME": self.name}
 
     @staticmethod
-    def inherit(env: dict) -> dict:
+    def inherit(env: dict, build: bool = False) -> dict:
         """What of root's environment a switched process keeps (as sudo's env_reset):
-        the path, the locale, the time zone and the terminal, never root's tokens."""
-        return {k: v for k, v in env.items() if k in INHERITED or k.startswith("LC_")}
+        the path, the locale, the time zone and the terminal, never root's tokens. An
+        install (``build``) also keeps how this machine reaches an index: certificates,
+        proxies, and the installers' own ``PIP_*`` and ``UV_*`` settings."""
+        return {k: v for k, v in env.items()
+                if k in INHERITED or k.startswith("LC_")
+                or build and (k in BUILD_INHERITED or k.startswith(("PIP_", "UV_")))}
 
     def popen_kwargs(self) -> dict:
         """subprocess arguments that run a child as this user, in a session of its own (no
@@ -82,7 +90,7 @@ def lookup(user: str, source: str = "etc/sarge.toml") -> RunAs:
 #: must not be able to write any of them; nor, in the first group, any file in them.
 GUARDED_FILES = ("etc", "etc/supervisor.d", "etc/apps", "etc/apps/instances", "etc/nginx",
                  "bin", "var/instances", "var/apps", "var/ports", "var/envs")
-GUARDED = ("", "var", "var/log", "var/run", "var/data", "var/runtime",
+GUARDED = ("", "var", "var/log", "var/run", "var/data", "var/runtime", "var/cache",
            "var/nginx") + GUARDED_FILES
 
 
@@ -307,3 +315,116 @@ def become(run_as: RunAs | None, keep_terminal: bool = False) -> None:
         os.initgroups(run_as.name, run_as.gid)
     os.setgid(run_as.gid)
     os.setuid(run_as.uid)
+
+
+def can_execute(path: str, run_as: RunAs) -> bool:
+    """True when ``run_as`` may run the program at ``path``: it can search every folder on
+    the way (links followed, as exec does) and execute the file. (From the modes alone:
+    no process is started.)"""
+    real = os.path.realpath(path)
+    folders = []
+    parent = os.path.dirname(real)
+    while True:
+        folders.append(parent)
+        if parent == os.path.dirname(parent):
+            break
+        parent = os.path.dirname(parent)
+    try:
+        return (all(_may(os.stat(f), run_as, stat.S_IXUSR) for f in folders)
+                and _may(os.stat(real), run_as, stat.S_IXUSR))
+    except OSError:
+        return False
+
+
+def _may(st, run_as: RunAs, user_bit: int) -> bool:
+    """Whether ``run_as`` has the permission ``user_bit`` (as S_IXUSR) on a file: through
+    its owner's bits, its group's, or everyone's, as the kernel decides."""
+    if run_as.uid == 0:
+        return True
+    if st.st_uid == run_as.uid:
+        return bool(st.st_mode & user_bit)
+    if st.st_gid in run_as.groups:
+        return bool(st.st_mode & (user_bit >> 3))
+    return bool(st.st_mode & (user_bit >> 6))
+
+
+def hand_over(folder: str, run_as: RunAs | None) -> None:
+    """Give ``run_as`` a tree root has just made in a folder only root can write (an
+    empty virtualenv, for the user to install into): no other user could have put a
+    link in it, so a plain walk is safe."""
+    if not switches(run_as) or run_as.uid == 0:
+        return
+    for root, dirs, files in os.walk(folder):
+        os.chown(root, run_as.uid, run_as.gid, follow_symlinks=False)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), run_as.uid, run_as.gid, follow_symlinks=False)
+
+
+def reclaim(folder: str, run_as: RunAs | None) -> None:
+    """Take back for root a tree that ``run_as`` wrote (a virtualenv it installed into),
+    leaving it readable, not writable, by the user: every entry becomes root's, in the
+    user's group, without write bits for group and others, nor setuid/setgid/sticky.
+
+    The walk goes through descriptors and never follows a link: each folder is opened
+    (``O_NOFOLLOW``) and taken before its entries are looked at, so the user, who may
+    still run a process, can no longer swap an entry for a link to a file elsewhere.
+    Anything that is not a regular file, folder or link is refused.
+    """
+    if not switches(run_as) or run_as.uid == 0:
+        return
+    top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    stack = [(top, folder)]
+    try:
+        _take(top, run_as, folder)
+        while stack:
+            fd, path = stack.pop()
+            try:
+                for entry in os.scandir(fd):
+                    where = os.path.join(path, entry.name)
+                    child = _reclaim_entry(fd, entry.name, run_as, where)
+                    if child is not None:
+                        stack.append((child, where))
+            finally:
+                os.close(fd)
+    except BaseException:
+        for fd, _ in stack:
+            os.close(fd)
+        raise
+
+
+def _reclaim_entry(parent: int, name: str, run_as: RunAs, where: str):
+    """Take one entry of the folder ``parent``; return a descriptor of it when it is a
+    folder to walk next."""
+    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        os.chown(name, 0, run_as.gid, dir_fd=parent, follow_symlinks=False)
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    elif stat.S_ISREG(st.st_mode):
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
+    else:
+        raise SettingsError(f"{where} is a device, FIFO or socket, which an installed "
+                            "environment has no use for; sarge refuses it")
+    try:
+        _take(fd, run_as, where)
+    except BaseException:
+        os.close(fd)
+        raise
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _take(fd: int, run_as: RunAs, where: str) -> None:
+    """Make the opened file root's, in the user's group, readable by the group alone."""
+    st = os.fstat(fd)
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        # swapped between the look and the open
+        raise SettingsError(f"{where} changed while sarge took it back; sarge refuses it")
+    os.fchown(fd, 0, run_as.gid)
+    mode = stat.S_IMODE(st.st_mode)
+    mode |= stat.S_IRUSR | stat.S_IRGRP | (stat.S_IXGRP if mode & stat.S_IXUSR else 0)
+    mode &= ~(stat.S_IWGRP | stat.S_IRWXO | stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX)
+    os.fchmod(fd, mode)
