@@ -29,6 +29,7 @@ from .errors import DeployError, InstanceNotFound, SargeError, UsageError
 from .files import locked, write_file
 from .frontend import Frontend
 from .instance import check_app_name
+from .ports import check_holder
 from .render import File
 
 _DEAD_STATES = {"BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN"}
@@ -46,15 +47,18 @@ class Deployer:
 
     ``progress(step, seconds, detail)`` is told of each finished step;
     ``frontend`` and ``environments`` default to the home's nginx and
-    ``var/envs``; ``can_bind`` checks a new front-end address. ``fault`` names
+    ``var/envs``; ``can_bind`` checks a new front-end address; ``check_holder``
+    (:func:`sarge.ports.check_holder`) proves an instance's port is its own. ``fault`` names
     a point where sarge kills itself with SIGKILL, for the fault-injection
     tests: a step's name (killed as it starts), ``environment:install`` or
     ``switch:reload`` (after the app's state is saved, before nginx reloads).
     """
 
     def __init__(self, home, *, progress=None, frontend=None, environments=None,
-                 clock=time.monotonic, can_bind=can_bind, fault=None):
+                 clock=time.monotonic, can_bind=can_bind, check_holder=check_holder,
+                 fault=None):
         self.home = home
+        self.check_holder = check_holder
         self.fault = fault
         self.progress = progress or (lambda step, seconds, detail: None)
         self.clock = clock
@@ -152,6 +156,23 @@ class Deployer:
                 return (f"its {process} process exited (exit status {status}) before it "
                         f"answered the health check" + (f"; it said: {last}" if last else ""))
         return None
+
+    def _health_check(self, instance, state: AppState) -> None:
+        """The step before any switch: wait until ``instance`` answers ``state``'s check,
+        then prove that what answered is the instance's own process tree (a local user
+        may have bound its port first)."""
+        with self._step("health check") as step:
+            seconds = health.wait_ready(instance.port, state.check, state.timeout,
+                                        alive=lambda: self._died(instance.id), clock=self.clock)
+            self.check_holder(instance.port, self._pids(instance), instance.id)
+            step["detail"] = f"GET {state.check} answered after {seconds:.2f}s"
+
+    def _pids(self, instance) -> set:
+        """The pids of the instance's processes and their descendants."""
+        from .processes import tree_pids
+
+        infos = [self.home.supervisor.process(f"{instance.id}:{p}") for p in instance.processes]
+        return tree_pids(info["pid"] for info in infos if info)
 
     # -- deploy ------------------------------------------------------------------------------
 
@@ -253,10 +274,7 @@ class Deployer:
         with self._step("start") as step:
             home.start(instance.id, wait=False)
             step["detail"] = ", ".join(sorted(processes))
-        with self._step("health check") as step:
-            seconds = health.wait_ready(instance.port, state.check, state.timeout,
-                                        alive=lambda: self._died(instance.id), clock=self.clock)
-            step["detail"] = f"GET {state.check} answered after {seconds:.2f}s"
+        self._health_check(instance, state)
 
     def _abandon(self, instance_id, exc) -> BaseException:
         """Destroy a new instance that failed; return the error to raise."""
@@ -331,9 +349,7 @@ class Deployer:
             if info is None or info["statename"] not in ("RUNNING", "STARTING"):
                 raise DeployError(f"{instance.id} is not running; start it with "
                                   f"`sarge HOME start {instance.id}` first")
-            with self._step("health check"):
-                health.wait_ready(instance.port, old.check, old.timeout,
-                                  alive=lambda: self._died(instance.id), clock=self.clock)
+            self._health_check(instance, old)
             previous = tuple(p for p in ((old.current,) if old.current else ()) + old.previous
                              if p != instance.id)
             new = old.replace(current=instance.id, previous=previous)
@@ -359,9 +375,7 @@ class Deployer:
                 with self._step("start") as step:
                     self.home.start(target.id, wait=False)
                     step["detail"] = target.id
-                with self._step("health check"):
-                    health.wait_ready(target.port, old.check, old.timeout,
-                                      alive=lambda: self._died(target.id), clock=self.clock)
+                self._health_check(target, old)
                 new = old.replace(
                     current=target.id,
                     previous=((old.current,) if old.current else ()) + old.previous[1:])

@@ -8,6 +8,7 @@
      ├── SettingsError         etc/sarge.toml (or another state file) cannot be used
      ├── InstanceNotFound      no instance with that id in the home
      ├── PortsExhausted        every port of the home's range is taken
+     ├── PortTaken             another program listens on an instance's or nginx's port
      ├── NotStartable          the instance has no executable ``server``
      ├── RenderError           a value cannot be written safely into a config file
      ├── BuildError            the source cannot be unpacked, parsed or installed
@@ -52,6 +53,10 @@ class InstanceNotFound(SargeError):
 
 class PortsExhausted(SargeError):
     """Every port of the home's range is allocated."""
+
+
+class PortTaken(SargeError):
+    """What answers on a port sarge gave out is not the process it gave it to."""
 
 
 class NotStartable(SargeError):

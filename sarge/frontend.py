@@ -24,9 +24,10 @@ import subprocess
 import time
 
 from . import render
-from .errors import FrontendError, SupervisorError
+from .errors import FrontendError, PortTaken, SupervisorError
 from .files import locked, read_text, write_file
 from .launch import module_argv
+from .ports import check_holder
 from .users import resolve
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
@@ -45,12 +46,14 @@ class Frontend:
     """The nginx front-end of a home.
 
     ``layout`` gives the paths (a :class:`~sarge.home.Home`); ``supervisor`` is
-    the home's supervisord client; ``run`` runs a command (``subprocess.run``).
+    the home's supervisord client; ``run`` runs a command (``subprocess.run``);
+    ``check_holder`` (:func:`sarge.ports.check_holder`) proves nginx holds its ports.
     """
 
     def __init__(self, layout, supervisor, settings, *, run=subprocess.run, sleep=time.sleep,
-                 clock=time.monotonic):
+                 clock=time.monotonic, check_holder=check_holder):
         self.layout = layout
+        self.check_holder = check_holder
         self.supervisor = supervisor
         self.settings = settings
         self.run = run
@@ -201,8 +204,12 @@ class Frontend:
             self.sleep(0.02)
 
     def _wait_listening(self, routes, timeout: float = 15.0) -> None:
-        """Wait until nginx accepts connections on every route's address, or has failed."""
+        """Wait until nginx accepts connections on every route's address, or has failed;
+        then prove that nginx holds each (a local user may have bound one first while
+        nginx was down: only ports below 1024 are root's alone)."""
         import socket
+
+        from .processes import tree_pids
 
         deadline = self.clock() + timeout
         for route in routes:
@@ -210,17 +217,22 @@ class Frontend:
             host = host.strip("[]")
             host = {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}.get(host, host)
             while True:
+                info = self.supervisor.process("nginx")
+                taken = None
                 try:
                     socket.create_connection((host, int(port)), timeout=1).close()
+                    self.check_holder(int(port), tree_pids([info and info["pid"]]),
+                                      "nginx", host)
                     break
+                except PortTaken as exc:  # maybe a master of before, that the launcher ends
+                    taken = exc
                 except OSError:
                     pass
-                info = self.supervisor.process("nginx")
                 if info is None or info["statename"] in ("BACKOFF", "FATAL", "EXITED"):
-                    raise FrontendError(f"nginx did not start: {self._error_tail()}")
+                    raise taken or FrontendError(f"nginx did not start: {self._error_tail()}")
                 if self.clock() > deadline:
-                    raise FrontendError(f"nginx does not answer on {route['listen']}: "
-                                        f"{self._error_tail()}")
+                    raise taken or FrontendError(f"nginx does not answer on {route['listen']}"
+                                                 f": {self._error_tail()}")
                 self.sleep(0.02)
 
     def _settled(self, info, timeout: float = 15.0) -> dict:

@@ -126,9 +126,11 @@ class Home(Layout):
         files = self.generated_files()
         changed = []
         folders = [
-            ("", 0o755), ("etc", 0o755), ("etc/supervisor.d", 0o755), ("etc/apps", 0o700),
+            # what names an instance's port is private: a local user who knew the next
+            # one could bind it first (sarge checks who holds it, all the same)
+            ("", 0o755), ("etc", 0o755), ("etc/supervisor.d", 0o700), ("etc/apps", 0o700),
             ("var", 0o755), ("var/log", 0o750), ("var/run", 0o700), ("var/runtime", 0o711),
-            ("var/data", 0o755), ("var/instances", 0o755), ("var/ports", 0o755),
+            ("var/data", 0o755), ("var/instances", 0o700), ("var/ports", 0o700),
             ("var/apps", 0o755), ("var/envs", 0o755), ("var/nginx", 0o755), ("etc/nginx", 0o755),
             ("var/cache", 0o711),
             ("bin", 0o755),

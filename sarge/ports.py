@@ -1,6 +1,7 @@
 """Ports of a home: each instance gets one of the range, unique in the home.
 
-``var/ports/PORT`` is a symbolic link naming the instance that holds PORT:
+``var/ports/PORT`` is a symbolic link naming the instance that holds PORT (the
+folder is private: a local user who knew the next port could bind it first):
 creating it is atomic (it fails if the port is taken), listing the folder
 tells the ports in use without reading any instance's record, and a link
 whose instance has no record (an interrupted ``new``) is reclaimed when the
@@ -10,10 +11,13 @@ range runs out.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import ipaddress
 import os
 import socket
+import sys
 
-from .errors import PortsExhausted
+from .errors import PortsExhausted, PortTaken
 
 
 def can_bind(host: str, port: int) -> bool:
@@ -52,6 +56,8 @@ class Ports:
 
     def allocate(self, instance_id) -> int:
         """The lowest free port, now held by ``instance_id``."""
+        if os.stat(self.folder).st_mode & 0o077:  # a home made before it was private
+            os.chmod(self.folder, 0o700)
         for sweep in (False, True):
             if sweep:
                 self.sweep()
@@ -86,3 +92,102 @@ class Ports:
             if not self.owner_exists(owner):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.folder, name))
+
+
+# -- who listens on a port -------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Listener:
+    """A TCP socket listening on this machine: its address, port, owner's uid and inode."""
+
+    address: str
+    port: int
+    uid: int
+    inode: int
+
+
+def _address(text: str) -> str:
+    """An address of /proc/net/tcp (hex, each 32-bit word in the host's byte order)."""
+    raw = bytes.fromhex(text)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)) \
+        if sys.byteorder == "little" else raw
+    address = ipaddress.ip_address(words)
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1: IPv4 after all
+    return str(mapped or address)
+
+
+def listeners(port: int, tables=("/proc/net/tcp", "/proc/net/tcp6")) -> list:
+    """Every socket listening on ``port``, in the kernel's tables (every user's: the
+    tables show them all, with the uid and inode of each)."""
+    found = []
+    for table in tables:
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:  # no IPv6
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 10 or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            address, _, hex_port = fields[1].partition(":")
+            if int(hex_port, 16) == port:
+                found.append(Listener(_address(address), port, int(fields[7]), int(fields[9])))
+    return found
+
+
+#: The addresses a connection to 127.0.0.1 reaches when something listens there.
+#: (A socket on [::] that takes no IPv4 counts too: a refusal in doubt, never a miss.)
+LOOPBACK_REACHED = {"127.0.0.1", "0.0.0.0", "::"}
+
+
+def socket_inodes(pids) -> set:
+    """The inodes of the sockets that the processes ``pids`` hold open."""
+    inodes = set()
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # gone, or not ours to look at
+            continue
+        for name in names:
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{name}")
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def check_holder(port: int, pids, owner: str, host: str = "127.0.0.1") -> None:
+    """Refuse (:class:`~sarge.errors.PortTaken`) unless what answers on ``host``:``port``
+    is the process tree ``pids`` of ``owner`` (an instance, nginx): a local user who
+    bound the port first would otherwise get the traffic (and its Authorization
+    headers), and pass the health check."""
+    addresses = LOOPBACK_REACHED if host in LOOPBACK_REACHED else {host, "0.0.0.0", "::"}
+    reached = [li for li in listeners(port) if li.address in addresses]
+    ours = socket_inodes(pids)
+    foreign = [li for li in reached if li.inode not in ours]
+    if foreign:
+        raise PortTaken(f"port {port} is held by {describe_holder(foreign[0])}, not by "
+                        f"{owner}: another program took it. Stop that program (or give "
+                        f"it another port); sarge sends {owner} no traffic meanwhile")
+    if not reached:
+        raise PortTaken(f"nothing listens on {host}:{port}, where {owner} should")
+
+
+def describe_holder(listener: Listener) -> str:
+    """"pid 123 (user mallory, program nc)", as far as this user may see."""
+    import pwd
+
+    import psutil
+
+    try:
+        user = pwd.getpwuid(listener.uid).pw_name
+    except KeyError:
+        user = f"uid {listener.uid}"
+    for pid in psutil.pids():
+        if listener.inode in socket_inodes([pid]):
+            try:
+                return f"pid {pid} (user {user}, program {psutil.Process(pid).name()})"
+            except psutil.Error:
+                break
+    return f"a process of user {user}"

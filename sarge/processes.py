@@ -19,6 +19,11 @@ def _tree(pid: int) -> list:
         return []
 
 
+def tree_pids(pids) -> set:
+    """The pids of the process trees of ``pids`` (each one and its descendants)."""
+    return {proc.pid for pid in pids if pid for proc in _tree(pid)}
+
+
 def usage(pids, interval: float = 0.1, sleep=time.sleep) -> dict:
     """Memory and CPU of each pid's process tree: ``{pid: {...}}``.
 

@@ -1,0 +1,193 @@
+"""Nobody takes over an instance's port: before traffic moves, sarge proves that what
+answers on the port is the instance's own process tree (and nginx's, on the front-end)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from sarge.errors import PortTaken
+from sarge.ports import check_holder, listeners, socket_inodes
+
+from .conftest import (
+    HERE,
+    as_root,
+    deploy,
+    front,
+    kill_home,
+    listen_port,
+    make_home,
+    name_user,
+    python_for,
+    sarge,
+    start_supervisord,
+)
+
+STUBBORN = os.path.join(HERE, "apps", "stubborn.py")
+
+
+def test_the_kernel_tables_name_every_listener():
+    with socket.socket() as s4, socket.socket(socket.AF_INET6) as s6:
+        s4.bind(("127.0.0.1", 0))
+        s4.listen()
+        port = s4.getsockname()[1]
+        found = listeners(port)
+        assert [(li.address, li.uid) for li in found] == [("127.0.0.1", os.getuid())]
+        assert found[0].inode in socket_inodes([os.getpid()])
+        check_holder(port, {os.getpid()}, "this test")  # ours: no complaint
+        with pytest.raises(PortTaken, match=rf"port {port} is held by pid {os.getpid()} "
+                                            r"\(user \S+, program python"):
+            check_holder(port, set(), "web-AAAAAA")
+        s6.bind(("::", 0))
+        s6.listen()
+        assert [li.address for li in listeners(s6.getsockname()[1])] == ["::"]
+    with pytest.raises(PortTaken, match="nothing listens"):
+        check_holder(port, {os.getpid()}, "web-AAAAAA")
+
+
+def stubborn_app(path, text, python=sys.executable):
+    path.mkdir()
+    shutil.copy(STUBBORN, path / "stubborn.py")
+    (path / "Procfile").write_text(f"web: exec {python} stubborn.py {text}\n")
+    return path
+
+
+class Squatter:
+    """A process of another user that binds a port and answers every request."""
+
+    def __init__(self, port, user, text="squatter"):
+        self.folder = tempfile.mkdtemp(prefix="sarge-squat")  # where the user can read it
+        os.chmod(self.folder, 0o755)
+        script = shutil.copy(STUBBORN, self.folder)
+        argv = ["runuser", "-u", user.name, "--", python_for(user), script, text]
+        self.proc = subprocess.Popen(argv, env=dict(os.environ, PORT=str(port)))
+        deadline = time.monotonic() + 10
+        while not any(li.address == "127.0.0.1" for li in listeners(port)):
+            assert time.monotonic() < deadline, "the squatter did not bind"
+            time.sleep(0.05)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def wait_for_new_port(h, known, timeout=30):
+    folder = os.path.join(h.path, "var", "ports")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = set(os.listdir(folder)) - known
+        if new:
+            return int(new.pop())
+        time.sleep(0.02)
+    raise AssertionError("no port was given out")
+
+
+@as_root
+def test_a_squatter_on_a_new_instances_port_fails_the_deploy(open_home, throwaway_user,
+                                                              second_user, tmp_path):
+    h, user, attacker = open_home, throwaway_user, second_user
+    name_user(h, user.name)
+    python = python_for(user)
+    port = listen_port(70)
+    assert deploy(h, stubborn_app(tmp_path / "v1", "v1", python), "--app", "web",
+                  "--listen", f"127.0.0.1:{port}").returncode == 0
+    assert front(port) == (200, "v1")
+    assert oct(os.stat(os.path.join(h.path, "var", "ports")).st_mode & 0o777) == "0o700"
+
+    # the release step gives the attacker time to bind the new instance's port
+    source = stubborn_app(tmp_path / "v2", "v2", python)
+    with open(source / "Procfile", "a") as f:
+        f.write("release: sleep 2\n")
+    known = set(os.listdir(os.path.join(h.path, "var", "ports")))
+    squatters = []
+    watcher = threading.Thread(target=lambda: squatters.append(
+        Squatter(wait_for_new_port(h, known), attacker)))
+    watcher.start()
+    try:
+        result = deploy(h, source, "--app", "web")
+        watcher.join()
+        assert result.returncode == 1
+        assert "at step 'health check'" in result.stderr
+        assert f"user {attacker.name}, program python" in result.stderr
+        assert front(port) == (200, "v1")  # the old version keeps serving
+        assert [i.id for i in h.instances()] == [h.instances()[0].id]
+    finally:
+        watcher.join()
+        for squatter in squatters:
+            squatter.stop()
+
+
+@as_root
+def test_a_squatter_on_a_rollback_targets_port_fails_the_rollback(open_home, throwaway_user,
+                                                                   second_user, tmp_path):
+    h, user, attacker = open_home, throwaway_user, second_user
+    name_user(h, user.name)
+    python = python_for(user)
+    port = listen_port(71)
+    v1 = deploy(h, stubborn_app(tmp_path / "v1", "v1", python), "--app", "web",
+                "--listen", f"127.0.0.1:{port}").stdout.strip()
+    assert deploy(h, stubborn_app(tmp_path / "v2", "v2", python), "--app", "web"
+                  ).returncode == 0
+    squatter = Squatter(h.get(v1).port, attacker)
+    try:
+        result = sarge(h, "rollback", "web")
+        assert result.returncode == 1
+        assert f"user {attacker.name}" in result.stderr and "Traceback" not in result.stderr
+        assert "keeps serving" in result.stderr
+        assert front(port) == (200, "v2")
+        assert h.supervisor.process(f"{v1}:web")["statename"] == "STOPPED"
+    finally:
+        squatter.stop()
+
+
+def test_two_homes_with_one_port_range_never_serve_each_other(tmp_path_factory, tmp_path):
+    """Another home's app takes the port of a stopped rollback target: the rollback fails
+    instead of sending the first home's traffic to the second home's app."""
+    a = make_home(tmp_path_factory.mktemp("a") / "home")
+    b = make_home(tmp_path_factory.mktemp("b") / "home")  # the same [ports] range
+    start_supervisord(a)
+    start_supervisord(b)
+    try:
+        port_a, port_b = listen_port(72), listen_port(73)
+        v1 = deploy(a, stubborn_app(tmp_path / "a1", "a-v1"), "--app", "shop",
+                    "--listen", f"127.0.0.1:{port_a}").stdout.strip()
+        assert deploy(a, stubborn_app(tmp_path / "a2", "a-v2"), "--app", "shop"
+                      ).returncode == 0
+        result = deploy(b, stubborn_app(tmp_path / "b1", "b-v1"), "--app", "blog",
+                        "--listen", f"127.0.0.1:{port_b}")
+        assert result.returncode == 0, result.stderr
+        assert b.get(result.stdout.strip()).port == a.get(v1).port  # free, so given again
+
+        result = sarge(a, "rollback", "shop")
+        assert result.returncode == 1 and "is held by pid" in result.stderr
+        assert front(port_a) == (200, "a-v2") and front(port_b) == (200, "b-v1")
+    finally:
+        kill_home(a)
+        kill_home(b)
+
+
+@as_root
+def test_a_squatter_on_the_front_end_port_is_named(open_home, throwaway_user, second_user,
+                                                   tmp_path):
+    """nginx down, a local user binds its port: the next switch says who holds it."""
+    h, user, attacker = open_home, throwaway_user, second_user
+    name_user(h, user.name)
+    python = python_for(user)
+    port = listen_port(74)
+    assert deploy(h, stubborn_app(tmp_path / "v1", "v1", python), "--app", "web",
+                  "--listen", f"127.0.0.1:{port}").returncode == 0
+    h.supervisor.stop("nginx")
+    squatter = Squatter(port, attacker)
+    try:
+        result = deploy(h, stubborn_app(tmp_path / "v2", "v2", python), "--app", "web")
+        assert result.returncode == 1 and "at step 'switch'" in result.stderr
+        assert f"port {port} is held by" in result.stderr and attacker.name in result.stderr
+    finally:
+        squatter.stop()
