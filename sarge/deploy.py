@@ -25,11 +25,11 @@ from .apps import (
     load_states,
     parse_listen,
 )
-from .errors import DeployError, InstanceNotFound, SargeError, UsageError
+from .errors import BuildError, DeployError, InstanceNotFound, SargeError, UsageError
 from .files import locked, write_file
 from .frontend import Frontend
 from .instance import check_app_name
-from .ports import check_holder
+from .ports import check_holder, check_unix_holder
 from .render import File
 
 _DEAD_STATES = {"BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN"}
@@ -128,7 +128,9 @@ class Deployer:
                 except InstanceNotFound:
                     continue  # removed by hand: leave that app out rather than fail all
                 routes.append({"app": state.name, "instance": instance.id,
-                               "listen": state.listen, "port": instance.port})
+                               "listen": state.listen, "port": instance.port,
+                               "socket": self.home.app_socket(instance.id)
+                               if instance.unix_socket else None})
         return routes
 
     def _switch(self, old: AppState, new: AppState):
@@ -161,10 +163,14 @@ class Deployer:
         """The step before any switch: wait until ``instance`` answers ``state``'s check,
         then prove that what answered is the instance's own process tree (a local user
         may have bound its port first)."""
+        socket = self.home.app_socket(instance.id) if instance.unix_socket else None
         with self._step("health check") as step:
-            seconds = health.wait_ready(instance.port, state.check, state.timeout,
+            seconds = health.wait_ready(socket or instance.port, state.check, state.timeout,
                                         alive=lambda: self._died(instance.id), clock=self.clock)
-            self.check_holder(instance.port, self._pids(instance), instance.id)
+            if socket:
+                check_unix_holder(socket, self._pids(instance), instance.id)
+            else:
+                self.check_holder(instance.port, self._pids(instance), instance.id)
             step["detail"] = f"GET {state.check} answered after {seconds:.2f}s"
 
     def _pids(self, instance) -> set:
@@ -197,13 +203,15 @@ class Deployer:
                 instance = self.home.new(app, origin="deploy")
                 step["detail"] = f"{instance.id}, port {instance.port}"
             try:
-                self._build_and_start(instance, source, state, run_as)
+                instance = self._build_and_start(instance, source, state, run_as)
                 new = state.replace(
                     current=instance.id,
                     previous=((old.current,) if old.current else ()) + old.previous)
                 with self._step("switch") as step:
                     drain = self._switch(old, new)
-                    step["detail"] = f"{state.listen} -> 127.0.0.1:{instance.port}"
+                    step["detail"] = f"{state.listen} -> " + (
+                        f"unix:{self.home.app_socket(instance.id)}" if instance.unix_socket
+                        else f"127.0.0.1:{instance.port}")
             except BaseException as exc:
                 raise self._abandon(instance.id, exc) from exc
             self._finish(old.current, new, drain)
@@ -253,7 +261,12 @@ class Deployer:
             venv = None
             if os.path.isfile(requirements):
                 venv = self.environments.path_for(requirements, run_as)
-            home.set_processes(instance.id, processes, venv)  # records venv as in use
+            instance = home.set_processes(instance.id, processes, venv)  # venv now in use
+            if instance.unix_socket and len(os.fsencode(home.app_socket(instance.id))) > 107:
+                raise BuildError(f"the web process listens on $SARGE_SOCKET, but the socket "
+                                 f"{home.app_socket(instance.id)} would be too long a path "
+                                 "(108 bytes at most): use $PORT, or a home with a shorter "
+                                 "path")
             self._fault_point("environment:install")
             if venv:
                 built = self.environments.ensure(
@@ -275,6 +288,7 @@ class Deployer:
             home.start(instance.id, wait=False)
             step["detail"] = ", ".join(sorted(processes))
         self._health_check(instance, state)
+        return instance
 
     def _abandon(self, instance_id, exc) -> BaseException:
         """Destroy a new instance that failed; return the error to raise."""

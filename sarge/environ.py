@@ -27,7 +27,8 @@ class Command:
     env: dict
     cwd: str
     user: object = None
-    folders: tuple = ()
+    folders: tuple = ()  # (path, mode, gid or None)
+    umask: int | None = None
 
     def prepare(self) -> None:
         """Create the command's folders and give them to its user, who must also be able
@@ -35,8 +36,8 @@ class Command:
         from .users import give, share_code
 
         try:
-            for path, mode in self.folders:
-                give(path, self.user, mode)
+            for path, mode, gid in self.folders:
+                give(path, self.user, mode, gid)
             share_code(self.cwd, self.user, unless_shared=True)
         except OSError as exc:
             raise SettingsError(f"cannot prepare {exc.filename}: {exc.strerror}") from exc
@@ -73,6 +74,8 @@ def execute(command: Command, relay: bool = False):
         return terminal.run(child)
     try:
         os.chdir(command.cwd)
+        if command.umask is not None:
+            os.umask(command.umask)
         become(command.user)
         os.execvpe(command.argv[0], command.argv, command.env)
     except OSError as exc:
@@ -167,6 +170,7 @@ def configure(home, application_name, assignments=(), unset=()) -> dict:
 def build(
     base: dict,
     *,
+    socket: str | None = None,
     app_config: dict,
     home: str,
     instance_id: str,
@@ -178,7 +182,8 @@ def build(
 ) -> dict:
     """The environment of an instance: ``base``, then the app's config, then sarge's own.
 
-    sarge's variables (``PORT`` for the web process, ``SARGE_*``, and
+    sarge's variables (``PORT`` for the web process, and ``SARGE_SOCKET`` when it
+    listens on a unix socket instead, ``SARGE_*``, and
     ``XDG_RUNTIME_DIR``, a private folder per instance: gunicorn puts its
     control socket there) win over the app's configuration;
     ``PYTHONUNBUFFERED=1`` is a default the configuration may override; an
@@ -188,8 +193,11 @@ def build(
     env["PYTHONUNBUFFERED"] = "1"
     env.update(app_config)
     env.pop("PORT", None)
+    env.pop("SARGE_SOCKET", None)
     if port is not None:
         env["PORT"] = str(port)
+    if socket is not None:
+        env["SARGE_SOCKET"] = socket
     env.update(
         XDG_RUNTIME_DIR=runtime_dir,
         SARGE_HOME=home,
@@ -236,6 +244,8 @@ def environment(home, instance, process: str = "web", base=None, user=None) -> d
         base = user.inherit(base)
     env = build(
         base,
+        socket=home.app_socket(instance.id) if instance.unix_socket and process == "web"
+        else None,
         app_config=load_app_config(config),
         home=home.path,
         instance_id=instance.id,
@@ -255,7 +265,10 @@ def process_command(home, instance_id, process: str = "web") -> Command:
         raise UsageError(f"{instance.id} has no process {process!r}")
     command = instance.processes[process]
     argv = ["./server"] if command is None else ["/bin/sh", "-c", command]
-    return _command(home, instance, argv, process)
+    command = _command(home, instance, argv, process)
+    if instance.unix_socket and process == "web":
+        command = dataclasses.replace(command, umask=0o007)
+    return command
 
 
 def run_command(home, instance_id, argv=None) -> Command:
@@ -269,10 +282,34 @@ def run_command(home, instance_id, argv=None) -> Command:
 
 def _command(home, instance, argv, process="web") -> Command:
     user = run_as(home, instance.application_name)
+    folders = [(home.data_dir(instance.application_name), 0o700, None),
+               (home.runtime_dir(instance.id), 0o700, None)]
+    if instance.unix_socket:
+        # setgid: the socket the app makes there joins the folder's group, nginx's
+        # workers', and the web process's umask (process_command) lets that group in
+        group = socket_group(home, user)
+        folders.append((os.path.dirname(home.app_socket(instance.id)),
+                        0o2750 if group is not None else 0o700, group))
     return Command(argv, environment(home, instance, process, user=user),
-                   home.instance_dir(instance.id), user=user,
-                   folders=((home.data_dir(instance.application_name), 0o700),
-                            (home.runtime_dir(instance.id), 0o700)))
+                   home.instance_dir(instance.id), user=user, folders=tuple(folders))
+
+
+def socket_group(home, user):
+    """The group that may reach an instance's unix socket besides its user: nginx's
+    workers' (their user's group: ``[users] frontend``, else nobody's for sarge's own
+    nginx). None when sarge does not run as root (everything runs as one user)."""
+    from .users import lookup
+
+    if os.geteuid() != 0:
+        return None
+    settings = home.settings
+    named = settings.frontend_user or ("nobody" if settings.frontend == "nginx" else "")
+    if not named:
+        raise SettingsError(
+            f"{home.settings_path}: an app listens on $SARGE_SOCKET, which nginx's workers "
+            "must reach: set [users] frontend to the user the machine's nginx workers run "
+            "as (www-data, say)")
+    return lookup(named, home.settings_path).gid
 
 
 # -- the build's environment -----------------------------------------------------------------

@@ -14,16 +14,33 @@ import time
 from .errors import DeployError
 
 
-def probe(port: int, path: str, timeout: float = 2.0):
-    """One GET; returns the HTTP status, or a short text saying why there was none."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over the unix socket at ``socket_path`` (``$SARGE_SOCKET``)."""
+
+    def __init__(self, socket_path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self):
+        import socket
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def probe(port, path: str, timeout: float = 2.0):
+    """One GET to ``port`` (a number, or the path of a unix socket); returns the HTTP
+    status, or a short text saying why there was none."""
+    conn = (UnixConnection(port, timeout) if isinstance(port, str)
+            else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout))
     try:
         conn.request("GET", path, headers={"User-Agent": "sarge-health-check",
                                            "Connection": "close"})
         response = conn.getresponse()
         response.read()
         return response.status
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, FileNotFoundError):
         return "connection refused"
     except OSError as exc:
         return exc.strerror or type(exc).__name__
@@ -33,9 +50,10 @@ def probe(port: int, path: str, timeout: float = 2.0):
         conn.close()
 
 
-def wait_ready(port: int, path: str, timeout: float, alive=lambda: None,
+def wait_ready(port, path: str, timeout: float, alive=lambda: None,
                clock=time.monotonic, sleep=time.sleep, interval: float = 0.05) -> float:
-    """Wait until GET ``path`` on ``port`` answers 2xx/3xx; return the seconds it took.
+    """Wait until GET ``path`` on ``port`` (a number, or a unix socket's path) answers
+    2xx/3xx; return the seconds it took.
 
     ``alive()`` returns None while the process lives, or a message once it has
     died. Raises :class:`DeployError` on death or when ``timeout`` runs out.
@@ -51,6 +69,7 @@ def wait_ready(port: int, path: str, timeout: float, alive=lambda: None,
             return clock() - start
         last = f"HTTP {result}" if isinstance(result, int) else result
         if clock() - start > timeout:
-            raise DeployError(f"not healthy after {timeout:g}s: GET {path} on port {port} "
+            where = f"unix:{port}" if isinstance(port, str) else f"port {port}"
+            raise DeployError(f"not healthy after {timeout:g}s: GET {path} on {where} "
                               f"gave {last}")
         sleep(interval)

@@ -132,7 +132,7 @@ class Home(Layout):
             ("var", 0o755), ("var/log", 0o750), ("var/run", 0o700), ("var/runtime", 0o711),
             ("var/data", 0o755), ("var/instances", 0o700), ("var/ports", 0o700),
             ("var/apps", 0o755), ("var/envs", 0o755), ("var/nginx", 0o755), ("etc/nginx", 0o755),
-            ("var/cache", 0o711),
+            ("var/cache", 0o711), ("var/sockets", 0o711),
             ("bin", 0o755),
         ]
         for name, mode in folders:
@@ -303,9 +303,12 @@ class Home(Layout):
 
     def set_processes(self, instance_id, processes: dict, virtualenv=None) -> Instance:
         """Give a stopped instance its process types (from a Procfile) and virtualenv."""
+        from .instance import uses_socket
+
         with self.lock():
-            instance = self.get(instance_id).replace(processes=dict(processes),
-                                                     virtualenv=virtualenv)
+            instance = self.get(instance_id).replace(
+                processes=dict(processes), virtualenv=virtualenv,
+                unix_socket=uses_socket(processes))
             write_file(render.File(self.record_path(instance.id), instance.to_json()))
             write_file(self.program_file(instance, autostart=False))
             try:
@@ -338,6 +341,7 @@ class Home(Layout):
                 os.unlink(path)
         shutil.rmtree(self.instance_dir(instance_id), ignore_errors=True)
         shutil.rmtree(self.runtime_dir(instance_id), ignore_errors=True)
+        shutil.rmtree(os.path.dirname(self.app_socket(instance_id)), ignore_errors=True)
         shutil.rmtree(self.state_dir(instance_id), ignore_errors=True)
         folder = self.log_dir
         for name in os.listdir(folder):

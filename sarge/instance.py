@@ -83,6 +83,14 @@ PROCESS_TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: The processes of an instance made by ``new``: ``web`` runs the folder's ``server``.
 SERVER_ONLY = {"web": None}
 
+_SOCKET_RE = re.compile(r"\$\{?SARGE_SOCKET\b")
+
+
+def uses_socket(processes: dict) -> bool:
+    """True when the web command listens on ``$SARGE_SOCKET`` (a Procfile's
+    ``web: gunicorn app:app --bind unix:$SARGE_SOCKET``)."""
+    return bool(processes.get("web") and _SOCKET_RE.search(processes["web"]))
+
 
 @dataclasses.dataclass(frozen=True)
 class Instance:
@@ -91,7 +99,9 @@ class Instance:
     ``processes`` maps each process type to its command (``None``: run the
     folder's ``server``); ``web`` is the one that gets ``$PORT`` and traffic.
     ``virtualenv`` is the environment it runs in, if any; ``origin`` is
-    ``"new"`` or ``"deploy"`` (only deploys clean up after deploys).
+    ``"new"`` or ``"deploy"`` (only deploys clean up after deploys); ``unix_socket``
+    says that its web process listens on ``$SARGE_SOCKET`` (a unix socket no other
+    user can reach) instead of ``$PORT``.
     """
 
     id: str
@@ -101,6 +111,7 @@ class Instance:
     processes: dict = dataclasses.field(default_factory=lambda: dict(SERVER_ONLY))
     virtualenv: str | None = None
     origin: str = "new"
+    unix_socket: bool = False
 
     def replace(self, **changes) -> "Instance":
         return dataclasses.replace(self, **changes)
@@ -121,6 +132,7 @@ class Instance:
                 processes=data.get("processes", SERVER_ONLY),
                 virtualenv=data.get("virtualenv"),
                 origin=data.get("origin", "new"),
+                unix_socket=data.get("unix_socket", False),
             )
             if not isinstance(instance.processes, dict) or "web" not in instance.processes or any(
                 not PROCESS_TYPE_RE.fullmatch(k) or not (v is None or isinstance(v, str))
@@ -132,7 +144,8 @@ class Instance:
                 f"the instance record {source} is damaged ({exc}); `sarge HOME repair` "
                 "rebuilds it from the instance's folder and port"
             ) from exc
-        if type(instance.port) is not int or not isinstance(instance.created, str):
+        if (type(instance.port) is not int or not isinstance(instance.created, str)
+                or type(instance.unix_socket) is not bool):
             raise SettingsError(f"the instance record {source} is damaged (bad port or date); "
                                 "`sarge HOME repair` rebuilds it")
         return instance

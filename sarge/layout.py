@@ -65,6 +65,11 @@ class Layout:
         crash mark (in ``var/run``, which only supervisord's user can enter)."""
         return self._p("var", "run", instance_id)
 
+    def app_socket(self, instance_id):
+        """The unix socket an instance's web process may listen on (``$SARGE_SOCKET``), in
+        a folder only its user and nginx's workers can enter."""
+        return self._p("var", "sockets", instance_id, "web.sock")
+
     def pid_path(self, instance_id, process):
         return self._p("var", "run", instance_id, f"{process}.pid")
 

@@ -174,6 +174,23 @@ def check_holder(port: int, pids, owner: str, host: str = "127.0.0.1") -> None:
         raise PortTaken(f"nothing listens on {host}:{port}, where {owner} should")
 
 
+def check_unix_holder(path: str, pids, owner: str) -> None:
+    """As :func:`check_holder`, for the unix socket at ``path``: every socket listening
+    there (``/proc/net/unix``) must be one of the process tree ``pids``."""
+    listening = []
+    with open("/proc/net/unix") as f:
+        for row in f.read().splitlines()[1:]:
+            fields = row.split(None, 7)
+            # Flags 00010000: accepting connections (listening)
+            if len(fields) == 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                listening.append(int(fields[6]))
+    ours = socket_inodes(pids)
+    if not listening:
+        raise PortTaken(f"nothing listens on {path}, where {owner} should")
+    if any(inode not in ours for inode in listening):
+        raise PortTaken(f"{path} is held by a process that is not {owner}'s")
+
+
 def describe_holder(listener: Listener) -> str:
     """"pid 123 (user mallory, program nc)", as far as this user may see."""
     import pwd

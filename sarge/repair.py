@@ -46,7 +46,7 @@ from .apps import AppState, load_state
 from .environ import load_app_config, run_as, save_app_config
 from .errors import SargeError, SupervisorError
 from .files import read_text, write_file
-from .instance import INSTANCE_ID_RE, Instance, check_app_name
+from .instance import INSTANCE_ID_RE, Instance, check_app_name, uses_socket
 
 
 @dataclasses.dataclass
@@ -211,6 +211,7 @@ class Repair:
             self._born(instance_id) / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return Instance(instance_id, INSTANCE_ID_RE.fullmatch(instance_id).group(1), port,
                         created, processes=processes, virtualenv=virtualenv,
+                        unix_socket=uses_socket(processes),
                         origin="deploy" if deployed else "new")
 
     def _app_names(self, folder) -> set:

@@ -91,7 +91,7 @@ def lookup(user: str, source: str = "etc/sarge.toml") -> RunAs:
 GUARDED_FILES = ("etc", "etc/supervisor.d", "etc/apps", "etc/apps/instances", "etc/nginx",
                  "bin", "var/instances", "var/apps", "var/ports", "var/envs")
 GUARDED = ("", "var", "var/log", "var/run", "var/data", "var/runtime", "var/cache",
-           "var/nginx") + GUARDED_FILES
+           "var/sockets", "var/nginx") + GUARDED_FILES
 
 
 def _can_write(st, run_as: RunAs) -> bool:
@@ -209,8 +209,9 @@ def resolve(named: str, what: str, home_path: str, settings_path: str,
     return run_as
 
 
-def give(path: str, run_as: RunAs | None, mode: int) -> None:
-    """Make the folder ``path`` (sarge's own, created by sarge) the user's, with ``mode``.
+def give(path: str, run_as: RunAs | None, mode: int, gid: int | None = None) -> None:
+    """Make the folder ``path`` (sarge's own, created by sarge) the user's, with ``mode``
+    (and in the group ``gid``, else the user's own).
 
     Only the folder itself changes owner: a folder already owned by another
     user (named before the setting changed) is refused, not taken over
@@ -218,6 +219,9 @@ def give(path: str, run_as: RunAs | None, mode: int) -> None:
     """
     os.makedirs(path, mode, exist_ok=True)
     if run_as is None or run_as.uid == 0:
+        if gid is not None:  # root's, in a folder only root can change: no link to fear
+            os.chown(path, -1, gid)
+            os.chmod(path, mode)
         return
     # Through a descriptor opened without following links: the user may own the
     # folder already, and swap it for a link between a look and a change.
@@ -231,8 +235,9 @@ def give(path: str, run_as: RunAs | None, mode: int) -> None:
             raise SettingsError(
                 f"{path} belongs to uid {st.st_uid}, not to {run_as.name}, who now runs its "
                 f"app; give it to {run_as.name} with: chown -R {run_as.name}: {path}")
-        if st.st_uid != run_as.uid or st.st_gid != run_as.gid:
-            os.fchown(fd, run_as.uid, run_as.gid)
+        gid = run_as.gid if gid is None else gid
+        if st.st_uid != run_as.uid or st.st_gid != gid:
+            os.fchown(fd, run_as.uid, gid)
         if stat.S_IMODE(st.st_mode) != mode:
             os.fchmod(fd, mode)
     finally:

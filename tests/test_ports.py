@@ -1,9 +1,12 @@
 """Nobody takes over an instance's port: before traffic moves, sarge proves that what
 answers on the port is the instance's own process tree (and nginx's, on the front-end)."""
 
+import json
 import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -191,3 +194,63 @@ def test_a_squatter_on_the_front_end_port_is_named(open_home, throwaway_user, se
         assert f"port {port} is held by" in result.stderr and attacker.name in result.stderr
     finally:
         squatter.stop()
+
+
+SOCKET_PROCFILE = ("web: gunicorn app:app --bind unix:$SARGE_SOCKET --workers 2 "
+                   "--graceful-timeout 10\n")
+
+
+def test_an_app_on_a_unix_socket_is_served_and_rolled(running, webapp):
+    """``--bind unix:$SARGE_SOCKET``: no TCP port to take over at all."""
+    h = running
+    (webapp / "Procfile").write_text(SOCKET_PROCFILE)
+    port = listen_port(75)
+    result = deploy(h, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr
+    first = h.get(result.stdout.strip())
+    assert first.unix_socket and f"-> unix:{h.app_socket(first.id)}" in result.stderr
+    assert front(port)[1].startswith("version 1")
+    assert listeners(first.port) == []  # nothing on its TCP port
+    status, text = front(port, "/env")
+    assert json.loads(text)["SARGE_SOCKET"] == h.app_socket(first.id)
+
+    (webapp / "VERSION").write_text("2")
+    result = deploy(h, webapp, "--app", "web")
+    assert result.returncode == 0, result.stderr
+    assert front(port)[1].startswith("version 2")
+    result = sarge(h, "rollback", "web")
+    assert result.returncode == 0, result.stderr
+    assert front(port)[1].startswith("version 1")
+
+
+@as_root
+def test_a_unix_socket_is_for_the_app_and_nginx_alone(open_home, throwaway_user, second_user,
+                                                      tmp_path):
+    h, user, other = open_home, throwaway_user, second_user
+    name_user(h, user.name)
+    python = python_for(user)
+    source = tmp_path / "app"
+    source.mkdir()
+    (source / "server.py").write_text(
+        "import http.server, os, socketserver\n"
+        "class S(socketserver.UnixStreamServer):\n"
+        "    def get_request(self):\n"
+        "        c, _ = self.socket.accept()\n"
+        "        return c, ('local', 0)\n"
+        "S(os.environ['SARGE_SOCKET'], http.server.SimpleHTTPRequestHandler).serve_forever()\n")
+    (source / "Procfile").write_text(f"web: exec {python} server.py  # on $SARGE_SOCKET\n")
+    (source / "index.html").write_text("over a socket")
+    port = listen_port(76)
+    result = deploy(h, source, "--app", "web", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr
+    instance_id = result.stdout.strip()
+    assert front(port) == (200, "over a socket")  # nginx's workers (nobody) reach it
+    folder = os.path.dirname(h.app_socket(instance_id))
+    st = os.stat(folder)
+    nobody = pwd.getpwnam("nobody")
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (user.uid, nobody.pw_gid, 0o2750)
+    probe = subprocess.run(
+        ["runuser", "-u", other.name, "--", python_for(other), "-c",
+         "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])",
+         h.app_socket(instance_id)], capture_output=True, text=True)
+    assert probe.returncode != 0 and "Permission denied" in probe.stderr
