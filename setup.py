@@ -27,7 +27,7 @@ setup(
     ],
     extras_require={
         # uv makes the tests' virtualenvs quick; the pip path is tested too.
-        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "uv"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6", "uv"],
         "docs": ["sphinx>=5"],
     },
     entry_points={"console_scripts": ["sarge = sarge.cli:main"]},

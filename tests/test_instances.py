@@ -47,7 +47,7 @@ def test_new_prints_only_the_id_and_makes_a_stopped_program(running):
     assert os.path.isdir(running.data_dir("web"))
     section = program(running, instance_id)
     assert section["autostart"] == "false"
-    assert section["directory"] == running.instance_dir(instance_id)
+    assert section["directory"] == running.path  # the launcher goes to the instance itself
     assert section["stopasgroup"] == section["killasgroup"] == "true"
     assert section["stdout_logfile"] == running.log_path(instance_id)
     listing = json.loads(sarge(running, "list", "--json", check=True).stdout)["instances"]
