@@ -1,9 +1,7 @@
-"""Building an instance from a source: safe unpacking, the Procfile, the virtualenv.
+"""Building an instance from its unpacked source: the Procfile, the virtualenv.
 
-- :func:`unpack` copies a directory or extracts a tar archive into the
-  instance folder, after checking every member: absolute paths, ``..``, links
-  that point out of the folder (or members written through a link), device
-  nodes and FIFOs are refused, and so is an archive larger than the free space.
+(Unpacking the source, safely, is :mod:`sarge.unpack`.)
+
 - :func:`read_procfile` parses a Procfile into process types.
 - :class:`Environments` builds content-addressed virtualenvs under
   ``var/envs``: the same requirements (and Python) reuse the same
@@ -13,185 +11,17 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import os
-import posixpath
 import re
 import shutil
-import stat
 import subprocess
 import sys
-import tarfile
 
 from . import users
 from .errors import BuildError
 from .files import locked
 from .instance import PROCESS_TYPE_RE, SERVER_ONLY
-
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-
-
-# -- unpacking -------------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Member:
-    """What the checks need to know of one file of a source."""
-
-    name: str          # relative path, '/'-separated
-    kind: str          # 'file', 'dir', 'symlink', 'hardlink' or 'special'
-    size: int = 0
-    target: str = ""   # link target, for links
-
-
-def check_members(members) -> int:
-    """Refuse unsafe members (raise :class:`BuildError`); return the total size of files."""
-    members = list(members)
-    links = set()
-    symlinks = {"/".join(p for p in m.name.split("/") if p not in ("", ".")): m.target
-                for m in members if m.kind == "symlink"}
-    total = 0
-    for m in members:
-        name = m.name
-        if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-            raise BuildError(f"refused: {name!r} has an absolute path")
-        parts = [p for p in name.split("/") if p not in ("", ".")]
-        if ".." in parts:
-            raise BuildError(f"refused: {name!r} points out of the instance ('..')")
-        path = "/".join(parts)
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in links:
-                raise BuildError(f"refused: {name!r} would be written through the link "
-                                 f"{'/'.join(parts[:i])!r}")
-        if m.kind == "special":
-            raise BuildError(f"refused: {name!r} is a device node, FIFO or socket")
-        if m.kind in ("symlink", "hardlink"):
-            target = m.target
-            if m.kind == "symlink":
-                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-            else:
-                resolved = posixpath.normpath(target)
-            if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                raise BuildError(f"refused: the link {name!r} points out of the instance "
-                                 f"(to {target!r})")
-            if m.kind == "symlink" and _follow(path.split("/")[:-1], target, symlinks) is None:
-                # through the other links it passes, it leads out (or round in a loop)
-                raise BuildError(f"refused: the link {name!r} points out of the instance "
-                                 f"through other links (to {target!r})")
-            links.add(path)
-        elif m.kind == "file":
-            total += m.size
-    return total
-
-
-def _follow(folder: list, target: str, links: dict, hops=None):
-    """Where ``target``, followed from ``folder`` (a list of names), leads inside the
-    instance, following the links among the members as the kernel would; None when
-    it leads out. As for the kernel, 40 links followed in all end the walk (a loop
-    leads nowhere, so not out either)."""
-    hops = [0] if hops is None else hops
-    if target.startswith("/"):
-        return None
-    parts = list(folder)
-    for part in target.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-            continue
-        parts.append(part)
-        key = "/".join(parts)
-        if key in links:
-            hops[0] += 1
-            if hops[0] > 40:
-                return parts  # ELOOP for the kernel: it stops here, inside
-            parts = _follow(parts[:-1], links[key], links, hops)
-            if parts is None:
-                return None
-    return parts
-
-
-def _tar_members(archive) -> list:
-    result = []
-    for info in archive.getmembers():
-        if info.issym():
-            kind = "symlink"
-        elif info.islnk():
-            kind = "hardlink"
-        elif info.isdir():
-            kind = "dir"
-        elif info.isreg():
-            kind = "file"
-        else:
-            kind = "special"
-        result.append(Member(info.name, kind, info.size, info.linkname))
-    return result
-
-
-def _dir_members(source) -> list:
-    result = []
-    for root, dirs, files in os.walk(source):
-        for name in dirs + files:
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, source).replace(os.sep, "/")
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                result.append(Member(rel, "symlink", 0, os.readlink(path)))
-            elif stat.S_ISDIR(st.st_mode):
-                result.append(Member(rel, "dir"))
-            elif stat.S_ISREG(st.st_mode):
-                result.append(Member(rel, "file", st.st_size))
-            else:
-                result.append(Member(rel, "special"))
-    return result
-
-
-def _check_space(target, needed) -> None:
-    st = os.statvfs(target)
-    free = st.f_bavail * st.f_frsize
-    if needed > free:
-        raise BuildError(f"refused: the source needs {needed} bytes and {target} has {free} free")
-
-
-def source_kind(source: str) -> str:
-    """'dir' or 'tar' for a usable source; raise :class:`BuildError` otherwise."""
-    if os.path.isdir(source):
-        return "dir"
-    if not os.path.isfile(source):
-        raise BuildError(f"no such source: {source}")
-    if not source.endswith(ARCHIVE_SUFFIXES):
-        raise BuildError(f"{source} is neither a directory nor a .tar, .tar.gz or .tgz archive")
-    return "tar"
-
-
-def unpack(source: str, target: str) -> None:
-    """Copy or extract ``source`` into the existing folder ``target``, safely."""
-    if source_kind(source) == "dir":
-        _check_space(target, check_members(_dir_members(source)))
-        try:
-            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-        except shutil.Error as exc:  # one (src, dst, why) per file that failed: say one
-            failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
-            first = str(failures[0][2]) if failures else str(exc)
-            more = f" (and {len(failures) - 1} more files)" if len(failures) > 1 else ""
-            raise BuildError(f"cannot copy {source}: {first}{more}") from exc
-        except OSError as exc:
-            raise BuildError(f"cannot copy {source}: {exc}") from exc
-        return
-    try:
-        with tarfile.open(source) as archive:
-            members = _tar_members(archive)
-            _check_space(target, check_members(members))
-            if hasattr(tarfile, "data_filter"):
-                archive.extractall(target, filter="data")
-            else:  # pragma: no cover - Pythons without extraction filters
-                archive.extractall(target)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, tarfile.TarError) and exc.errno:
-            raise BuildError(f"cannot unpack {source}: {exc.strerror}") from exc
-        raise BuildError(f"{source} is not a readable tar archive ({exc})") from exc
 
 
 # -- the Procfile ------------------------------------------------------------------------------

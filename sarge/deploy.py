@@ -15,7 +15,7 @@ import contextlib
 import os
 import time
 
-from . import build, environ, health, users
+from . import build, environ, health, unpack, users
 from .apps import (
     AppState,
     check_path,
@@ -40,6 +40,19 @@ def can_bind(listen: str) -> bool:
     from .ports import can_bind as free
 
     return free(listen.rpartition(":")[0].strip("[]"), listen_port(listen))
+
+
+def _reason(exc) -> str:
+    """Why a step failed, on one line: an OSError says what and on which file."""
+    if isinstance(exc, SargeError):
+        reason = str(exc)
+        if isinstance(exc.__cause__, SargeError):
+            reason += f": {exc.__cause__}"
+        return reason
+    if isinstance(exc, OSError) and exc.strerror:
+        files = [f for f in (exc.filename, exc.filename2) if f is not None]
+        return exc.strerror + "".join(f": {f}" for f in files)
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Deployer:
@@ -94,7 +107,7 @@ class Deployer:
         start = self.clock()
         try:
             yield detail
-        except SargeError as exc:
+        except (SargeError, OSError) as exc:  # an OSError too: its step, not 'deploy'
             exc.step = getattr(exc, "step", name)
             raise
         self.progress(name, self.clock() - start, detail.get("detail", ""))
@@ -187,7 +200,7 @@ class Deployer:
         self.home.check()
         check_app_name(app)
         source = os.path.abspath(source)
-        build.source_kind(source)
+        unpack.source_kind(source)  # refuse what is not a source before making anything
         listen = parse_listen(listen) if listen is not None else None
         check = check_path(check) if check is not None else None
         timeout = check_timeout(timeout) if timeout is not None else None
@@ -251,7 +264,7 @@ class Deployer:
         log = home.log_path(instance.id)
         environ.freeze_config(home, instance)
         with self._step("unpack") as step:
-            build.unpack(source, folder)
+            unpack.unpack(source, folder)
             users.share_code(folder, run_as)  # readable, not writable, by the app's user
             step["detail"] = os.path.basename(source)
         with self._step("environment") as step:
@@ -300,11 +313,8 @@ class Deployer:
         if not isinstance(exc, Exception):
             return exc  # KeyboardInterrupt and the like: the new instance is gone, stop here
         step = getattr(exc, "step", "deploy")
-        reason = str(exc) if isinstance(exc, SargeError) else f"{type(exc).__name__}: {exc}"
-        if exc.__cause__ is not None and isinstance(exc.__cause__, SargeError):
-            reason += f": {exc.__cause__}"
-        message = (f"deploy failed at step '{step}': {reason}. The new instance {instance_id} "
-                   "was removed; the current version keeps serving.")
+        message = (f"deploy failed at step '{step}': {_reason(exc)}. The new instance "
+                   f"{instance_id} was removed; the current version keeps serving.")
         if lines:
             message += "\nLast lines of its log:\n" + "\n".join("  " + line for line in lines)
         error = DeployError(message)

@@ -1,4 +1,4 @@
-"""Unpacking sources safely, and reading Procfiles: real files, real archives."""
+"""Unpacking sources safely (sarge.unpack), and reading Procfiles: real files, real archives."""
 
 import io
 import os
@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from sarge import build
+from sarge import build, unpack
 from sarge.errors import BuildError
 
 
@@ -53,7 +53,7 @@ def test_unsafe_archives_are_refused_before_anything_is_written(tmp_path, case):
     target = tmp_path / "instance"
     target.mkdir()
     with pytest.raises(BuildError, match="refused"):
-        build.unpack(archive, str(target))
+        unpack.unpack(archive, str(target))
     assert os.listdir(target) == []
     assert not os.path.exists("/tmp/sarge-evil")
     assert not (tmp_path / "outside").exists() and not (tmp_path / "evil").exists()
@@ -70,7 +70,7 @@ def test_a_safe_archive_with_inner_links_unpacks(tmp_path):
     ])
     target = tmp_path / "instance"
     target.mkdir()
-    build.unpack(archive, str(target))
+    unpack.unpack(archive, str(target))
     assert (target / "app" / "main.py").read_text() == "print(1)"
     assert os.readlink(target / "current") == "app"
     assert (target / "same.py").read_text() == "print(1)"
@@ -85,17 +85,17 @@ def test_a_folder_source_with_a_link_out_is_refused(tmp_path):
     target = tmp_path / "instance"
     target.mkdir()
     with pytest.raises(BuildError, match="points out of the instance"):
-        build.unpack(str(source), str(target))
+        unpack.unpack(str(source), str(target))
     assert os.listdir(target) == []
 
 
 def test_not_an_archive(tmp_path):
     (tmp_path / "x.tar").write_bytes(b"\x00garbage" * 100)
     with pytest.raises(BuildError, match="not a readable tar archive"):
-        build.unpack(str(tmp_path / "x.tar"), str(tmp_path))
+        unpack.unpack(str(tmp_path / "x.tar"), str(tmp_path))
     (tmp_path / "x.zip").write_text("zip")
     with pytest.raises(BuildError, match="neither a directory nor"):
-        build.unpack(str(tmp_path / "x.zip"), str(tmp_path))
+        unpack.unpack(str(tmp_path / "x.zip"), str(tmp_path))
 
 
 def test_a_member_bigger_than_the_free_space_is_refused(tmp_path):
@@ -110,7 +110,7 @@ def test_a_member_bigger_than_the_free_space_is_refused(tmp_path):
     target = tmp_path / "instance"
     target.mkdir()
     with pytest.raises(BuildError, match="free"):
-        build.unpack(str(archive), str(target))
+        unpack.unpack(str(archive), str(target))
     assert os.listdir(target) == []
 
 
@@ -157,14 +157,14 @@ def test_run_logged_masks_credentials_and_reports_failure(tmp_path):
 def test_link_checks_stay_quick_and_loops_are_harmless():
     import time
 
-    from sarge.build import Member
+    from sarge.unpack import Member
 
     # each link doubles the path of the one before: 2**30 steps, were links not counted
     chain = [Member("x0", "symlink", 0, ".")] + [
         Member(f"x{k}", "symlink", 0, f"x{k - 1}/x{k - 1}") for k in range(1, 31)]
     start = time.monotonic()
-    assert build.check_members(chain) == 0
+    assert unpack.check_members(chain) == 0
     assert time.monotonic() - start < 5
     loops = [Member("a", "symlink", 0, "a"), Member("b", "symlink", 0, "c"),
              Member("c", "symlink", 0, "b")]
-    assert build.check_members(loops) == 0  # they lead nowhere, so not out either
+    assert unpack.check_members(loops) == 0  # they lead nowhere, so not out either
