@@ -25,6 +25,7 @@ import sys
 import tarfile
 
 from .errors import BuildError
+from .files import remove_tree
 from .instance import PROCESS_TYPE_RE, SERVER_ONLY
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -295,7 +296,7 @@ class Environments:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if os.path.isfile(marker):  # built by another deploy while we waited
                 return False
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
             try:
                 uv = self.uv()
                 python = os.path.join(path, "bin", "python")
@@ -314,7 +315,7 @@ class Environments:
                 with open(marker, "wb") as f:
                     f.write(requirements)
             except BaseException:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
                 raise
         finally:
             os.close(fd)
@@ -334,7 +335,7 @@ class Environments:
                         os.unlink(os.path.join(self.folder, name))
                 continue
             if name not in keep:
-                shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
+                remove_tree(os.path.join(self.folder, name))
                 removed.append(name)
         return removed
 
