@@ -20,7 +20,7 @@ import sys
 
 from . import users
 from .errors import BuildError
-from .files import locked
+from .files import locked, remove_tree
 from .instance import PROCESS_TYPE_RE, SERVER_ONLY
 
 
@@ -147,7 +147,7 @@ class Environments:
         with locked(os.path.join(self.folder, f".{os.path.basename(path)}.lock")):
             if os.path.isfile(marker):  # built by another deploy while we waited
                 return False
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
             try:
                 argv = self._create(path, log_path, user)
                 users.hand_over(path, user)
@@ -157,7 +157,7 @@ class Environments:
                 with open(marker, "wb") as f:
                     f.write(requirements)
             except BaseException:
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
                 raise
         return True
 
@@ -196,7 +196,7 @@ class Environments:
                         os.unlink(os.path.join(self.folder, name))
                 continue
             if name not in keep:
-                shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
+                remove_tree(os.path.join(self.folder, name))
                 removed.append(name)
         return removed
 

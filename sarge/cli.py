@@ -2,7 +2,8 @@
 
 ``sarge HOME COMMAND ...``; the ``bin/sarge`` shortcut of a home fills in HOME.
 Errors are one line on stderr (``sarge: ...``) and a non-zero exit status:
-1 for a failure, 2 for a usage error.
+1 for a failure, 2 for a usage error. Everything printed shows control
+characters as ``?`` (:func:`_echo`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import click
 
 from .errors import SargeError
+from .logs import printable
 
 
 class Context:
@@ -40,12 +42,20 @@ def _default_make_home(path):
 pass_home = click.make_pass_decorator(Context)
 
 
+def _echo(text="", err: bool = False, nl: bool = True) -> None:
+    """Print ``text`` (stderr with ``err``) with its control characters, tab and newline
+    excepted, shown as ``?``: what sarge prints carries what an app chose (a Procfile's
+    commands, the names of its files, its log), whose escape sequences must not drive
+    the operator's terminal. Everything this module prints goes through here."""
+    click.echo(printable(str(text)), err=err, nl=nl)
+
+
 def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    _echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 def _note(message: str) -> None:
-    click.echo(message, err=True)
+    _echo(message, err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +81,7 @@ def cli(ctx, home):
 def init(ctx, logrotate, user):
     """Create the home folder (or complete it; nothing existing is lost)."""
     if logrotate:
-        click.echo(ctx.home.logrotate(), nl=False)
+        _echo(ctx.home.logrotate(), nl=False)
         return
     changed = ctx.home.init(user=user)
     home = ctx.home.path
@@ -96,7 +106,7 @@ def new(ctx, description):
     from .instance import parse_new_request
 
     request = parse_new_request(description)
-    click.echo(ctx.home.new(request["application_name"]).id)
+    _echo(ctx.home.new(request["application_name"]).id)
 
 
 @cli.command("list")
@@ -125,7 +135,7 @@ def list_(ctx, as_json):
 def _table(header, rows) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for row in [header] + rows:
-        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+        _echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
 def _duration(seconds) -> str:
@@ -251,14 +261,14 @@ def logs(ctx, instance_id, lines, follow, process):
 
     path = ctx.home.process_log_path(instance_id, process)
     for line in core_logs.tail(path, lines):
-        click.echo(line)
+        _echo(line)
     if follow:
         for chunk in core_logs.follow(path):
-            click.echo(chunk, nl=False)
+            _echo(chunk, nl=False)
 
 
 def _progress(step, seconds, detail) -> None:
-    click.echo(f"  {step:<13} {seconds:6.2f}s  {detail}".rstrip(), err=True)
+    _echo(f"  {step:<13} {seconds:6.2f}s  {detail}".rstrip(), err=True)
 
 
 def _deployer(ctx):
@@ -292,7 +302,7 @@ def deploy(ctx, source, app, listen, check, timeout):
     deployer = _deployer(ctx)
     instance = deployer.deploy(source, app, listen=listen, check=check, timeout=timeout)
     _note(f"{app} now serves {instance.id} on http://{deployer.state(app).listen}/")
-    click.echo(instance.id)
+    _echo(instance.id)
 
 
 @cli.command()
@@ -312,7 +322,7 @@ def rollback(ctx, app):
     """Go back to NAME's previous instance: start, check, switch, stop the current."""
     instance = _deployer(ctx).rollback(app)
     _note(f"{app} rolled back to {instance.id}")
-    click.echo(instance.id)
+    _echo(instance.id)
 
 
 @cli.command()
@@ -339,7 +349,7 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
     if redeploy:
         instance = _deployer(ctx).configure(app, assignments, unset)
         _note(f"{app}: configuration saved; {instance.id} runs with it")
-        click.echo(instance.id)
+        _echo(instance.id)
         return
     from .environ import configure
 
@@ -351,7 +361,7 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
         _echo_json(values)
     else:
         for key, value in sorted(values.items()):
-            click.echo(f"{key}={value}")
+            _echo(f"{key}={value}")
 
 
 @cli.command()
@@ -378,7 +388,7 @@ def repair(ctx, dry_run, as_json):
     else:
         for f in findings:
             label = "needs you" if f.manual else ("would fix" if dry_run else "repaired")
-            click.echo(f"{label}: {os.path.relpath(f.path, ctx.home.path)}: {f.problem}; "
+            _echo(f"{label}: {os.path.relpath(f.path, ctx.home.path)}: {f.problem}; "
                        f"{f.action}")
         if not findings:
             _note("nothing to repair: every state file is sound")
@@ -393,21 +403,26 @@ def main(argv=None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="sarge", standalone_mode=False)
     except SargeError as exc:
-        click.echo(f"sarge: {exc}", err=True)
+        _echo(f"sarge: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
         hint = f" (see `sarge HOME {command} --help`)".replace("  ", " ")
-        click.echo(f"sarge: {exc.format_message()}{hint}", err=True)
+        _echo(f"sarge: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as exc:
-        click.echo(f"sarge: {exc.format_message()}", err=True)
+        _echo(f"sarge: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("sarge: aborted", err=True)
+        _echo("sarge: aborted", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
+    except RecursionError:
+        # Python's parsers (json, tomllib) recurse once per level of what they read.
+        _echo("sarge: something this command read is nested too deeply (thousands of "
+              "levels of [ or {); check what it was given, and the files it names", err=True)
+        sys.exit(1)
     except BrokenPipeError:
         # The reader went away (`sarge ... | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -415,6 +430,6 @@ def main(argv=None) -> None:
     except OSError as exc:
         # Last resort: what no command foresaw (a permission, a full disk) is still one line.
         where = f" ({exc.filename})" if exc.filename else ""
-        click.echo(f"sarge: {exc.strerror or exc}{where}", err=True)
+        _echo(f"sarge: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -59,8 +59,8 @@ class Settings:
     #: System mode: the commands that test and reload the machine's nginx.
     test_command: str = "nginx -t"
     reload_command: str = "nginx -s reload"
-    #: When supervisord runs as root: the user instances run as ("" = the home's owner,
-    #: unless that is root), nginx's workers ("" = as instances), and per-app users.
+    #: When supervisord runs as root: the user instances run as ("" = none named: nothing
+    #: runs), nginx's workers ("" = nobody), and per-app users (:mod:`sarge.users`).
     user: str = ""
     frontend_user: str = ""
     app_users: tuple = ()

@@ -25,7 +25,14 @@ from .apps import (
     load_states,
     parse_listen,
 )
-from .errors import BuildError, DeployError, InstanceNotFound, SargeError, UsageError
+from .errors import (
+    BuildError,
+    DeployError,
+    HomeError,
+    InstanceNotFound,
+    SargeError,
+    UsageError,
+)
 from .files import locked, write_file
 from .frontend import Frontend
 from .instance import check_app_name
@@ -336,15 +343,23 @@ class Deployer:
 
     def _clean(self, state: AppState, keep_all_previous: bool = False) -> list:
         """Destroy the app's deploy-made instances that are neither current nor kept; return
-        their ids. After a deploy (not before: a failed deploy's environment serves its
-        retry) also remove the environments no instance uses."""
+        their ids (one not all removed: with a note). After a deploy (not before: a failed
+        deploy's environment serves its retry) also remove the environments no instance
+        uses."""
         keep = state.previous if keep_all_previous else state.previous[:self.home.settings.keep]
         wanted = {state.current, *keep}
         removed = []
         for instance in self.home.instances():
             if (instance.application_name == state.name and instance.origin == "deploy"
                     and instance.id not in wanted):
-                self.home.destroy(instance.id, by_deploy=True)
+                try:
+                    self.home.destroy(instance.id, by_deploy=True)
+                except HomeError:
+                    # What its app's user left cannot all go: its record stays, the next
+                    # clean-up tries again, and this deploy goes on.
+                    removed.append(f"{instance.id} (not all of it: `sarge HOME destroy "
+                                   f"{instance.id}` says what is left)")
+                    continue
                 removed.append(instance.id)
         if keep_all_previous:
             return removed

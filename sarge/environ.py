@@ -215,19 +215,15 @@ def build(
 # -- an instance's commands ---------------------------------------------------------------------
 
 def run_as(home, application_name: str):
-    """The user the app's processes run as in ``home`` (:func:`sarge.users.resolve`): None
-    when sarge does not run as root, and so cannot switch."""
-    from .users import check_groups, resolve
+    """The user the app's processes run as in ``home`` (:func:`sarge.users.resolve`, which
+    also refuses one not apart from nginx's workers and the other apps): None when sarge
+    does not run as root, and so cannot switch."""
+    from . import users
 
     settings = home.settings
-    user = resolve(settings.user_for(application_name), f"the app {application_name}",
-                   home.path, home.settings_path)
-    if user is not None and user.uid != 0:
-        # nginx's workers too: by default nobody, whose group is Debian's nogroup
-        frontend = settings.frontend_user or "nobody"
-        check_groups(user, [settings.user, frontend, *dict(settings.app_users).values()],
-                     home.settings_path)
-    return user
+    return users.resolve(settings.user_for(application_name), f"the app {application_name}",
+                         home.path, home.settings_path,
+                         apart_from=users.others(settings, application_name))
 
 
 def environment(home, instance, process: str = "web", base=None, user=None) -> dict:

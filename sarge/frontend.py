@@ -28,7 +28,7 @@ from .errors import FrontendError, PortTaken, SupervisorError
 from .files import locked, read_text, write_file
 from .launch import module_argv
 from .ports import check_holder
-from .users import resolve
+from .users import FRONTEND, others, resolve
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
                 "[frontend] nginx in etc/sarge.toml to its path")
@@ -104,13 +104,15 @@ class Frontend:
 
     def check_user(self):
         """(user, group) for nginx's ``user`` directive when it starts as root (None
-        otherwise): ``[users] frontend``, else ``nobody`` (nginx's own default: not an app's
-        user, who could read the other apps' traffic); :class:`~sarge.errors.SettingsError`
-        when it cannot be (:func:`sarge.users.resolve`)."""
+        otherwise): ``[users] frontend``, else ``nobody`` (nginx's own default);
+        :class:`~sarge.errors.SettingsError` when it cannot be (:func:`sarge.users.resolve`),
+        or is not apart from every app's user: an app that could signal nginx's workers
+        could stop the front-end of every home, and read the other apps' traffic."""
         if self.settings.frontend != "nginx":
             return None
         named = self.settings.frontend_user or ("nobody" if os.geteuid() == 0 else "")
-        run_as = resolve(named, "nginx's workers", self.layout.path, self.layout.settings_path)
+        run_as = resolve(named, FRONTEND, self.layout.path, self.layout.settings_path,
+                         apart_from=others(self.settings, FRONTEND))
         if run_as is None:
             return None
         import grp

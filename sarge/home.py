@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 
 from . import render, users
@@ -40,7 +39,7 @@ from .errors import (
     SupervisordNotRunning,
     UsageError,
 )
-from .files import locked, read_text, write_file
+from .files import locked, read_text, remove_tree, write_file
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
 from .launch import module_argv
 from .layout import Layout, check_not_world_writable
@@ -93,7 +92,9 @@ class Home(Layout):
         ``user`` is written to a new ``sarge.toml`` as ``[users] default``.
         """
         if user:
-            users.lookup(user, "--user")
+            # a new sarge.toml leaves [users] frontend to its default, nobody
+            users.check_apart(users.lookup(user, "--user"), "[users] default",
+                              [(users.FRONTEND, "nobody")], "--user")
             if self.is_initialized() and self.settings.user != user:
                 raise HomeError(f"{self.settings_path} exists and names the user "
                                 f"{self.settings.user or 'none'}; edit [users] default "
@@ -334,24 +335,33 @@ class Home(Layout):
         if tell:
             self.supervisor.set_autostart(instance.id, autostart)
 
-    def _remove_files(self, instance_id, port=None) -> None:
-        """Remove what an instance left on disk, its record last; each step may be redone."""
+    def _remove_files(self, instance_id, port=None) -> list:
+        """Remove what an instance left on disk, its record last; each step may be redone.
+
+        Return what could not be removed (:func:`~sarge.files.remove_tree`'s report: what
+        its app's user made too deep or too big, say): the port and the record are then
+        kept, so that the instance is still listed, and a later destroy (or deploy's
+        clean-up) finds it and finishes the job."""
         for path in (self.program_path(instance_id), self.instance_config_path(instance_id)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        shutil.rmtree(self.instance_dir(instance_id), ignore_errors=True)
-        shutil.rmtree(self.runtime_dir(instance_id), ignore_errors=True)
-        shutil.rmtree(os.path.dirname(self.app_socket(instance_id)), ignore_errors=True)
-        shutil.rmtree(self.state_dir(instance_id), ignore_errors=True)
+        left = []
+        for folder in (self.instance_dir(instance_id), self.runtime_dir(instance_id),
+                       os.path.dirname(self.app_socket(instance_id)),
+                       self.state_dir(instance_id)):
+            left += remove_tree(folder)
         folder = self.log_dir
         for name in os.listdir(folder):
             if name.startswith(instance_id + "."):  # ID.log, ID.log.1, ID.worker.log, ...
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(folder, name))
+        if left:
+            return left
         if port is not None:
             self._ports(self.settings).release(port, instance_id)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.record_path(instance_id))
+        return []
 
     def _ensure_known(self, instance_id) -> dict:
         """supervisord's info on the instance's web process, registering its program if needed."""
@@ -414,13 +424,14 @@ class Home(Layout):
 
         The instance an app's front-end routes to is refused; one kept for rollback
         is taken off the app's list. A deploy (``by_deploy``) keeps its app's state
-        itself, under its own lock.
+        itself, under its own lock. :class:`HomeError` when something its app's user
+        left cannot be removed: all the rest is, the record and port are kept
+        (:meth:`_remove_files`), and a destroy run again finishes the job.
         """
         instance = self.get(instance_id)
         self.supervisor.process(instance.id + ":web")  # says so, before any lock, if it is down
         if by_deploy:
-            self._destroy(instance)
-            return
+            return _finished(instance, self._destroy(instance))
         from .apps import load_state
 
         app = instance.application_name
@@ -431,19 +442,22 @@ class Home(Layout):
             if state.current == instance.id:
                 raise HomeError(f"{instance.id} is the instance {app}'s front-end routes "
                                 f"to; deploy or route {app} to another one first")
-            self._destroy(instance)
-            if instance.id in state.previous:
+            left = self._destroy(instance)
+            if instance.id in state.previous:  # unfinished too: its code and program are gone
                 state = state.replace(
                     previous=tuple(p for p in state.previous if p != instance.id))
                 write_file(render.File(self.app_state_path(app), state.to_json()))
+        _finished(instance, left)
 
-    def _destroy(self, instance) -> None:
+    def _destroy(self, instance) -> list:
+        """Stop and remove the instance; return what could not be removed."""
         with self.instance_lock(instance.id):
             self.supervisor.stop_group(instance.id, instance.processes)
             self.supervisor.remove(instance.id)
             with self.lock():
-                self._remove_files(instance.id, instance.port)
-                self.log_action("destroy", instance.id)
+                left = self._remove_files(instance.id, instance.port)
+                self.log_action("destroy", instance.id + (" unfinished" if left else ""))
+        return left
 
     def states(self):
         """supervisord's info for every program, by name, or None when it is not running."""
@@ -459,3 +473,15 @@ class Home(Layout):
             raise UsageError(f"{instance.id} has no process {process!r} "
                              f"(it has: {', '.join(sorted(instance.processes))})")
         return self.log_path(instance.id, process)
+
+
+def _finished(instance, left) -> None:
+    """Raise :class:`HomeError` when a destroy of ``instance`` left something (``left``:
+    :func:`~sarge.files.remove_tree`'s report), naming the first and what to do."""
+    if not left:
+        return
+    more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+    raise HomeError(
+        f"{instance.id} is not destroyed: {left[0].path} could not be removed "
+        f"({left[0].reason}){more}; the rest is gone, its record and port stay. Remove "
+        f"that by hand (rm -rf), then run `sarge HOME destroy {instance.id}` again")

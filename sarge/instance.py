@@ -58,6 +58,9 @@ def parse_new_request(text: str) -> dict:
         request = json.loads(text)
     except ValueError as exc:
         raise UsageError(f"the instance description is not valid JSON: {exc}") from exc
+    except RecursionError:  # json's parser recurses once per level of [ or {
+        raise UsageError('the instance description is nested too deeply; it is one '
+                         'object, like {"application_name": "web"}') from None
     if not isinstance(request, dict):
         raise UsageError(
             'the instance description must be a JSON object, like {"application_name": "web"}'

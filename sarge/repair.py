@@ -17,7 +17,9 @@ missing. Each file is rebuilt only from facts that outlive it:
 ``etc/supervisor.d/ID.conf`` (its program)
     a damaged one is rendered again from the record; it starts at boot when
     supervisord runs it now or it is its app's current instance. A missing one
-    is reported: a ``destroy`` that was interrupted removes it first.
+    is reported, and the instance left as it is: ``new`` (a deploy's first step)
+    writes it just after the record, and ``destroy`` removes it first, so either,
+    interrupted, leaves a record without a program; ``destroy`` removes the rest.
 ``var/apps/APP.json`` (an app's deploy state)
     the front-end address and current instance from the nginx configuration
     sarge wrote; the previous instances from the records: those a deploy made
@@ -327,9 +329,14 @@ class Repair:
                 continue
             text, problem = _text(path)
             if text is None and problem is None:
-                self._manual(path, "missing: a destroy was interrupted, or the file was "
-                             "removed by hand", f"finish removing it with `sarge HOME destroy "
-                             f"{instance_id}`, or restore the file from a backup")
+                # new writes the record, then the program; destroy removes the program
+                # first, the record last: either, interrupted, leaves this
+                self._manual(path, "missing: a new or a deploy was interrupted before it "
+                             "wrote it, or a destroy after it removed it (or it was removed "
+                             "by hand)", f"repair leaves the instance as it is; remove it "
+                             f"with `sarge HOME destroy {instance_id}` (the app's next deploy "
+                             "removes one a deploy made and does not keep), or restore the "
+                             "file from a backup")
                 continue
             problem = problem or _program_problem(
                 text, home.program_file(instance, autostart=False).text)

@@ -5,8 +5,10 @@ instance runs as the user ``etc/sarge.toml`` names: ``[users] apps.APP``, else
 ``[users] default``. Root itself only when one of those says ``"root"``: with
 no user named, nothing runs. nginx's workers run as ``[users] frontend``
 (default ``nobody``). The home must then be root's, and no app user may write
-to a folder root reads from (it could make itself root), and two app users
-may not share a primary group (through which each reads its own code).
+to a folder root reads from (it could make itself root). No app user may be
+nginx's workers' user, nor the user of another app under another name (the
+same uid), nor share a group, primary or supplementary, with either (an app
+reads its own code through its group): :func:`check_apart`.
 
 Not running as root, sarge cannot switch users: processes run as whoever runs
 supervisord, and a named user other than that one is an error.
@@ -153,30 +155,92 @@ def _check_above(path: str, run_as: RunAs) -> None:
         parent = os.path.dirname(parent)
 
 
-def check_groups(user: RunAs, named, settings_path: str) -> None:
-    """Refuse ``user`` when another user named in the settings shares its primary group:
-    an app's code and data are shared with its user through that group. (Users that do
-    not exist are left for their own apps to report.)"""
-    for other_name in sorted(set(named) - {"", user.name, "root"}):
+#: What nginx's workers are called in messages, and in :func:`others`.
+FRONTEND = "nginx's workers"
+
+
+def others(settings, leaving_out: str) -> list:
+    """The users ``settings`` name, as (what runs as it, name) pairs, but ``leaving_out``
+    (an app's name, or :data:`FRONTEND`): each app's own, ``[users] default`` (every app
+    without one of its own), and, for an app, nginx's workers' (by default nobody)."""
+    pairs = [(f"the app {app}", name) for app, name in settings.app_users if app != leaving_out]
+    pairs.append(("[users] default", settings.user))
+    if leaving_out != FRONTEND:
+        pairs.append((FRONTEND, settings.frontend_user or "nobody"))
+    return pairs
+
+
+def check_apart(user: RunAs, role: str, named, settings_path: str) -> None:
+    """Refuse ``user``, who runs ``role`` ("the app web", :data:`FRONTEND`), when it is
+    one of the ``named`` users (:func:`others`), by name or by uid, or shares a group with
+    one, primary or supplementary: each could then signal, trace or read the other (an
+    app, nginx's workers: the front-end of every home on this machine), or read the
+    other's code and data, which sarge shares with an app's user through its group.
+
+    Apps may share a user by name (``[users] default`` serves every app without one of
+    its own); nginx's workers never. Root, who can do everything anyway, and users that
+    do not exist (left for their own apps to report) are not compared."""
+    if user.uid == 0:
+        return
+    for other_role, name in named:
+        if not name or name == "root":
+            continue
         try:
-            other = lookup(other_name, settings_path)
+            other = lookup(name, settings_path)
         except SettingsError:
             continue
-        if other.gid == user.gid and other.uid not in (user.uid, 0):
-            raise SettingsError(
-                f"{settings_path}: the users {user.name} and {other.name} share their "
-                f"primary group (gid {user.gid}), so each could read the other's apps; give "
-                f"each app user a group of its own (adduser --system --group NAME)")
+        frontend = FRONTEND in (role, other_role)
+        if other.uid == 0 or other.name == user.name and not frontend:
+            continue
+        problem, same_user = _together(user, other)
+        if problem is None:
+            continue
+        if not same_user:
+            harm = "each could read the other's code and data through it"
+        elif frontend:
+            harm = "the app could kill or trace the front-end of every home on this machine"
+        else:
+            harm = "each could signal, trace and read the other"
+        fix = "give each app a user of its own (adduser --system --group NAME)"
+        fix += (", and nginx's workers one no app has ([users] frontend, by default nobody)"
+                if frontend else ", in no other's group")
+        raise SettingsError(f"{settings_path}: {user.name} ({role}) and {other.name} "
+                            f"({other_role}) {problem}: {harm}; {fix}")
+
+
+def _together(user: RunAs, other: RunAs) -> tuple:
+    """(how ``user`` and ``other`` are not apart, whether they are one user), or (None,
+    False) when they are apart."""
+    if user.name == other.name:
+        return "are the same user", True
+    if user.uid == other.uid:
+        return f"are the same user, uid {user.uid}, under two names", True
+    shared = set(user.groups) & set(other.groups)
+    if not shared:
+        return None, False
+    # name the group one of them has as its primary, if any: the one it reads code through
+    gid = next((g for g in (user.gid, other.gid) if g in shared), min(shared))
+    import grp
+
+    try:
+        group = grp.getgrgid(gid).gr_name
+    except KeyError:
+        group = str(gid)
+    if user.gid == other.gid:
+        return f"share their primary group {group}", False
+    return f"share the group {group}", False
 
 
 def resolve(named: str, what: str, home_path: str, settings_path: str,
-            euid: int | None = None) -> RunAs | None:
+            euid: int | None = None, apart_from=()) -> RunAs | None:
     """Who ``what`` (an app, or nginx's workers) runs as, given the user ``named`` in the
     settings ("" for none); None when there is nothing to switch (not running as root).
 
     As root, the user must be named (root itself only as "root"), the home must be
-    root's, and the user must not be able to write where root reads (:func:`check_home`).
-    ``euid`` is the user supervisord (and sarge) run as; default: this process's.
+    root's, the user must not be able to write where root reads (:func:`check_home`),
+    and it must be apart from the users the settings name (``apart_from``: pairs from
+    :func:`others`; :func:`check_apart`). ``euid`` is the user supervisord (and sarge) run as;
+    default: this process's.
     """
     euid = os.geteuid() if euid is None else euid
     if euid != 0:
@@ -206,6 +270,7 @@ def resolve(named: str, what: str, home_path: str, settings_path: str,
                 f"change what root runs: give the home to root (chown -R root: {home_path}), "
                 f"or run bin/supervisord as its owner")
         check_home(home_path, run_as)
+        check_apart(run_as, what, apart_from, settings_path)
     return run_as
 
 

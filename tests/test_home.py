@@ -160,9 +160,9 @@ def test_init_user_names_the_apps_user(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 1 and "no user 'no-such-user-here'" in result.stderr
     assert not os.path.exists(tmp_path / "h")  # nothing made
-    subprocess.run(cli + ["init", "--user", "nobody"], check=True, capture_output=True)
-    assert Home(tmp_path / "h").settings.user == "nobody"
-    subprocess.run(cli + ["init", "--user", "nobody"], check=True, capture_output=True)
+    subprocess.run(cli + ["init", "--user", "daemon"], check=True, capture_output=True)
+    assert Home(tmp_path / "h").settings.user == "daemon"
+    subprocess.run(cli + ["init", "--user", "daemon"], check=True, capture_output=True)
     result = subprocess.run(cli + ["init", "--user", "root"], capture_output=True, text=True)
     assert result.returncode == 1 and "edit [users] default" in result.stderr
-    assert Home(tmp_path / "h").settings.user == "nobody"
+    assert Home(tmp_path / "h").settings.user == "daemon"
