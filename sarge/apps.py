@@ -31,6 +31,13 @@ class AppState:
     #: Instances kept for rollback, newest first.
     previous: tuple = ()
 
+    def promote(self, instance_id: str) -> "AppState":
+        """This state with ``instance_id`` current, the current one first among the kept
+        ones (a deploy's new instance, a route's target, a rollback's)."""
+        kept = ((self.current,) if self.current else ()) + self.previous
+        return self.replace(current=instance_id,
+                            previous=tuple(p for p in kept if p != instance_id))
+
     def replace(self, **changes) -> "AppState":
         return dataclasses.replace(self, **changes)
 

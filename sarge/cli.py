@@ -106,7 +106,7 @@ def new(ctx, description):
     from .instance import parse_new_request
 
     request = parse_new_request(description)
-    _echo(ctx.home.new(request["application_name"]).id)
+    _echo(ctx.home.lifecycle.new(request["application_name"]).id)
 
 
 @cli.command("list")
@@ -195,7 +195,7 @@ def status(ctx, instance_id, as_json):
 @pass_home
 def start(ctx, instance_id):
     """Start an instance; it also starts at boot from now on."""
-    if ctx.home.start(instance_id):
+    if ctx.home.lifecycle.start(instance_id):
         _note(f"{instance_id} started")
     else:
         _note(f"{instance_id} was already running")
@@ -206,7 +206,7 @@ def start(ctx, instance_id):
 @pass_home
 def stop(ctx, instance_id):
     """Stop an instance gracefully; it stays stopped at boot."""
-    if ctx.home.stop(instance_id):
+    if ctx.home.lifecycle.stop(instance_id):
         _note(f"{instance_id} stopped")
     else:
         _note(f"{instance_id} was not running")
@@ -217,7 +217,7 @@ def stop(ctx, instance_id):
 @pass_home
 def restart(ctx, instance_id):
     """Stop, then start an instance."""
-    ctx.home.restart(instance_id)
+    ctx.home.lifecycle.restart(instance_id)
     _note(f"{instance_id} restarted")
 
 
@@ -226,7 +226,7 @@ def restart(ctx, instance_id):
 @pass_home
 def destroy(ctx, instance_id):
     """Stop an instance and remove its program, folder, logs and port."""
-    ctx.home.destroy(instance_id)
+    _deployer(ctx).destroy(instance_id)  # as the app's deploy state allows
     _note(f"{instance_id} destroyed")
 
 
@@ -242,9 +242,11 @@ def run(ctx, instance_id, command):
     it runs as the app's user (etc/sarge.toml [users]), on a terminal of its
     own when run from one.
     """
-    from .environ import execute, run_command
+    from .commands import execute, run_command
 
-    return execute(run_command(ctx.home, instance_id, list(command)), relay=True)
+    home = ctx.home
+    return execute(run_command(home, home.settings, home.get(instance_id), list(command)),
+                   relay=True)
 
 
 @cli.command()
@@ -259,7 +261,7 @@ def logs(ctx, instance_id, lines, follow, process):
     """Print the end of an instance's log (its stdout and stderr)."""
     from . import logs as core_logs
 
-    path = ctx.home.process_log_path(instance_id, process)
+    path = ctx.home.store.log_path(instance_id, process)
     for line in core_logs.tail(path, lines):
         _echo(line)
     if follow:
@@ -351,7 +353,7 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
         _note(f"{app}: configuration saved; {instance.id} runs with it")
         _echo(instance.id)
         return
-    from .environ import configure
+    from .variables import configure
 
     values = configure(ctx.home, app, assignments, unset)
     if assignments or unset:

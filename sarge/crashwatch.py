@@ -55,7 +55,7 @@ class CrashWatch:
                   f"[processes] crash_limit = {self.limit}); stopped")
         try:
             mark(self.home, instance_id, process, reason, self.last_status(process))
-            self.home.stop(instance_id)
+            self.home.lifecycle.stop(instance_id)
         except SargeError as exc:
             sys.stderr.write(f"sarge-crashwatch: cannot stop {instance_id}: {exc}\n")
             return

@@ -72,7 +72,13 @@ class BuildError(SargeError):
 
 
 class DeployError(SargeError):
-    """A step of a deploy, route or rollback failed; the old version keeps serving."""
+    """A step of a deploy, route or rollback failed; the old version keeps serving.
+
+    ``step`` names the step that failed, when one did."""
+
+    def __init__(self, message, *, step=None):
+        super().__init__(message)
+        self.step = step
 
 
 class FrontendError(SargeError):

@@ -10,7 +10,17 @@ import os
 import typing
 
 
-def write_file(file) -> None:
+@dataclasses.dataclass(frozen=True)
+class File:
+    """A file to write: where, what, and its permission bits (what :mod:`sarge.render`
+    returns, and :func:`write_file` writes)."""
+
+    path: str
+    text: str
+    mode: int = 0o644
+
+
+def write_file(file: File) -> None:
     """Write ``file`` atomically: a temporary file, fsync, then rename over the target."""
     directory = os.path.dirname(file.path)
     tmp = os.path.join(directory, f".{os.path.basename(file.path)}.{os.getpid()}.tmp")

@@ -25,7 +25,7 @@ import time
 
 from . import render
 from .errors import FrontendError, PortTaken, SupervisorError
-from .files import locked, read_text, write_file
+from .files import File, locked, read_text, write_file
 from .launch import module_argv
 from .ports import check_holder
 from .users import FRONTEND, others, resolve
@@ -148,7 +148,7 @@ class Frontend:
             layout.nginx_conf, home=layout.path, prefix=layout.nginx_prefix,
             log_dir=layout.log_dir, user=self.check_user(),
             drain_timeout=self.settings.drain_timeout, routes=routes)
-        candidate = render.File(layout.nginx_conf + ".new", new.text)
+        candidate = File(layout.nginx_conf + ".new", new.text)
         write_file(candidate)
         try:
             self._test(candidate.path)
@@ -312,4 +312,4 @@ def _restore(path: str, text) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     else:
-        write_file(render.File(path, text))
+        write_file(File(path, text))

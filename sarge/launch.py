@@ -113,7 +113,7 @@ def _write_pid(pidfile: str) -> None:
 
 
 def main(argv=None):
-    from .environ import execute, process_command
+    from .commands import execute, process_command
     from .errors import SargeError
     from .home import Home
 
@@ -134,7 +134,7 @@ def main(argv=None):
     try:
         if stop_requested(home, args[1], process):
             return 0
-        command = process_command(home, args[1], process)
+        command = process_command(home, home.settings, home.get(args[1]), process)
         os.makedirs(home.state_dir(args[1]), 0o700, exist_ok=True)
         pidfile = home.pid_path(args[1], process)
         reap(pidfile, _instance_check(args[1]), timeout=home.settings.stopwaitsecs)

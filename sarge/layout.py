@@ -1,25 +1,75 @@
-"""Where everything of a home lives: the paths, and nothing else.
+"""Where everything of a home lives: one table of its folders, the paths, and nothing else.
 
-:class:`~sarge.home.Home` is a :class:`Layout`; the front-end takes one to
-find its files without knowing the rest of the home.
+:data:`FOLDERS` is the one list of the home's folders, with their modes and
+whether an app's user must never be able to change them (``guarded``: root
+reads from or runs what is in them) or anything in them (``guarded_files``).
+``init`` makes them from it, the privilege checks (:mod:`sarge.users`) and
+``repair`` read it. :class:`Layout` names every path in them; no other module
+joins a home's path by hand.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from .errors import HomeError
 from .instance import check_app_name
 
 
+@dataclasses.dataclass(frozen=True)
+class Folder:
+    """One folder of a home: its path (relative, '/'-separated; "" is the home), its mode,
+    and what an app's user may not change (see the module's docstring)."""
+
+    name: str
+    mode: int
+    guarded: bool = True
+    guarded_files: bool = False
+
+
+#: Every folder ``init`` makes, parents first. What names an instance's port is private:
+#: a local user who knew the next one could bind it first (sarge checks who holds it,
+#: all the same).
+FOLDERS = (
+    Folder("", 0o755),
+    Folder("etc", 0o755, guarded_files=True),
+    Folder("etc/supervisor.d", 0o700, guarded_files=True),
+    Folder("etc/apps", 0o700, guarded_files=True),
+    Folder("etc/nginx", 0o755, guarded_files=True),
+    Folder("var", 0o755),
+    Folder("var/log", 0o750),
+    Folder("var/run", 0o700),
+    Folder("var/runtime", 0o711),
+    Folder("var/sockets", 0o711),
+    Folder("var/cache", 0o711),
+    Folder("var/data", 0o755),
+    Folder("var/instances", 0o700, guarded_files=True),
+    Folder("var/ports", 0o700, guarded_files=True),
+    Folder("var/apps", 0o755, guarded_files=True),
+    Folder("var/envs", 0o755, guarded_files=True),
+    Folder("var/nginx", 0o755),
+    Folder("bin", 0o755, guarded_files=True),
+)
+
+#: Folders made on first use, guarded all the same.
+LATER = (Folder("etc/apps/instances", 0o700, guarded_files=True),)
+
+
 class Layout:
-    """The paths of the home folder at ``path`` (see :mod:`sarge.home`)."""
+    """The paths of the home folder at ``path`` (see :data:`FOLDERS`)."""
 
     def __init__(self, path):
         self.path = os.path.abspath(os.fspath(path))
 
     def _p(self, *parts) -> str:
         return os.path.join(self.path, *parts)
+
+    def folder(self, name: str) -> str:
+        """The absolute path of the folder ``name`` of :data:`FOLDERS`."""
+        return self._p(*name.split("/")) if name else self.path
+
+    # -- etc/ ------------------------------------------------------------------------------
 
     @property
     def settings_path(self):
@@ -30,6 +80,58 @@ class Layout:
         return self._p("etc", "supervisord.conf")
 
     @property
+    def programs_dir(self):
+        """``etc/supervisor.d``: one program file per instance (and nginx's)."""
+        return self._p("etc", "supervisor.d")
+
+    def program_path(self, instance_id):
+        return self._p("etc", "supervisor.d", instance_id + ".conf")
+
+    @property
+    def app_configs_dir(self):
+        """``etc/apps``: each app's variables, ``APP.json`` (0600)."""
+        return self._p("etc", "apps")
+
+    def app_config_path(self, application_name):
+        return self._p("etc", "apps", check_app_name(application_name) + ".json")
+
+    @property
+    def instance_configs_dir(self):
+        return self._p("etc", "apps", "instances")
+
+    def instance_config_path(self, instance_id):
+        """The app's variables as a deploy gave them to this instance (0600)."""
+        return self._p("etc", "apps", "instances", instance_id + ".json")
+
+    @property
+    def build_env_path(self):
+        """Variables for the installers alone (an index's credentials): ``etc/build.env``."""
+        return self._p("etc", "build.env")
+
+    @property
+    def nginx_conf(self):
+        return self._p("etc", "nginx", "nginx.conf")
+
+    @property
+    def nginx_sites(self):
+        return self._p("etc", "nginx", "sites.conf")
+
+    @property
+    def routes_path(self):
+        """The routes the front-end was last given, as data (``etc/nginx/routes.json``)."""
+        return self._p("etc", "nginx", "routes.json")
+
+    @property
+    def nginx_program(self):
+        return self._p("etc", "supervisor.d", "nginx.conf")
+
+    def bin_path(self, name):
+        """``bin/sarge``, ``bin/supervisord``, ``bin/supervisorctl``."""
+        return self._p("bin", name)
+
+    # -- var/ ------------------------------------------------------------------------------
+
+    @property
     def socket_path(self):
         return self._p("var", "run", "supervisord.sock")
 
@@ -38,14 +140,28 @@ class Layout:
         return self._p("var", "run", "supervisord.pid")
 
     @property
+    def home_lock_path(self):
+        return self._p("var", "run", "sarge.lock")
+
+    @property
     def log_dir(self):
         return self._p("var", "log")
 
-    def program_path(self, instance_id):
-        return self._p("etc", "supervisor.d", instance_id + ".conf")
+    @property
+    def action_log(self):
+        """``var/log/sarge.log``: one line per action, and the tracebacks of bugs."""
+        return self._p("var", "log", "sarge.log")
+
+    @property
+    def records_dir(self):
+        return self._p("var", "instances")
 
     def record_path(self, instance_id):
         return self._p("var", "instances", instance_id + ".json")
+
+    @property
+    def ports_dir(self):
+        return self._p("var", "ports")
 
     def instance_dir(self, instance_id):
         return self._p(instance_id)
@@ -60,15 +176,19 @@ class Layout:
         user its processes run as."""
         return self._p("var", "runtime", instance_id)
 
+    def app_socket(self, instance_id):
+        """The unix socket an instance's web process may listen on (``$SARGE_SOCKET``), in
+        a folder only its user and nginx's workers can enter."""
+        return self._p("var", "sockets", instance_id, "web.sock")
+
     def state_dir(self, instance_id):
         """sarge's own files about a running instance: its processes' pid files and the
         crash mark (in ``var/run``, which only supervisord's user can enter)."""
         return self._p("var", "run", instance_id)
 
-    def app_socket(self, instance_id):
-        """The unix socket an instance's web process may listen on (``$SARGE_SOCKET``), in
-        a folder only its user and nginx's workers can enter."""
-        return self._p("var", "sockets", instance_id, "web.sock")
+    def instance_lock_path(self, instance_id):
+        """The lock that start, stop and destroy of one instance hold."""
+        return self._p("var", "run", instance_id, "instance.lock")
 
     def pid_path(self, instance_id, process):
         return self._p("var", "run", instance_id, f"{process}.pid")
@@ -80,17 +200,17 @@ class Layout:
     def data_dir(self, application_name):
         return self._p("var", "data", application_name)
 
-    def app_config_path(self, application_name):
-        return self._p("etc", "apps", check_app_name(application_name) + ".json")
-
-    def instance_config_path(self, instance_id):
-        """The app's variables as a deploy gave them to this instance (0600)."""
-        return self._p("etc", "apps", "instances", instance_id + ".json")
+    def cache_dir(self, user_name):
+        """The installers' cache of one app user (``var/cache/USER``, the user's, 0700)."""
+        return self._p("var", "cache", user_name)
 
     @property
     def apps_dir(self):
         """``var/apps``: one deploy state per app."""
         return self._p("var", "apps")
+
+    def app_state_path(self, application_name):
+        return self._p("var", "apps", check_app_name(application_name) + ".json")
 
     def deploy_lock_path(self, application_name):
         """The lock a deploy, route or rollback of the app holds."""
@@ -101,40 +221,18 @@ class Layout:
         return self._p("var", "run", "frontend.lock")
 
     @property
-    def nginx_pidfile(self):
-        return self._p("var", "nginx", "nginx.pid")
-
-    def app_state_path(self, application_name):
-        return self._p("var", "apps", check_app_name(application_name) + ".json")
-
-    @property
     def envs_dir(self):
         return self._p("var", "envs")
-
-    def cache_dir(self, user_name):
-        """The installers' cache of one app user (``var/cache/USER``, the user's, 0700)."""
-        return self._p("var", "cache", user_name)
-
-    @property
-    def build_env_path(self):
-        """Variables for the installers alone (an index's credentials): ``etc/build.env``."""
-        return self._p("etc", "build.env")
 
     @property
     def nginx_prefix(self):
         return self._p("var", "nginx")
 
     @property
-    def nginx_conf(self):
-        return self._p("etc", "nginx", "nginx.conf")
+    def nginx_pidfile(self):
+        return self._p("var", "nginx", "nginx.pid")
 
-    @property
-    def nginx_sites(self):
-        return self._p("etc", "nginx", "sites.conf")
-
-    @property
-    def nginx_program(self):
-        return self._p("etc", "supervisor.d", "nginx.conf")
+    # -- the home itself --------------------------------------------------------------------
 
     def is_initialized(self) -> bool:
         return os.path.isfile(self.settings_path)

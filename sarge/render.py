@@ -19,27 +19,18 @@ renders every template with ``StrictUndefined`` and two filters:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shlex
 
 from .errors import RenderError
+from .files import File
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 # configparser (as supervisord sets it up) ends a value at a newline and starts an
 # inline comment at whitespace followed by ';' or '#'.
 _INI_UNSAFE = re.compile(r"[\n\r\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]|\s[;#]")
-
-
-@dataclasses.dataclass(frozen=True)
-class File:
-    """A file to write: where, what, and its permission bits."""
-
-    path: str
-    text: str
-    mode: int = 0o644
 
 
 def ini(value, expansions: int = 1) -> str:

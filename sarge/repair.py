@@ -43,11 +43,13 @@ import datetime
 import os
 import re
 
-from . import build, render
+from . import build
 from .apps import AppState, load_state
-from .environ import load_app_config, run_as, save_app_config
+from .commands import run_as
+from .variables import load_app_config, save_app_config
 from .errors import SargeError, SupervisorError
-from .files import read_text, write_file
+from .files import File, read_text, write_file
+from .layout import FOLDERS
 from .instance import INSTANCE_ID_RE, Instance, check_app_name, uses_socket
 
 
@@ -119,6 +121,12 @@ class Repair:
     # -- generated files --------------------------------------------------------------------
 
     def _generated(self) -> None:
+        for folder in FOLDERS:  # the home's one table of folders (sarge.layout)
+            path = self.home.folder(folder.name)
+            if not os.path.isdir(path):
+                self._fix(path, "missing", f"made again, mode {folder.mode:04o}",
+                          lambda p=path, m=folder.mode: (os.makedirs(p, m, exist_ok=True),
+                                                         os.chmod(p, m)))
         for file in self.home.generated_files():
             if _text(file.path)[0] != file.text:
                 self._fix(file.path, "missing or not as sarge generates it",
@@ -129,9 +137,9 @@ class Repair:
     def _records(self) -> dict:
         """Every identifiable instance, by id, its damaged records rebuilt."""
         home = self.home
-        folder = os.path.join(home.path, "var", "instances")
+        folder = home.records_dir
         ids = {n[:-5] for n in os.listdir(folder) if n.endswith(".json") and n[0] != "."}
-        programs = os.path.join(home.path, "etc", "supervisor.d")
+        programs = home.programs_dir
         ids.update(n[:-5] for n in os.listdir(programs)
                    if n.endswith(".conf") and INSTANCE_ID_RE.fullmatch(n[:-5]))
         ids.update(self._port_links())
@@ -165,7 +173,7 @@ class Repair:
             self._fix(path, problem,
                       f"rebuilt from its folder and port link (port {rebuilt.port}, "
                       f"processes {', '.join(sorted(rebuilt.processes))})",
-                      lambda r=rebuilt, p=path: write_file(render.File(p, r.to_json())))
+                      lambda r=rebuilt, p=path: write_file(File(p, r.to_json())))
         return records
 
     def _port_links(self) -> dict:
@@ -173,7 +181,7 @@ class Repair:
         home's lock and makes none)."""
         if self._links is not None:
             return self._links
-        folder = os.path.join(self.home.path, "var", "ports")
+        folder = self.home.ports_dir
         owners = self._links = {}
         for name in os.listdir(folder):
             if name.isdigit():
@@ -204,7 +212,7 @@ class Repair:
         if os.path.isfile(requirements):
             environments = build.Environments.of(home.envs_dir, home.settings, home.python)
             try:
-                user = run_as(home, INSTANCE_ID_RE.fullmatch(instance_id).group(1))
+                user = run_as(home, home.settings, INSTANCE_ID_RE.fullmatch(instance_id).group(1))
             except SargeError:
                 user = None
             candidate = environments.path_for(requirements, user)
@@ -275,13 +283,13 @@ class Repair:
                           "the next deploy, which removes the deploy-made ones it does not "
                           "know")
             self._fix(path, problem, action + "; health check reset to GET / within 60 s",
-                      lambda s=state, p=path: write_file(render.File(p, s.to_json())))
+                      lambda s=state, p=path: write_file(File(p, s.to_json())))
 
     def _born(self, instance_id) -> int:
         """When the instance was made, in ns: its port link's time (a link is never
         changed), else its folder's."""
         port = self._port_links().get(instance_id)
-        for path in ([os.path.join(self.home.path, "var", "ports", str(port))] if port else []
+        for path in ([os.path.join(self.home.ports_dir, str(port))] if port else []
                      ) + [self.home.instance_dir(instance_id)]:
             try:
                 return os.lstat(path).st_mtime_ns
@@ -318,7 +326,7 @@ class Repair:
 
     def _programs(self, records: dict) -> None:
         home = self.home
-        running = home.states()  # None: supervisord is down
+        running = home.lifecycle.states()  # None: supervisord is down
         currents = {s.current for s in self.states.values()}
         for instance_id, instance in records.items():
             path = home.program_path(instance_id)
@@ -339,13 +347,13 @@ class Repair:
                              "file from a backup")
                 continue
             problem = problem or _program_problem(
-                text, home.program_file(instance, autostart=False).text)
+                text, home.lifecycle.program_file(instance, autostart=False).text)
             if problem is None:
                 continue
             info = running.get(f"{instance_id}:web") if running is not None else None
             autostart = instance_id in currents or info is not None and info["statename"] in (
                 "RUNNING", "STARTING", "BACKOFF")
-            file = home.program_file(instance, autostart)
+            file = home.lifecycle.program_file(instance, autostart)
 
             def fix(file=file, instance_id=instance_id, known=info is not None):
                 write_file(file)
@@ -361,7 +369,7 @@ class Repair:
 
     def _app_configs(self) -> None:
         home = self.home
-        folder = os.path.join(home.path, "etc", "apps")
+        folder = home.app_configs_dir
         apps = self._app_names(folder) | set(self.states)
         for app in sorted(apps):
             path = home.app_config_path(app)
@@ -393,7 +401,7 @@ class Repair:
     def _instance_configs(self, records: dict) -> None:
         """The variables each deploy froze for its instance (``etc/apps/instances``)."""
         home = self.home
-        folder = os.path.join(home.path, "etc", "apps", "instances")
+        folder = home.instance_configs_dir
         if not os.path.isdir(folder):
             return
         for name in sorted(os.listdir(folder)):

@@ -38,7 +38,7 @@ def listing(home):
     """(one dict per instance: id, app, port, state, created, role; whether supervisord
     answered). One call to supervisord, whatever the number of instances."""
     instances = home.instances()
-    infos = home.states()
+    infos = home.lifecycle.states()
     app_roles = roles(home)
     rows = [
         {"id": i.id, "application_name": i.application_name, "port": i.port,

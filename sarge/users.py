@@ -31,6 +31,7 @@ import os
 import stat
 
 from .errors import SettingsError
+from .layout import FOLDERS, LATER
 
 #: The variables of root's environment that a process switched to an app's user keeps.
 INHERITED = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "COLORTERM", "COLUMNS",
@@ -89,11 +90,10 @@ def lookup(user: str, source: str = "etc/sarge.toml") -> RunAs:
 
 
 #: The folders root reads from or runs, or that hold what an app's user owns: the user
-#: must not be able to write any of them; nor, in the first group, any file in them.
-GUARDED_FILES = ("etc", "etc/supervisor.d", "etc/apps", "etc/apps/instances", "etc/nginx",
-                 "bin", "var/instances", "var/apps", "var/ports", "var/envs")
-GUARDED = ("", "var", "var/log", "var/run", "var/data", "var/runtime", "var/cache",
-           "var/sockets", "var/nginx") + GUARDED_FILES
+#: must not be able to write any of them; nor, in the second list, any file in them
+#: (from the home's one table of folders, :data:`sarge.layout.FOLDERS`).
+GUARDED = tuple(f.name for f in FOLDERS + LATER if f.guarded)
+GUARDED_FILES = tuple(f.name for f in FOLDERS + LATER if f.guarded_files)
 
 
 def _can_write(st, run_as: RunAs) -> bool:

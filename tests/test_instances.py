@@ -443,7 +443,7 @@ def test_supervisorctl_update_leaves_started_and_stopped_instances_alone(running
 
 def test_supervisord_shuts_down_quickly_with_many_instances(home):
     for _ in range(30):
-        home.new("web")  # supervisord is down: no reload per instance
+        home.lifecycle.new("web")  # supervisord is down: no reload per instance
     start_supervisord(home)
     pid = int(open(home.pidfile).read())
     started = time.monotonic()

@@ -230,7 +230,7 @@ def test_credentials_in_pip_args_are_refused(home):
 
 
 def test_a_readable_build_env_is_refused(home):
-    from sarge.environ import load_build_env
+    from sarge.variables import load_build_env
     from sarge.errors import SettingsError
 
     path = home.build_env_path

@@ -1,0 +1,283 @@
+"""The :class:`Deployer`: deploy, route, rollback, and the destroy an app's state allows."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+from .. import build, unpack
+from ..apps import AppState, check_path, check_timeout, load_state, parse_listen
+from ..commands import run_as as user_for
+from ..errors import DeployError, HomeError, SargeError, UsageError
+from ..files import File, locked, write_file
+from ..frontend import Frontend
+from ..instance import check_app_name
+from ..logs import tail
+from ..ports import check_holder
+from ..variables import configure, load_app_config, save_app_config
+from .plan import can_bind, plan
+from .prepare import prepare
+from .steps import Steps, reason
+from .switch import Switch
+
+
+class Deployer:
+    """Deploys, routes and rolls back the apps of ``home``.
+
+    ``progress(step, seconds, detail)`` is told of each finished step;
+    ``frontend`` and ``environments`` default to the home's nginx and
+    ``var/envs``; ``can_bind`` checks a new front-end address; ``check_holder``
+    (:func:`sarge.ports.check_holder`) proves an instance's port is its own;
+    ``fault`` names a point where sarge kills itself with SIGKILL, for the
+    fault-injection tests (:class:`~sarge.deploy.steps.Steps`): a step's name,
+    ``environment:install`` or ``switch:reload`` (after the app's state is saved,
+    before nginx reloads).
+    """
+
+    def __init__(self, home, *, progress=None, frontend=None, environments=None,
+                 clock=time.monotonic, can_bind=can_bind, check_holder=check_holder,
+                 fault=None):
+        self.home = home
+        self.can_bind = can_bind
+        self.steps = Steps(progress=progress, clock=clock, fault=fault)
+        self._check_holder = check_holder
+        self._frontend = frontend
+        self._environments = environments
+        self._switch = None
+
+    @property
+    def frontend(self):
+        if self._frontend is None:
+            self._frontend = Frontend(self.home, self.home.supervisor, self.home.settings)
+        return self._frontend
+
+    @property
+    def environments(self):
+        if self._environments is None:
+            self._environments = build.Environments.of(
+                self.home.envs_dir, self.home.settings, self.home.python)
+        return self._environments
+
+    @property
+    def switch(self) -> Switch:
+        if self._switch is None:
+            self._switch = Switch(self.home, self.frontend, self.steps, self._check_holder)
+        return self._switch
+
+    def state(self, app) -> AppState:
+        return self.switch.state(app)
+
+    # -- deploy ------------------------------------------------------------------------------
+
+    def deploy(self, source, app, *, listen=None, check=None, timeout=None):
+        """Deploy ``source`` (a folder or a tar archive) as the new version of ``app``."""
+        home, steps, switch = self.home, self.steps, self.switch
+        home.check()
+        check_app_name(app)
+        source = os.path.abspath(source)
+        unpack.source_kind(source)  # refuse what is not a source before making anything
+        listen = parse_listen(listen) if listen is not None else None
+        check = check_path(check) if check is not None else None
+        timeout = check_timeout(timeout) if timeout is not None else None
+        settings = home.settings
+        plan(switch, settings, app, listen, check, timeout, self.can_bind)  # before any lock
+        run_as = user_for(home, settings, app)  # and a user the app cannot run as
+        self.frontend.check_user()
+        home.supervisor.processes()  # supervisord must be running: say so now
+        with switch.app_lock(app):
+            old, state = plan(switch, settings, app, listen, check, timeout, self.can_bind)
+            self._clean(old, keep_all_previous=True)
+            home.log_action("deploy", f"{app} from {source}")
+            with steps.step("new instance") as step:
+                instance = home.lifecycle.new(app, origin="deploy")
+                step["detail"] = f"{instance.id}, port {instance.port}"
+            try:
+                instance = prepare(self, instance, source, run_as)
+                switch.health_check(instance, state)
+                new = state.promote(instance.id)
+                with steps.step("switch") as step:
+                    drain = switch.switch(old, new)
+                    step["detail"] = f"{state.listen} -> {switch.target(instance)}"
+            except BaseException as exc:
+                raise self._abandon(instance.id, exc) from exc
+            self._finish(old.current, new, drain)
+        home.log_action("deployed", f"{app} {instance.id}")
+        return home.get(instance.id)
+
+    def _abandon(self, instance_id, exc) -> BaseException:
+        """Destroy a new instance that failed; return the error to raise."""
+        lines = tail(self.home.log_path(instance_id), 10)
+        try:
+            self.home.lifecycle.destroy(self.home.get(instance_id))
+            removed = f"The new instance {instance_id} was removed"
+        except (SargeError, OSError) as error:
+            removed = (f"The new instance {instance_id} could not all be removed ({error}); "
+                       f"`sarge HOME destroy {instance_id}` finishes it")
+        if not isinstance(exc, Exception):
+            return exc  # KeyboardInterrupt and the like: the new instance is gone, stop here
+        step = exc.step if isinstance(exc, DeployError) and exc.step else "deploy"
+        why = str(exc) if isinstance(exc, DeployError) and exc.step else reason(exc)
+        message = (f"deploy failed at step '{step}': {why}. {removed}; the current version "
+                   "keeps serving.")
+        if lines:
+            message += "\nLast lines of its log:\n" + "\n".join("  " + line for line in lines)
+        return DeployError(message, step=step)
+
+    def _finish(self, old_current, new, drain):
+        """After a switch: drain, stop the instance that served before, clean up."""
+        with self.steps.step("drain") as step:
+            drained = self.frontend.drain(drain)
+            step["detail"] = "old nginx workers gone" if drained else "timed out"
+        if old_current and old_current != new.current:
+            with self.steps.step("stop old") as step:
+                self.home.lifecycle.stop(old_current)
+                step["detail"] = old_current
+        with self.steps.step("clean up") as step:
+            removed = self._clean(new)
+            step["detail"] = f"removed {', '.join(removed)}" if removed else "nothing to remove"
+
+    def _clean(self, state: AppState, keep_all_previous: bool = False) -> list:
+        """Destroy the app's deploy-made instances that are neither current nor kept; return
+        their ids (one not all removed: with a note). After a deploy (not before: a failed
+        deploy's environment serves its retry) also remove the environments no instance
+        uses."""
+        home = self.home
+        keep = state.previous if keep_all_previous else state.previous[:home.settings.keep]
+        wanted = {state.current, *keep}
+        removed = []
+        for instance in home.instances():
+            if (instance.application_name != state.name or instance.origin != "deploy"
+                    or instance.id in wanted):
+                continue
+            try:
+                home.lifecycle.destroy(instance)
+                removed.append(instance.id)
+            except HomeError:
+                # What its app's user left cannot all go: its record stays, the next
+                # clean-up tries again, and this deploy goes on.
+                removed.append(f"{instance.id} (not all of it: `sarge HOME destroy "
+                               f"{instance.id}` says what is left)")
+        if keep_all_previous:
+            return removed
+        if tuple(keep) != state.previous:
+            self.switch.save(state.replace(previous=tuple(keep)))
+        # Under the home lock: a concurrent deploy records its environment (set_processes)
+        # under the same lock, so an environment is never removed between use and record.
+        with home.lock():
+            self.environments.collect(i.virtualenv for i in home.instances())
+        return removed
+
+    # -- route, rollback, destroy ----------------------------------------------------------------
+
+    def route(self, app, instance_id):
+        """Point the front-end of ``app`` at its running instance ``instance_id``."""
+        check_app_name(app)
+        instance = self.home.get(instance_id)
+        if instance.application_name != app:
+            raise UsageError(f"{instance.id} is an instance of {instance.application_name}, "
+                             f"not of {app}")
+        with self.switch.app_lock(app):
+            old = self.state(app)
+            if old.listen is None:
+                raise UsageError(f"{app} has no front-end address yet: deploy it with --listen")
+            if not self._running(instance.id):
+                raise DeployError(f"{instance.id} is not running; start it with "
+                                  f"`sarge HOME start {instance.id}` first")
+            self.switch.health_check(instance, old)
+            with self.steps.step("switch"):
+                drain = self.switch.switch(old, old.promote(instance.id))
+            with self.steps.step("drain"):
+                self.frontend.drain(drain)
+        self.home.log_action("route", f"{app} {instance.id}")
+        return instance
+
+    def _running(self, instance_id) -> bool:
+        info = self.home.supervisor.process(instance_id + ":web")
+        return info is not None and info["statename"] in ("RUNNING", "STARTING")
+
+    def rollback(self, app):
+        """Start the previous instance of ``app``, check it, switch to it, stop the current."""
+        self.home.check()
+        check_app_name(app)
+        with self.switch.app_lock(app):
+            old = self.state(app)
+            if not old.previous:
+                raise DeployError(f"{app} has no previous instance to roll back to")
+            target = self.home.get(old.previous[0])
+            was_running = self._running(target.id)
+            try:
+                with self.steps.step("start") as step:
+                    self.home.lifecycle.start(target.id, wait=False)
+                    step["detail"] = target.id
+                self.switch.health_check(target, old)
+                new = old.promote(target.id)
+                with self.steps.step("switch"):
+                    drain = self.switch.switch(old, new)
+            except SargeError as exc:
+                raise self._failed_rollback(app, target, exc, was_running) from exc
+            self._finish(old.current, new, drain)
+        self.home.log_action("rollback", f"{app} {target.id}")
+        return target
+
+    def _failed_rollback(self, app, target, exc, was_running) -> DeployError:
+        """The error of a rollback that failed, after leaving its target as it was: stopped,
+        and stopped at boot, unless it ran before (a stop that fails too is said)."""
+        also = ""
+        if not was_running:
+            try:
+                self.home.lifecycle.stop(target.id)
+            except SargeError as error:
+                also = f" Stopping {target.id} again failed too: {error}."
+        step = exc.step if isinstance(exc, DeployError) and exc.step else "rollback"
+        return DeployError(f"rollback of {app} to {target.id} failed at step '{step}': {exc}. "
+                           f"The current version keeps serving.{also}", step=step)
+
+    def destroy(self, instance_id) -> None:
+        """Destroy an instance as its app's state allows: never the one its front-end routes
+        to; one kept for rollback is taken off the app's list. Waits for a deploy of the
+        app that is running (the app's deploy lock)."""
+        instance = self.home.get(instance_id)
+        self.home.supervisor.process(instance.id + ":web")  # says so now if it is down
+        app = instance.application_name
+        with locked(self.home.deploy_lock_path(app)):
+            state = load_state(self.home.app_state_path(app), app)
+            if state.current == instance.id:
+                raise HomeError(f"{instance.id} is the instance {app}'s front-end routes "
+                                f"to; deploy or route {app} to another one first")
+            try:
+                self.home.lifecycle.destroy(instance)
+            finally:
+                if instance.id in state.previous:  # unfinished too: its code is gone
+                    state = state.replace(
+                        previous=tuple(p for p in state.previous if p != instance.id))
+                    write_file(File(self.home.app_state_path(app), state.to_json()))
+
+    # -- the app's variables -----------------------------------------------------------------------
+
+    def configure(self, app, assignments=(), unset=()):
+        """Change the app's variables and redeploy its current version with them; when the
+        redeploy fails, the variables are put back as they were. Returns the new instance."""
+        path = self.home.app_config_path(app)
+        if self.state(check_app_name(app)).current is None:
+            raise DeployError(f"{app} has no current instance to redeploy")
+        before = load_app_config(path)
+        existed = os.path.exists(path)
+        configure(self.home, app, assignments, unset)
+        try:
+            return self.redeploy(app)
+        except BaseException:
+            with self.home.lock():
+                if existed:
+                    save_app_config(path, before)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            raise
+
+    def redeploy(self, app):
+        """Deploy the current instance's code again (after a configuration change)."""
+        state = self.state(check_app_name(app))
+        if state.current is None:
+            raise DeployError(f"{app} has no current instance to redeploy")
+        return self.deploy(self.home.instance_dir(state.current), app)

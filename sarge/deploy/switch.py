@@ -1,0 +1,121 @@
+"""What deploy, route and rollback share: the apps' states, their locks, the health check
+that comes before any switch, and the switch of the front-end itself."""
+
+from __future__ import annotations
+
+import contextlib
+
+from .. import health
+from ..apps import AppState, load_state, load_states
+from ..errors import DeployError, InstanceNotFound
+from ..files import File, locked, write_file
+from ..logs import tail
+from ..ports import check_unix_holder
+from ..processes import tree_pids
+
+_DEAD_STATES = {"BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN"}
+
+
+class Switch:
+    """The apps of ``home`` and their front-end ``frontend``; ``steps`` runs the named
+    steps; ``check_holder`` proves a port is the instance's own."""
+
+    def __init__(self, home, frontend, steps, check_holder):
+        self.home = home
+        self.frontend = frontend
+        self.steps = steps
+        self.check_holder = check_holder
+
+    # -- the apps' states ------------------------------------------------------------------
+
+    def state(self, app) -> AppState:
+        return load_state(self.home.app_state_path(app), app)
+
+    def states(self) -> list:
+        return load_states(self.home.apps_dir)
+
+    def save(self, state: AppState) -> None:
+        write_file(File(self.home.app_state_path(state.name), state.to_json()))
+
+    @contextlib.contextmanager
+    def app_lock(self, app):
+        """Hold the app's deploy lock, or refuse at once when another deploy holds it."""
+        try:
+            with locked(self.home.deploy_lock_path(app), blocking=False):
+                yield
+        except BlockingIOError:
+            raise DeployError(f"another deploy, route or rollback of {app} is running; "
+                              "try again when it has finished") from None
+
+    # -- before the switch: the health check -------------------------------------------------
+
+    def health_check(self, instance, state: AppState) -> None:
+        """The step before any switch: wait until ``instance`` answers ``state``'s check,
+        then prove that what answered is the instance's own process tree (a local user
+        may have bound its port first)."""
+        socket = self.home.app_socket(instance.id) if instance.unix_socket else None
+        with self.steps.step("health check") as step:
+            seconds = health.wait_ready(socket or instance.port, state.check, state.timeout,
+                                        alive=lambda: self.died(instance.id),
+                                        clock=self.steps.clock)
+            if socket:
+                check_unix_holder(socket, self.pids(instance), instance.id)
+            else:
+                self.check_holder(instance.port, self.pids(instance), instance.id)
+            step["detail"] = f"GET {state.check} answered after {seconds:.2f}s"
+
+    def died(self, instance_id):
+        """None while the instance's processes live, else what happened to them."""
+        for process in self.home.get(instance_id).processes:
+            info = self.home.supervisor.process(f"{instance_id}:{process}")
+            if info is None or info["statename"] in _DEAD_STATES:
+                status = info["exitstatus"] if info else "?"
+                last = " | ".join(tail(self.home.log_path(instance_id, process), 1))
+                return (f"its {process} process exited (exit status {status}) before it "
+                        f"answered the health check" + (f"; it said: {last}" if last else ""))
+        return None
+
+    def pids(self, instance) -> set:
+        """The pids of the instance's processes and their descendants."""
+        infos = [self.home.supervisor.process(f"{instance.id}:{p}") for p in instance.processes]
+        return tree_pids(info["pid"] for info in infos if info)
+
+    # -- the switch ----------------------------------------------------------------------------
+
+    def routes(self) -> list:
+        """Every app's route, from the states on disk (the caller saved its own first)."""
+        routes = []
+        for state in self.states():
+            if not (state.current and state.listen):
+                continue
+            try:
+                instance = self.home.get(state.current)
+            except InstanceNotFound:
+                # never drop another app's route without a word: it would stop serving
+                raise DeployError(
+                    f"the app {state.name} routes to {state.current}, which has no record: "
+                    "`sarge HOME repair` rebuilds it (or deploy that app again)") from None
+            routes.append({"app": state.name, "instance": instance.id,
+                           "listen": state.listen, "port": instance.port,
+                           "socket": self.home.app_socket(instance.id)
+                           if instance.unix_socket else None})
+        return routes
+
+    def switch(self, old: AppState, new: AppState):
+        """Save ``new`` and point the front-end at its current instance; all of it under the
+        front-end's lock, so that a concurrent deploy of another app never loads routes
+        read before this one saved its state. Returns what is left to drain."""
+        with self.frontend.lock():
+            self.save(new)
+            self.steps.fault_point("switch:reload")
+            try:
+                return self.frontend.apply(self.routes())
+            except BaseException:
+                self.save(old)
+                raise
+
+    def target(self, instance) -> str:
+        """Where the front-end sends an instance's traffic, for a progress line."""
+        if instance.unix_socket:
+            return f"unix:{self.home.app_socket(instance.id)}"
+        return f"127.0.0.1:{instance.port}"
