@@ -17,6 +17,14 @@ from .environ import environment
 from .errors import SettingsError, UsageError
 
 
+def module_argv(python: str, module: str, *args) -> list:
+    """The command line that runs sarge's (or supervisor's) ``module`` with ``python``,
+    isolated (``-I``): neither the working folder nor ``PYTHON*`` variables reach
+    ``sys.path``, so an app's ``secrets.py`` (or ``json.py``, or a ``sarge/`` folder)
+    in the folder it starts from is never imported by a process that runs as root."""
+    return [python, "-I", "-m", module, *map(str, args)]
+
+
 @dataclasses.dataclass(frozen=True)
 class Command:
     """A program to exec: its argv, environment and working directory; the user it runs

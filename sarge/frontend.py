@@ -24,9 +24,9 @@ import subprocess
 import time
 
 from . import render
+from .commands import module_argv
 from .errors import FrontendError, PortTaken, SupervisorError
 from .files import File, locked, read_text, write_file
-from .launch import module_argv
 from .ports import check_holder
 from .users import FRONTEND, others, resolve
 

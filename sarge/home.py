@@ -14,11 +14,11 @@ import os
 import sys
 
 from . import render, users
+from .commands import module_argv
 from .errors import HomeError
 from .files import locked, read_text, write_file
 from .instance import utcnow
 from .instances import InstanceStore
-from .launch import module_argv
 from .layout import FOLDERS, Layout, check_not_world_writable
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).

@@ -24,14 +24,6 @@ import signal
 import sys
 
 
-def module_argv(python: str, module: str, *args) -> list:
-    """The command line that runs sarge's (or supervisor's) ``module`` with ``python``,
-    isolated (``-I``): neither the working folder nor ``PYTHON*`` variables reach
-    ``sys.path``, so an app's ``secrets.py`` (or ``json.py``, or a ``sarge/`` folder)
-    in the folder it starts from is never imported by a process that runs as root."""
-    return [python, "-I", "-m", module, *map(str, args)]
-
-
 def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> None:
     """End what is left of the process group named in ``pidfile``: each member that
     ``belongs`` (a test on a psutil.Process: guards against a reused pid, and against a

@@ -13,11 +13,10 @@ import contextlib
 import os
 
 from . import render, users
-from .commands import run_as
+from .commands import module_argv, run_as
 from .errors import HomeError, NotStartable, ProcessFailed, SupervisordNotRunning
 from .files import File, read_text, write_file
 from .instance import Instance, check_app_name, uses_socket
-from .launch import module_argv
 from .logs import tail
 
 _AUTOSTART = {True: "autostart = true\n", False: "autostart = false\n"}

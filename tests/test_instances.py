@@ -452,4 +452,4 @@ def test_supervisord_shuts_down_quickly_with_many_instances(home):
     psutil.Process(pid).wait(30)
     # supervisord stops one group per tick (1 s) while anything still runs: the crash
     # watch, stopped last, used to make this take about a second per instance
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # was ~30 s: a second per instance

@@ -1,0 +1,92 @@
+"""The shape of the code: imports point one way (no cycle between sarge's modules, nothing
+imports the command line), and only the entry points print or exit."""
+
+import ast
+import os
+
+import pytest
+
+ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sarge")
+
+
+def modules() -> dict:
+    """{dotted name: path} of every module of the package."""
+    found = {}
+    for folder, _, files in os.walk(ROOT):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, os.path.dirname(ROOT))[:-3].replace(os.sep, ".")
+                found[rel[:-9] if rel.endswith(".__init__") else rel] = path
+    return found
+
+
+def imports(name: str, path: str, known) -> set:
+    """The sarge modules ``name`` imports, at any depth of its code (lazy ones too)."""
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in known and t != name)
+    return found
+
+
+def graph() -> dict:
+    known = modules()
+    return {name: imports(name, path, known) for name, path in known.items()}
+
+
+def test_nothing_imports_the_command_line():
+    assert [m for m, deps in graph().items()
+            if "sarge.cli" in deps and m not in ENTRY_POINTS] == []
+
+
+def test_imports_have_no_cycle():
+    edges = graph()
+    # a package's __init__ re-exports its own modules: that is not a cycle
+    for name in edges:
+        edges[name] = {d for d in edges[name] if not d.startswith(name + ".")}
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for dep in sorted(edges[node]):
+            if state.get(dep) == "open":
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(dep):] + [dep]))
+            if dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+
+
+ENTRY_POINTS = {"sarge.cli", "sarge.__main__", "sarge.launch", "sarge.crashwatch",
+                "sarge.supervisord.launch", "sarge.supervisord.crashwatch"}
+
+
+@pytest.mark.parametrize("name", sorted(set(modules()) - ENTRY_POINTS))
+def test_the_core_never_prints_or_exits(name):
+    tree = ast.parse(open(modules()[name], encoding="utf-8").read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else (
+                f"{getattr(func.value, 'id', '')}.{func.attr}"
+                if isinstance(func, ast.Attribute) else "")
+            assert called not in ("print", "sys.exit", "exit", "click.echo"), \
+                f"{name} line {node.lineno} calls {called}"
