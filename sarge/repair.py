@@ -49,6 +49,7 @@ from .commands import run_as
 from .variables import load_app_config, save_app_config
 from .errors import SargeError, SupervisorError
 from .files import File, read_text, write_file
+from .frontend import routes as saved_routes
 from .layout import FOLDERS
 from .instance import INSTANCE_ID_RE, Instance, check_app_name, uses_socket
 
@@ -312,8 +313,13 @@ class Repair:
             key=age, reverse=True))
 
     def _routes(self) -> dict:
-        """app -> (listen, instance id), from the nginx configuration sarge wrote."""
+        """app -> (listen, instance id), from the routes the front-end was last given
+        (``etc/nginx/routes.json``); for a home from before sarge saved them, from the
+        comments of the nginx configuration it wrote."""
         home = self.home
+        saved = saved_routes.load(home.routes_path)
+        if saved is not None:
+            return {r["app"]: (r["listen"], r["instance"]) for r in saved}
         path = home.nginx_sites if home.settings.frontend == "system" else home.nginx_conf
         text = _text(path)[0] or ""
         routes = {}

@@ -11,7 +11,7 @@ from ..apps import AppState, check_path, check_timeout, load_state, parse_listen
 from ..commands import run_as as user_for
 from ..errors import DeployError, HomeError, SargeError, UsageError
 from ..files import File, locked, write_file
-from ..frontend import Frontend
+from ..frontend import frontend_for
 from ..instance import check_app_name
 from ..logs import tail
 from ..ports import check_holder
@@ -49,7 +49,8 @@ class Deployer:
     @property
     def frontend(self):
         if self._frontend is None:
-            self._frontend = Frontend(self.home, self.home.supervisor, self.home.settings)
+            self._frontend = frontend_for(self.home, self.home.supervisor, self.home.settings,
+                                          python=self.home.python)
         return self._frontend
 
     @property

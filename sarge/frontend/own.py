@@ -1,4 +1,4 @@
-"""The front-end: nginx, pointed at the current instance of each app.
+"""sarge's own nginx: a program of the home's supervisord, reloaded gracefully.
 
 In the default mode sarge runs its own nginx as the program ``nginx`` of the
 home's supervisord, from ``etc/nginx/nginx.conf``, with its pid, temporary
@@ -8,61 +8,35 @@ with ``nginx -t``, and only then put in place and loaded by a graceful reload
 ones finish the requests they hold. A configuration nginx refuses is never
 loaded; a reload nginx could not apply (it keeps the old configuration then)
 is detected, because no new workers appear, and the old file is put back.
-
-In ``system`` mode sarge writes ``etc/nginx/sites.conf`` (server blocks only)
-for the machine's nginx to include, and runs the configured test and reload
-commands.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
-import shlex
 import shutil
-import subprocess
-import time
+import socket
 
-from . import render
-from .commands import module_argv
-from .errors import FrontendError, PortTaken, SupervisorError
-from .files import File, locked, read_text, write_file
-from .ports import check_holder
-from .users import FRONTEND, others, resolve
+
+from .. import render
+from ..commands import module_argv
+from ..errors import FrontendError, PortTaken, SupervisorError
+from ..files import File, read_text, write_file
+from ..logs import tail
+from ..processes import tree_pids
+from ..users import FRONTEND, others, resolve
+from .base import Drain, Frontend, _restore
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
                 "[frontend] nginx in etc/sarge.toml to its path")
 
 
-class Drain:
-    """What a switch left to finish: the nginx workers that were serving before it."""
+class OwnNginx(Frontend):
+    """The home's own nginx (see the module's docstring)."""
 
-    def __init__(self, workers=(), grace: float = 0.0):
-        self.workers = list(workers)
-        self.grace = grace
-
-
-class Frontend:
-    """The nginx front-end of a home.
-
-    ``layout`` gives the paths (a :class:`~sarge.home.Home`); ``supervisor`` is
-    the home's supervisord client; ``run`` runs a command (``subprocess.run``);
-    ``check_holder`` (:func:`sarge.ports.check_holder`) proves nginx holds its ports.
-    """
-
-    def __init__(self, layout, supervisor, settings, *, run=subprocess.run, sleep=time.sleep,
-                 clock=time.monotonic, check_holder=check_holder):
-        self.layout = layout
-        self.check_holder = check_holder
-        self.supervisor = supervisor
-        self.settings = settings
-        self.run = run
-        self.sleep = sleep
-        self.clock = clock
-        self._nginx = None
-        self._has_e = None
-
-    # -- nginx itself ----------------------------------------------------------------------
+    _nginx = None
+    _has_e = None
 
     def nginx(self) -> str:
         """The nginx executable, or :class:`FrontendError` saying how to install it."""
@@ -108,38 +82,18 @@ class Frontend:
         :class:`~sarge.errors.SettingsError` when it cannot be (:func:`sarge.users.resolve`),
         or is not apart from every app's user: an app that could signal nginx's workers
         could stop the front-end of every home, and read the other apps' traffic."""
-        if self.settings.frontend != "nginx":
-            return None
         named = self.settings.frontend_user or ("nobody" if os.geteuid() == 0 else "")
         run_as = resolve(named, FRONTEND, self.layout.path, self.layout.settings_path,
                          apart_from=others(self.settings, FRONTEND))
         if run_as is None:
             return None
-        import grp
-
         try:
             group = grp.getgrgid(run_as.gid).gr_name
         except KeyError:
             group = str(run_as.gid)
         return (run_as.name, group)
 
-    # -- switching -------------------------------------------------------------------------------
-
-    def apply(self, routes: list) -> Drain:
-        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port).
-
-        Hold :meth:`lock` from reading the apps' states that ``routes`` come from
-        until this returns, so that concurrent deploys never load stale routes.
-        """
-        if self.settings.frontend == "system":
-            return self._apply_system(routes)
-        return self._apply_own(routes)
-
-    def lock(self):
-        """The front-end's lock: hold it from reading the apps' states to the reload."""
-        return locked(self.layout.frontend_lock_path)
-
-    def _apply_own(self, routes) -> Drain:
+    def _apply(self, routes) -> Drain:
         layout = self.layout
         for sub in ("", "/client_body", "/proxy", "/fastcgi", "/uwsgi", "/scgi"):
             os.makedirs(layout.nginx_prefix + sub, exist_ok=True)
@@ -172,7 +126,7 @@ class Frontend:
         """Start nginx, or reload it gracefully; return the workers that must drain."""
         info = self.supervisor.process("nginx")
         if info is None:
-            command = module_argv(self.layout.python, "sarge.launch", "--nginx",
+            command = module_argv(self.python, "sarge.launch", "--nginx",
                                   self.layout.nginx_pidfile,
                                   *self._argv(self.layout.nginx_conf))
             write_file(render.nginx_program(
@@ -209,10 +163,6 @@ class Frontend:
         """Wait until nginx accepts connections on every route's address, or has failed;
         then prove that nginx holds each (a local user may have bound one first while
         nginx was down: only ports below 1024 are root's alone)."""
-        import socket
-
-        from .processes import tree_pids
-
         deadline = self.clock() + timeout
         for route in routes:
             host, _, port = route["listen"].rpartition(":")
@@ -263,53 +213,8 @@ class Frontend:
             return []
 
     def _error_tail(self) -> str:
-        from .logs import tail
-
         lines = tail(os.path.join(self.layout.log_dir, "nginx-error.log"), 5)
         for line in reversed(lines):
             if "[emerg]" in line or "[alert]" in line:
                 return line
         return lines[-1] if lines else "see var/log/nginx-error.log"
-
-    def _apply_system(self, routes) -> Drain:
-        path = self.layout.nginx_sites
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        old_text = read_text(path)
-        write_file(render.nginx_sites(path, routes=routes))
-        try:
-            for name in ("test_command", "reload_command"):
-                command = getattr(self.settings, name)
-                try:
-                    result = self.run(shlex.split(command), capture_output=True, text=True)
-                except (OSError, ValueError) as exc:
-                    raise FrontendError(f"[frontend] {name} `{command}` cannot run: "
-                                        f"{exc}") from exc
-                if result.returncode != 0:
-                    output = (result.stderr or result.stdout).strip().splitlines()
-                    raise FrontendError(f"[frontend] {name} `{command}` failed: "
-                                        f"{output[-1] if output else result.returncode}")
-        except BaseException:
-            _restore(path, old_text)
-            raise
-        # The machine's nginx workers are not ours to watch: give them a fixed grace.
-        return Drain(grace=2.0)
-
-    def drain(self, drain: Drain) -> bool:
-        """Wait until the workers of before the switch have exited; False on timeout."""
-        import psutil
-
-        if drain.grace:
-            self.sleep(drain.grace)
-        if not drain.workers:
-            return True
-        gone, alive = psutil.wait_procs(drain.workers, timeout=self.settings.drain_timeout)
-        return not alive
-
-
-def _restore(path: str, text) -> None:
-    """Put back the file that was at ``path`` (None: there was none)."""
-    if text is None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    else:
-        write_file(File(path, text))

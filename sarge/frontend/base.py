@@ -1,0 +1,95 @@
+"""The front-end: nginx, pointed at the current instance of each app; two kinds behind
+one small interface (:class:`Frontend`): lock, check_user, apply(routes), drain.
+
+- :class:`~sarge.frontend.own.OwnNginx` (``[frontend] mode = "nginx"``, the
+  default): sarge runs its own nginx as the program ``nginx`` of the home's
+  supervisord, from ``etc/nginx/nginx.conf``, reloaded gracefully at each switch;
+- :class:`~sarge.frontend.system.SystemNginx` (``mode = "system"``): sarge writes
+  ``etc/nginx/sites.conf`` (server blocks only) for the machine's nginx to include,
+  and runs the configured test and reload commands.
+
+Either way the routes it was given are saved as data (``etc/nginx/routes.json``,
+:mod:`sarge.frontend.routes`) once nginx has them, for ``repair`` to read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+
+from ..files import File, locked, write_file
+from ..ports import check_holder
+from . import routes as saved_routes
+
+
+class Drain:
+    """What a switch left to finish: the nginx workers that were serving before it."""
+
+    def __init__(self, workers=(), grace: float = 0.0):
+        self.workers = list(workers)
+        self.grace = grace
+
+
+class Frontend:
+    """What both front-ends share. ``layout`` gives the paths; ``supervisor`` is the
+    home's supervisord client; ``settings`` its settings; ``python`` the interpreter of
+    sarge's launcher; ``run`` runs a command (``subprocess.run``); ``sleep`` and
+    ``clock`` wait; ``check_holder`` (:func:`sarge.ports.check_holder`) proves nginx
+    holds its ports."""
+
+    def __init__(self, layout, supervisor, settings, *, python=sys.executable,
+                 run=subprocess.run, sleep=time.sleep, clock=time.monotonic,
+                 check_holder=check_holder):
+        self.layout = layout
+        self.supervisor = supervisor
+        self.settings = settings
+        self.python = python
+        self.run = run
+        self.sleep = sleep
+        self.clock = clock
+        self.check_holder = check_holder
+
+    def lock(self):
+        """The front-end's lock: hold it from reading the apps' states to the reload, so
+        that concurrent deploys never load stale routes."""
+        return locked(self.layout.frontend_lock_path)
+
+    def check_user(self):
+        """(user, group) that nginx's workers run as, when sarge chooses it; else None."""
+        return None
+
+    def apply(self, routes: list) -> Drain:
+        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port, socket),
+        then save them as data; return what is left to drain."""
+        drain = self._apply(routes)
+        saved_routes.save(self.layout.routes_path, routes)
+        return drain
+
+    def _apply(self, routes: list) -> Drain:  # pragma: no cover - each kind has its own
+        raise NotImplementedError
+
+    def drain(self, drain: Drain) -> bool:
+        """Wait until the workers of before the switch have exited; False on timeout."""
+        import psutil  # lazily, as everywhere: it costs a command's start-up
+
+        if drain.grace:
+            self.sleep(drain.grace)
+        if not drain.workers:
+            return True
+        gone, alive = psutil.wait_procs(drain.workers, timeout=self.settings.drain_timeout)
+        return not alive
+
+
+
+
+def _restore(path: str, text) -> None:
+    """Put back the file that was at ``path`` (None: there was none)."""
+    if text is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    else:
+        write_file(File(path, text))

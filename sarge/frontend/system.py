@@ -1,0 +1,39 @@
+"""The machine's nginx: sarge writes ``etc/nginx/sites.conf`` (server blocks only) for it
+to include, and runs ``[frontend] test_command`` and ``reload_command``."""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+from .. import render
+from ..errors import FrontendError
+from ..files import read_text, write_file
+from .base import Drain, Frontend, _restore
+
+
+class SystemNginx(Frontend):
+    """The machine's nginx (see the module's docstring)."""
+
+    def _apply(self, routes) -> Drain:
+        path = self.layout.nginx_sites
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        old_text = read_text(path)
+        write_file(render.nginx_sites(path, routes=routes))
+        try:
+            for name in ("test_command", "reload_command"):
+                command = getattr(self.settings, name)
+                try:
+                    result = self.run(shlex.split(command), capture_output=True, text=True)
+                except (OSError, ValueError) as exc:
+                    raise FrontendError(f"[frontend] {name} `{command}` cannot run: "
+                                        f"{exc}") from exc
+                if result.returncode != 0:
+                    output = (result.stderr or result.stdout).strip().splitlines()
+                    raise FrontendError(f"[frontend] {name} `{command}` failed: "
+                                        f"{output[-1] if output else result.returncode}")
+        except BaseException:
+            _restore(path, old_text)
+            raise
+        # The machine's nginx workers are not ours to watch: give them a fixed grace.
+        return Drain(grace=2.0)
