@@ -26,8 +26,8 @@ import time
 from . import render
 from .errors import FrontendError, PortTaken, SupervisorError
 from .files import locked, read_text, write_file
-from .launch import module_argv
 from .ports import check_holder
+from .supervisord.launch import module_argv
 from .users import FRONTEND, others, resolve
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
@@ -172,7 +172,7 @@ class Frontend:
         """Start nginx, or reload it gracefully; return the workers that must drain."""
         info = self.supervisor.process("nginx")
         if info is None:
-            command = module_argv(self.layout.python, "sarge.launch", "--nginx",
+            command = module_argv(self.layout.python, "sarge.supervisord.launch", "--nginx",
                                   self.layout.nginx_pidfile,
                                   *self._argv(self.layout.nginx_conf))
             write_file(render.nginx_program(

@@ -41,8 +41,8 @@ from .errors import (
 )
 from .files import locked, read_text, remove_tree, write_file
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
-from .launch import module_argv
 from .layout import Layout, check_not_world_writable
+from .supervisord.launch import module_argv
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
 MAX_SOCKET_PATH = 107
@@ -71,7 +71,7 @@ class Home(Layout):
     @property
     def supervisor(self):
         if self._supervisor is None:
-            from .supervisor import Supervisor
+            from .supervisord.client import Supervisor
 
             self._supervisor = Supervisor(
                 self.socket_path, hint=f"start it with {self._p('bin', 'supervisord')}"
@@ -286,8 +286,8 @@ class Home(Layout):
         """The supervisord program file of ``instance`` (one group, a program per process)."""
         programs = [
             {"type": process, "program": f"{instance.id}_{process}",
-             "command": module_argv(self.python, "sarge.launch", self.path, instance.id,
-                                    process),
+             "command": module_argv(self.python, "sarge.supervisord.launch", self.path,
+                                    instance.id, process),
              "log_file": self.log_path(instance.id, process)}
             for process in sorted(instance.processes, key=lambda p: (p != "web", p))
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from . import processes
-from .crashwatch import crashed
+from .supervisord.crashwatch import crashed
 
 STATES = ("stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "unknown")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 
-from .errors import ProcessFailed, SupervisordNotRunning, SupervisorError
+from ..errors import ProcessFailed, SupervisordNotRunning, SupervisorError
 
 # supervisor.xmlrpc.Faults, repeated here so that importing this module stays cheap.
 UNKNOWN_METHOD = 1

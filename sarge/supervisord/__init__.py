@@ -1,0 +1,10 @@
+"""The supervisord side of sarge: what talks to the home's supervisord, and what it runs.
+
+- :mod:`~sarge.supervisord.client`: the XML-RPC client sarge's commands use (one fault
+  translator, into :mod:`sarge.errors`);
+- :mod:`~sarge.supervisord.rpc`: the ``sarge.*`` extension loaded into supervisord;
+- :mod:`~sarge.supervisord.launch`: the launcher supervisord runs for every process;
+- :mod:`~sarge.supervisord.crashwatch`: the event listener that ends crash loops.
+
+Importing the package imports none of them.
+"""
