@@ -42,6 +42,7 @@ from .errors import (
 from .files import locked, read_text, remove_tree, write_file
 from .instance import Instance, check_app_name, check_id, new_id, utcnow
 from .layout import Layout, check_not_world_writable
+from .supervisord import crashmark
 from .supervisord.launch import module_argv
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
@@ -389,8 +390,7 @@ class Home(Layout):
         with self.instance_lock(instance.id):
             self._ensure_known(instance.id)
             self._set_autostart(instance, True, tell=False)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.crash_path(instance.id))
+            crashmark.clear(self, instance.id)
             self.log_action("start", instance.id)
             try:
                 return self.supervisor.start_group(instance.id, wait=wait)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from . import processes
-from .supervisord.crashwatch import crashed
+from .supervisord import crashmark
 
 STATES = ("stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "unknown")
 
@@ -29,7 +27,7 @@ def state_of(home, instance_id, info) -> str:
     if info is None:
         return "unknown"
     state = info["statename"].lower()
-    if state == "stopped" and os.path.exists(home.crash_path(instance_id)):
+    if state == "stopped" and crashmark.exists(home, instance_id):
         return "fatal"
     return state if state in STATES else "unknown"
 
@@ -71,7 +69,7 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
             "id": instance.id, "application_name": instance.application_name,
             "port": instance.port, "state": state, "pid": pid, "uptime": uptime,
             "exitstatus": info["exitstatus"] if info else None,
-            "crashed": crashed(home, instance.id),
+            "crashed": crashmark.read(home, instance.id),
             "processes": 0, "memory_rss": None, "cpu_percent": None, "cpu_seconds": None,
             "user": None,
         })

@@ -4,6 +4,9 @@ and the module names that homes made before 0.2 keep in their files."""
 import os
 import subprocess
 
+from sarge.layout import Layout
+from sarge.supervisord import crashmark
+
 from .conftest import get, kill_home, new, put_server, sarge, start_supervisord
 
 
@@ -38,3 +41,24 @@ def test_a_home_made_before_0_2_keeps_working(home):
         assert " sarge.crashwatch " in cmdline
     finally:
         kill_home(home)
+
+
+def test_the_crash_mark_is_written_read_and_cleared(tmp_path):
+    layout = Layout(tmp_path)
+    os.makedirs(layout.state_dir("web-abc123"))
+    os.makedirs(layout.log_dir)
+    with open(layout.log_path("web-abc123", "worker"), "w") as f:
+        f.write("".join(f"line {n}\n" for n in range(10)))
+    assert crashmark.read(layout, "web-abc123") is None
+    assert not crashmark.exists(layout, "web-abc123")
+    crashmark.write(layout, "web-abc123", "worker", "worker exited 3 times", 3)
+    mark = crashmark.read(layout, "web-abc123")
+    assert mark["reason"] == "worker exited 3 times" and mark["exitstatus"] == 3
+    assert mark["process"] == "worker" and mark["log"] == [f"line {n}" for n in range(5, 10)]
+    assert crashmark.exists(layout, "web-abc123")
+    with open(layout.crash_path("web-abc123"), "w") as f:
+        f.write("{damaged")
+    assert crashmark.read(layout, "web-abc123") == {"reason": "crash loop (damaged record)"}
+    crashmark.clear(layout, "web-abc123")
+    crashmark.clear(layout, "web-abc123")  # none is fine
+    assert not crashmark.exists(layout, "web-abc123")

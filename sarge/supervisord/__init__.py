@@ -4,7 +4,8 @@
   translator, into :mod:`sarge.errors`);
 - :mod:`~sarge.supervisord.rpc`: the ``sarge.*`` extension loaded into supervisord;
 - :mod:`~sarge.supervisord.launch`: the launcher supervisord runs for every process;
-- :mod:`~sarge.supervisord.crashwatch`: the event listener that ends crash loops.
+- :mod:`~sarge.supervisord.crashwatch`: the event listener that ends crash loops;
+- :mod:`~sarge.supervisord.crashmark`: the crash mark, ``var/run/ID/crashed.json``.
 
 Importing the package imports none of them.
 """

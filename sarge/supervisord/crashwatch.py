@@ -50,11 +50,12 @@ class CrashWatch:
 
     def stop(self, instance_id: str, process: str, count: int) -> None:
         from ..errors import SargeError
+        from . import crashmark
 
         reason = (f"{process} exited {count} times in {self.window:g}s (more than "
                   f"[processes] crash_limit = {self.limit}); stopped")
         try:
-            mark(self.home, instance_id, process, reason, self.last_status(process))
+            crashmark.write(self.home, instance_id, process, reason, self.last_status(process))
             self.home.stop(instance_id)
         except SargeError as exc:
             sys.stderr.write(f"sarge-crashwatch: cannot stop {instance_id}: {exc}\n")
@@ -81,34 +82,6 @@ class CrashWatch:
             if found:
                 return int(found.group(1))
         return None
-
-
-def mark(home, instance_id, process, reason, exitstatus) -> None:
-    """Record that the crash watch stopped the instance, and why (``var/run/ID/crashed.json``;
-    ``start`` removes it)."""
-    import json
-
-    from ..files import write_file
-    from ..instance import utcnow
-    from ..logs import tail
-    from ..render import File
-
-    record = {"reason": reason, "process": process, "exitstatus": exitstatus,
-              "time": utcnow(), "log": tail(home.log_path(instance_id, process), 5)}
-    write_file(File(home.crash_path(instance_id), json.dumps(record, indent=2)))
-
-
-def crashed(home, instance_id):
-    """What the crash watch recorded when it stopped the instance, or None."""
-    import json
-
-    from ..files import read_text
-
-    text = read_text(home.crash_path(instance_id))
-    try:
-        return None if text is None else json.loads(text)
-    except ValueError:
-        return {"reason": "crash loop (damaged record)"}
 
 
 def _headers(line: str) -> dict:
