@@ -38,8 +38,7 @@ from .frontend import Frontend
 from .instance import check_app_name
 from .ports import check_holder, check_unix_holder
 from .render import File
-
-_DEAD_STATES = {"BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN"}
+from .supervisord import states
 
 
 def can_bind(listen: str) -> bool:
@@ -172,7 +171,7 @@ class Deployer:
 
         for process in self.home.get(instance_id).processes:
             info = self.home.supervisor.process(f"{instance_id}:{process}")
-            if info is None or info["statename"] in _DEAD_STATES:
+            if info is None or info["statename"] in states.DEAD:
                 status = info["exitstatus"] if info else "?"
                 last = " | ".join(tail(self.home.log_path(instance_id, process), 1))
                 return (f"its {process} process exited (exit status {status}) before it "
@@ -385,7 +384,7 @@ class Deployer:
             if old.listen is None:
                 raise UsageError(f"{app} has no front-end address yet: deploy it with --listen")
             info = self.home.supervisor.process(instance.id + ":web")
-            if info is None or info["statename"] not in ("RUNNING", "STARTING"):
+            if info is None or info["statename"] not in states.UP:
                 raise DeployError(f"{instance.id} is not running; start it with "
                                   f"`sarge HOME start {instance.id}` first")
             self._health_check(instance, old)
@@ -409,7 +408,7 @@ class Deployer:
                 raise DeployError(f"{app} has no previous instance to roll back to")
             target = self.home.get(old.previous[0])
             info = self.home.supervisor.process(target.id + ":web")
-            was_running = info is not None and info["statename"] in ("RUNNING", "STARTING")
+            was_running = info is not None and info["statename"] in states.UP
             try:
                 with self._step("start") as step:
                     self.home.start(target.id, wait=False)

@@ -27,6 +27,7 @@ from . import render
 from .errors import FrontendError, PortTaken, SupervisorError
 from .files import locked, read_text, write_file
 from .ports import check_holder
+from .supervisord import states
 from .supervisord.launch import module_argv
 from .users import FRONTEND, others, resolve
 
@@ -230,7 +231,7 @@ class Frontend:
                     taken = exc
                 except OSError:
                     pass
-                if info is None or info["statename"] in ("BACKOFF", "FATAL", "EXITED"):
+                if info is None or info["statename"] in states.FAILED:
                     raise taken or FrontendError(f"nginx did not start: {self._error_tail()}")
                 if self.clock() > deadline:
                     raise taken or FrontendError(f"nginx does not answer on {route['listen']}"
@@ -245,7 +246,7 @@ class Frontend:
         its pid is in the file, whatever supervisord's state."""
         deadline = self.clock() + timeout
         pidfile = self.layout.nginx_pidfile
-        while info["statename"] in ("STARTING", "BACKOFF", "RUNNING"):
+        while info["statename"] in states.RUNNING:
             if info["statename"] != "BACKOFF" and read_text(pidfile) == f"{info['pid']}\n":
                 return dict(info, statename="RUNNING")
             if self.clock() > deadline:

@@ -49,6 +49,7 @@ from .environ import load_app_config, run_as, save_app_config
 from .errors import SargeError, SupervisorError
 from .files import read_text, write_file
 from .instance import INSTANCE_ID_RE, Instance, check_app_name, uses_socket
+from .supervisord import states
 
 
 @dataclasses.dataclass
@@ -343,8 +344,8 @@ class Repair:
             if problem is None:
                 continue
             info = running.get(f"{instance_id}:web") if running is not None else None
-            autostart = instance_id in currents or info is not None and info["statename"] in (
-                "RUNNING", "STARTING", "BACKOFF")
+            autostart = instance_id in currents or (
+                info is not None and info["statename"] in states.RUNNING)
             file = home.program_file(instance, autostart)
 
             def fix(file=file, instance_id=instance_id, known=info is not None):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from . import processes
-from .supervisord import crashmark
-
-STATES = ("stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "unknown")
+from .supervisord import crashmark, states
 
 
 def roles(home) -> dict:
@@ -29,7 +27,7 @@ def state_of(home, instance_id, info) -> str:
     state = info["statename"].lower()
     if state == "stopped" and crashmark.exists(home, instance_id):
         return "fatal"
-    return state if state in STATES else "unknown"
+    return state if state.upper() in states.NAMES else "unknown"
 
 
 def listing(home):

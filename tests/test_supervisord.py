@@ -62,3 +62,16 @@ def test_the_crash_mark_is_written_read_and_cleared(tmp_path):
     crashmark.clear(layout, "web-abc123")
     crashmark.clear(layout, "web-abc123")  # none is fine
     assert not crashmark.exists(layout, "web-abc123")
+
+
+def test_the_state_sets_are_supervisors():
+    from sarge.supervisord import states
+
+    assert states.NAMES == ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED",
+                            "FATAL", "UNKNOWN")
+    assert states.RUNNING == {"STARTING", "RUNNING", "BACKOFF"}
+    assert states.STOPPED == {"STOPPED", "EXITED", "FATAL", "UNKNOWN"}
+    assert states.UP == {"RUNNING", "STARTING"}
+    assert states.FAILED == {"BACKOFF", "EXITED", "FATAL"}
+    assert states.DEAD == {"BACKOFF", "EXITED", "FATAL", "STOPPED", "UNKNOWN"}
+    assert "STOPPING" not in states.RUNNING | states.STOPPED | states.DEAD
