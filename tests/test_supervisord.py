@@ -3,11 +3,38 @@ and the module names that homes made before 0.2 keep in their files."""
 
 import os
 import subprocess
+import time
+import xmlrpc.client
+
+import pytest
 
 from sarge.layout import Layout
 from sarge.supervisord import crashmark
 
-from .conftest import get, kill_home, new, put_server, sarge, start_supervisord
+from .conftest import (
+    deploy,
+    edit_settings,
+    get,
+    kill_home,
+    listen_port,
+    new,
+    put_server,
+    sarge,
+    start_supervisord,
+)
+
+
+def supervisorctl(h, *args):
+    return subprocess.run([os.path.join(h.path, "bin", "supervisorctl"), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def raw_rpc(h):
+    """supervisord's XML-RPC, without sarge's client in between."""
+    from supervisor.xmlrpc import SupervisorTransport
+
+    return xmlrpc.client.ServerProxy(
+        "http://127.0.0.1", transport=SupervisorTransport(None, None, "unix://" + h.socket_path))
 
 
 def test_a_home_made_before_0_2_keeps_working(home):
@@ -75,3 +102,55 @@ def test_the_state_sets_are_supervisors():
     assert states.FAILED == {"BACKOFF", "EXITED", "FATAL"}
     assert states.DEAD == {"BACKOFF", "EXITED", "FATAL", "STOPPED", "UNKNOWN"}
     assert "STOPPING" not in states.RUNNING | states.STOPPED | states.DEAD
+
+
+def one_line_error(result):
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+def test_commands_say_in_one_line_that_supervisord_is_shutting_down(home, webapp):
+    # an instance that ignores SIGTERM holds supervisord in SHUTDOWN_STATE for stopwaitsecs
+    edit_settings(home, {"stopwaitsecs = 5": "stopwaitsecs = 60"})
+    start_supervisord(home)
+    try:
+        instance_id = new(home)
+        put_server(home, instance_id, script="#!/bin/sh\ntrap '' TERM\nexec sleep 300\n")
+        sarge(home, "start", instance_id, check=True)
+        assert supervisorctl(home, "shutdown").returncode == 0
+        with pytest.raises(xmlrpc.client.Fault) as fault:
+            raw_rpc(home).supervisor.getState()
+        assert fault.value.faultCode == 6  # SHUTDOWN_STATE
+        started = time.monotonic()
+        for args in (["list"], ["status"], ["status", instance_id],
+                     ["deploy", str(webapp), "--app", "web", "--listen",
+                      f"127.0.0.1:{listen_port(40)}"]):
+            message = one_line_error(sarge(home, *args))
+            assert "supervisord is shutting down" in message, message
+            assert os.path.join(home.path, "bin", "supervisord") in message, message
+        assert time.monotonic() - started < 50  # all of it while supervisord was shutting down
+    finally:
+        kill_home(home)
+
+
+def test_every_fault_becomes_a_sarge_error_with_its_code():
+    from supervisor.xmlrpc import Faults
+
+    from sarge.errors import ProcessFailed, SupervisordShuttingDown, SupervisorError
+    from sarge.supervisord.client import Supervisor
+
+    client = Supervisor("/nowhere.sock", hint="start it with /h/bin/supervisord")
+    for name, code in vars(Faults).items():
+        if name.startswith("_"):
+            continue
+        error = client.error(code, f"{name}: web-abc123:web", "web-abc123:web", "stopProcess")
+        assert isinstance(error, SupervisorError) and error.code == code, name
+        assert "{" not in str(error) and ("web-abc123" in str(error) or name in (
+            "UNKNOWN_METHOD", "SHUTDOWN_STATE", "CANT_REREAD")), (name, str(error))
+    shutting = client.error(Faults.SHUTDOWN_STATE, "SHUTDOWN_STATE", "x", "getState")
+    assert isinstance(shutting, SupervisordShuttingDown)
+    assert "start it with /h/bin/supervisord" in str(shutting)
+    assert isinstance(client.error(Faults.SPAWN_ERROR, "SPAWN_ERROR", "x"), ProcessFailed)
+    assert client.error(999, "NEW_FAULT", "x").code == 999

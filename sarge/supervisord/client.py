@@ -3,30 +3,50 @@
 It speaks the protocol ``supervisorctl`` speaks, with supervisor's own
 transport, so whatever sarge does, ``bin/supervisorctl status`` shows.  The
 client knows a socket path and program names, nothing of homes or instances.
-supervisord's faults and socket errors become :mod:`sarge.errors` exceptions.
+
+Every call goes through one translator: a socket error becomes
+:class:`~sarge.errors.SupervisordNotRunning` (or :class:`~sarge.errors.SupervisorError`),
+and every Fault supervisord answers a :class:`~sarge.errors.SupervisorError` (or a
+subclass: :class:`~sarge.errors.SupervisordShuttingDown`,
+:class:`~sarge.errors.ProcessFailed`) whose ``code`` is the fault's, one of
+``supervisor.xmlrpc.Faults``, and whose message names the program and what to do.
+Methods that expect a fault (an unknown name, a program added already) test that
+``code``.  supervisor's XML-RPC modules are imported on the first call, so that
+importing this one stays cheap.
 """
 
 from __future__ import annotations
 
 import errno
 
-from ..errors import ProcessFailed, SupervisordNotRunning, SupervisorError
-
-# supervisor.xmlrpc.Faults, repeated here so that importing this module stays cheap.
-UNKNOWN_METHOD = 1
-BAD_NAME = 10
-NO_FILE = 20
-NOT_EXECUTABLE = 21
-ABNORMAL_TERMINATION = 40
-SPAWN_ERROR = 50
-ALREADY_STARTED = 60
-NOT_RUNNING = 70
-SUCCESS = 80
-ALREADY_ADDED = 90
-STILL_RUNNING = 91
-CANT_REREAD = 92
+from ..errors import ProcessFailed, SupervisordNotRunning, SupervisordShuttingDown, SupervisorError
 
 _NOT_RUNNING_ERRNOS = {errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK}
+
+#: What each fault (by its name in ``supervisor.xmlrpc.Faults``) becomes: the error's class
+#: and its message, with ``{subject}`` (the program, group or file the call was about),
+#: ``{method}``, ``{text}`` (supervisord's fault string) and ``{hint}``.
+_FAULTS = {
+    "UNKNOWN_METHOD": (SupervisorError, "supervisord has no method {method}"),
+    "INCORRECT_PARAMETERS": (SupervisorError, "supervisord refused {method}'s arguments: {text}"),
+    "BAD_ARGUMENTS": (SupervisorError, "supervisord refused {method}'s arguments: {text}"),
+    "SIGNATURE_UNSUPPORTED": (SupervisorError, "supervisord refused {method}: {text}"),
+    "SHUTDOWN_STATE": (SupervisordShuttingDown, "supervisord is shutting down (it stops its "
+                       "processes, then exits); once it has exited, {hint} again"),
+    "BAD_NAME": (SupervisorError, "supervisord does not know {subject}; run `sarge HOME init` "
+                 "or restart supervisord"),
+    "BAD_SIGNAL": (SupervisorError, "supervisord cannot send {subject} that signal: {text}"),
+    "NO_FILE": (ProcessFailed, "supervisord cannot run {subject}: {text}"),
+    "NOT_EXECUTABLE": (ProcessFailed, "supervisord cannot run {subject}: {text}"),
+    "ABNORMAL_TERMINATION": (ProcessFailed, "{subject} exited as soon as it was started"),
+    "SPAWN_ERROR": (ProcessFailed, "{subject} exited as soon as it was started"),
+    "ALREADY_STARTED": (SupervisorError, "{subject} is running already"),
+    "NOT_RUNNING": (SupervisorError, "{subject} is not running"),
+    "ALREADY_ADDED": (SupervisorError, "supervisord has {subject} already"),
+    "STILL_RUNNING": (ProcessFailed, "{subject} is still running; stop it first"),
+    "CANT_REREAD": (SupervisorError, "supervisord cannot read its configuration: {text}"),
+}
+_OTHER_FAULT = (SupervisorError, "supervisord failed on {subject}: {text}")
 
 
 class Supervisor:
@@ -51,15 +71,19 @@ class Supervisor:
             self._proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
         return self._proxy
 
-    def _call(self, method: str, *args):
+    def _call(self, method: str, *args, about=None):
+        """Call ``method`` (in the ``supervisor`` namespace unless it names another) with
+        ``args``; supervisord's faults and socket errors become :mod:`sarge.errors`
+        exceptions, whose message is about ``about`` (default: the first argument)."""
         import xmlrpc.client
 
+        name = method if "." in method else "supervisor." + method
         for attempt in (1, 2):
             try:
-                name = method if "." in method else "supervisor." + method
                 return getattr(self._rpc(), name)(*args)
-            except xmlrpc.client.Fault:
-                raise
+            except xmlrpc.client.Fault as fault:
+                subject = about or (args[0] if args else method)
+                raise self.error(fault.faultCode, fault.faultString, subject, method) from fault
             except OSError as exc:
                 self._proxy = None  # the transport keeps its connection: start afresh
                 if isinstance(exc, (FileNotFoundError, ConnectionRefusedError)) or (
@@ -79,6 +103,16 @@ class Supervisor:
                     f"supervisord refused the request {method}: {exc.errmsg}"
                 ) from exc
 
+    def error(self, code: int, text: str, subject: str, method: str = "") -> SupervisorError:
+        """The :mod:`sarge.errors` exception for supervisord's fault ``code`` (``text``:
+        its fault string) on a call of ``method`` about ``subject`` (a program, group or
+        file); its ``code`` is the fault's."""
+        from supervisor.xmlrpc import getFaultDescription
+
+        cls, message = _FAULTS.get(getFaultDescription(code), _OTHER_FAULT)
+        return cls(message.format(subject=subject, method=method, text=text, hint=self.hint),
+                   code=code)
+
     def is_running(self) -> bool:
         """True when supervisord answers on the socket."""
         try:
@@ -93,14 +127,14 @@ class Supervisor:
 
     def process(self, name: str):
         """The info dict of one process, or None when supervisord does not know it."""
-        import xmlrpc.client
+        from supervisor.xmlrpc import Faults
 
         try:
             return self._call("getProcessInfo", name)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode == BAD_NAME:
+        except SupervisorError as exc:
+            if exc.code == Faults.BAD_NAME:
                 return None
-            raise _error(fault, name) from fault
+            raise
 
     def add(self, name: str, path: str) -> None:
         """Make the program ``name``, defined in the file at ``path``, known to supervisord.
@@ -108,40 +142,40 @@ class Supervisor:
         Uses sarge's ``addProgramFile`` (reads that file alone); a supervisord
         without it re-reads its whole configuration instead.
         """
-        import xmlrpc.client
+        from supervisor.xmlrpc import Faults
 
         try:
             try:
-                self._call("sarge.addProgramFile", path)
-            except xmlrpc.client.Fault as fault:
-                if fault.faultCode != UNKNOWN_METHOD:
+                self._call("sarge.addProgramFile", path, about=name)
+            except SupervisorError as exc:
+                if exc.code != Faults.UNKNOWN_METHOD:
                     raise
-                self._call("reloadConfig")
+                self._call("reloadConfig", about=name)
                 self._call("addProcessGroup", name)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode != ALREADY_ADDED:
-                raise _error(fault, name) from fault
+        except SupervisorError as exc:
+            if exc.code != Faults.ALREADY_ADDED:
+                raise
 
     def set_autostart(self, group: str, autostart: bool) -> None:
         """Tell supervisord the group's new autostart (written to its file), so that its
         configuration matches the file; a supervisord without sarge's extension is left be."""
-        import xmlrpc.client
+        from supervisor.xmlrpc import Faults
 
         try:
             self._call("sarge.setAutostart", group, bool(autostart))
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode not in (UNKNOWN_METHOD, BAD_NAME):
-                raise _error(fault, group) from fault
+        except SupervisorError as exc:
+            if exc.code not in (Faults.UNKNOWN_METHOD, Faults.BAD_NAME):
+                raise
 
     def remove(self, name: str) -> None:
         """Forget the (stopped) program ``name``; unknown names are fine."""
-        import xmlrpc.client
+        from supervisor.xmlrpc import Faults
 
         try:
             self._call("removeProcessGroup", name)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode != BAD_NAME:
-                raise _error(fault, name) from fault
+        except SupervisorError as exc:
+            if exc.code != Faults.BAD_NAME:
+                raise
 
     def start_group(self, group: str, wait: bool = True) -> bool:
         """Start every process of ``group``; False if all ran already.
@@ -149,12 +183,15 @@ class Supervisor:
         With ``wait`` it returns once each has stayed up startsecs (and raises
         :class:`ProcessFailed` for one that exited); without, at once.
         """
-        results = self._group_call("startProcessGroup", group, wait=wait)
-        failed = [r for r in results if r["status"] not in (SUCCESS, ALREADY_STARTED)]
+        from supervisor.xmlrpc import Faults
+
+        results = self._call("startProcessGroup", group, wait)
+        failed = [r for r in results if r["status"] not in (Faults.SUCCESS, Faults.ALREADY_STARTED)]
         if failed:
             r = failed[0]
-            raise _error_code(r["status"], r["description"], f"{group}:{r['name']}")
-        return any(r["status"] == SUCCESS for r in results)
+            raise self.error(r["status"], r["description"], f"{group}:{r['name']}",
+                             "startProcessGroup")
+        return any(r["status"] == Faults.SUCCESS for r in results)
 
     def stop_group(self, group: str, processes) -> bool:
         """Stop the ``processes`` (names) of ``group`` and wait until they are gone; False if
@@ -167,59 +204,22 @@ class Supervisor:
 
     def stop(self, name: str) -> bool:
         """Stop the process ``name`` and wait until it is gone; False if it was not running."""
-        import xmlrpc.client
+        from supervisor.xmlrpc import Faults
 
         try:
             self._call("stopProcess", name, True)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode in (NOT_RUNNING, BAD_NAME):
+        except SupervisorError as exc:
+            if exc.code in (Faults.NOT_RUNNING, Faults.BAD_NAME):
                 return False
-            raise _error(fault, name) from fault
+            raise
         return True
 
     def signal(self, name: str, signal: str) -> None:
         """Send ``signal`` (a name such as "HUP") to the process ``name``."""
-        import xmlrpc.client
-
-        try:
-            self._call("signalProcess", name, signal)
-        except xmlrpc.client.Fault as fault:
-            raise _error(fault, name) from fault
-
-    def _group_call(self, method: str, group: str, wait: bool = True) -> list:
-        import xmlrpc.client
-
-        try:
-            return self._call(method, group, wait)
-        except xmlrpc.client.Fault as fault:
-            raise _error(fault, group) from fault
+        self._call("signalProcess", name, signal)
 
 
 def _namespec(info) -> str:
     if info["group"] == info["name"]:
         return info["name"]
     return f"{info['group']}:{info['name']}"
-
-
-def _error_code(code: int, text: str, name: str) -> SupervisorError:
-    import xmlrpc.client
-
-    return _error(xmlrpc.client.Fault(code, text), name)
-
-
-def _error(fault, name: str) -> SupervisorError:
-    """The sarge error for a supervisord Fault about program ``name``."""
-    code = fault.faultCode
-    if code in (ABNORMAL_TERMINATION, SPAWN_ERROR):
-        return ProcessFailed(f"{name} exited as soon as it was started")
-    if code in (NO_FILE, NOT_EXECUTABLE):
-        return ProcessFailed(f"supervisord cannot run {name}: {fault.faultString}")
-    if code == BAD_NAME:
-        return SupervisorError(
-            f"supervisord does not know {name}; run `sarge HOME init` or restart supervisord"
-        )
-    if code == STILL_RUNNING:
-        return ProcessFailed(f"{name} is still running; stop it first")
-    if code == CANT_REREAD:
-        return SupervisorError(f"supervisord cannot read its configuration: {fault.faultString}")
-    return SupervisorError(f"supervisord failed on {name}: {fault.faultString}")
