@@ -32,7 +32,8 @@ def state_of(home, instance_id, info) -> str:
 
 def listing(home):
     """(one dict per instance: id, app, port, state, created, role; whether supervisord
-    answered). One call to supervisord, whatever the number of instances."""
+    answered). One call to supervisord for every process, whatever the number of instances
+    (after the client's one check of the extension's version)."""
     instances = home.instances()
     infos = home.states()
     app_roles = roles(home)

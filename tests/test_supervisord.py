@@ -154,3 +154,64 @@ def test_every_fault_becomes_a_sarge_error_with_its_code():
     assert "start it with /h/bin/supervisord" in str(shutting)
     assert isinstance(client.error(Faults.SPAWN_ERROR, "SPAWN_ERROR", "x"), ProcessFailed)
     assert client.error(999, "NEW_FAULT", "x").code == 999
+
+
+def test_an_extension_of_another_version_says_to_restart_supervisord(running):
+    from sarge.errors import SupervisorError
+    from sarge.home import Home
+    from sarge.supervisord.client import Supervisor
+
+    instance_id = new(running)
+    put_server(running, instance_id)
+    hint = f"start it with {running.path}/bin/supervisord"
+    # what a sarge upgraded under a running supervisord finds: another version than it needs
+    newer = Supervisor(running.socket_path, hint=hint, expected_api="2")
+    home = Home(running.path, supervisor=newer)
+    for action in (lambda: home.start(instance_id), lambda: home.new("web"),
+                   home.states, lambda: home.stop(instance_id)):
+        with pytest.raises(SupervisorError) as info:
+            action()
+        message = str(info.value)
+        assert "version 1 of sarge's extension" in message and "needs 2" in message
+        assert "bin/supervisorctl shutdown" in message and hint in message
+        assert "\n" not in message
+    assert running.supervisor.process(instance_id + ":web")["statename"] == "STOPPED"
+    assert len(running.instances()) == 1  # nothing was started or made
+
+
+def test_the_extension_is_asked_once_and_one_without_it_is_fine(home):
+    from sarge.supervisord.client import Supervisor
+
+    class Counting(Supervisor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.sent = []
+
+        def _send(self, method, args, about=None):
+            self.sent.append(method)
+            return super()._send(method, args, about)
+
+    with open(home.supervisord_conf) as f:
+        text = f.read()
+    without = text.replace("[rpcinterface:sarge]", "[unused]")
+    start_supervisord(home)
+    try:
+        client = Counting(home.socket_path)
+        for _ in range(3):
+            client.processes()
+        assert client.sent == ["sarge.getAPIVersion"] + ["getAllProcessInfo"] * 3
+        assert client.has_extension()
+    finally:
+        kill_home(home)
+    with open(home.supervisord_conf, "w") as f:
+        f.write(without)
+    start_supervisord(home)
+    try:
+        client = Counting(home.socket_path, expected_api="2")
+        assert not client.has_extension() and client.processes() is not None
+        instance_id = new(home)  # through reloadConfig
+        client.set_autostart(instance_id, True)  # nothing to tell
+        assert client.sent.count("sarge.getAPIVersion") == 1
+        assert "sarge.setAutostart" not in client.sent
+    finally:
+        kill_home(home)

@@ -53,13 +53,23 @@ class Supervisor:
     """supervisord behind the unix socket at ``socket_path``.
 
     ``hint`` ends the message given when supervisord does not answer (the
-    home passes "start it with HOME/bin/supervisord").
+    home passes "start it with HOME/bin/supervisord"). ``expected_api`` is the version
+    of sarge's extension this sarge speaks (default: :data:`sarge.supervisord.rpc.API_VERSION`):
+    the first call asks supervisord for its own, once, and every call fails with a
+    message that says to restart supervisord when it has another (it was started before
+    sarge was upgraded). A supervisord without the extension is fine: the methods that
+    would use it do without.
     """
 
-    def __init__(self, socket_path: str, hint: str = "start it first"):
+    def __init__(self, socket_path: str, hint: str = "start it first", *,
+                 expected_api: str | None = None):
+        from .rpc import API_VERSION
+
         self.socket_path = socket_path
         self.hint = hint
+        self.expected_api = API_VERSION if expected_api is None else expected_api
         self._proxy = None
+        self._extension = None  # not asked yet; then True, or False: supervisord has none
 
     def _rpc(self):
         if self._proxy is None:
@@ -73,8 +83,14 @@ class Supervisor:
 
     def _call(self, method: str, *args, about=None):
         """Call ``method`` (in the ``supervisor`` namespace unless it names another) with
-        ``args``; supervisord's faults and socket errors become :mod:`sarge.errors`
-        exceptions, whose message is about ``about`` (default: the first argument)."""
+        ``args``, once :meth:`has_extension` has checked the extension's version;
+        supervisord's faults and socket errors become :mod:`sarge.errors` exceptions,
+        whose message is about ``about`` (default: the first argument)."""
+        if method != "sarge.getAPIVersion":
+            self.has_extension()
+        return self._send(method, args, about)
+
+    def _send(self, method: str, args, about=None):
         import xmlrpc.client
 
         name = method if "." in method else "supervisor." + method
@@ -113,6 +129,29 @@ class Supervisor:
         return cls(message.format(subject=subject, method=method, text=text, hint=self.hint),
                    code=code)
 
+    def has_extension(self) -> bool:
+        """True when supervisord has sarge's extension, False when it has none; raises
+        :class:`SupervisorError` when its version is not :attr:`expected_api`. supervisord
+        is asked once (and again after a call it did not answer)."""
+        if self._extension is None:
+            from supervisor.xmlrpc import Faults
+
+            try:
+                version = self._send("sarge.getAPIVersion", ())
+            except SupervisorError as exc:
+                if exc.code != Faults.UNKNOWN_METHOD:
+                    raise
+                self._extension = False
+            else:
+                if version != self.expected_api:
+                    raise SupervisorError(
+                        f"supervisord runs version {version} of sarge's extension, this sarge "
+                        f"needs {self.expected_api}: it was started before sarge was upgraded; "
+                        f"restart it: `bin/supervisorctl shutdown`, then, once it has exited, "
+                        f"{self.hint}")
+                self._extension = True
+        return self._extension
+
     def is_running(self) -> bool:
         """True when supervisord answers on the socket."""
         try:
@@ -145,11 +184,9 @@ class Supervisor:
         from supervisor.xmlrpc import Faults
 
         try:
-            try:
+            if self.has_extension():
                 self._call("sarge.addProgramFile", path, about=name)
-            except SupervisorError as exc:
-                if exc.code != Faults.UNKNOWN_METHOD:
-                    raise
+            else:
                 self._call("reloadConfig", about=name)
                 self._call("addProcessGroup", name)
         except SupervisorError as exc:
@@ -161,10 +198,12 @@ class Supervisor:
         configuration matches the file; a supervisord without sarge's extension is left be."""
         from supervisor.xmlrpc import Faults
 
+        if not self.has_extension():
+            return
         try:
             self._call("sarge.setAutostart", group, bool(autostart))
         except SupervisorError as exc:
-            if exc.code not in (Faults.UNKNOWN_METHOD, Faults.BAD_NAME):
+            if exc.code != Faults.BAD_NAME:
                 raise
 
     def remove(self, name: str) -> None:

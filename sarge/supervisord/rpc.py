@@ -13,6 +13,8 @@ This module runs inside supervisord; it imports supervisor, never the rest of sa
 
 import os
 
+#: The version of the ``sarge.*`` methods; the client refuses a supervisord that
+#: reports another (it was started before sarge was upgraded). Change it with them.
 API_VERSION = "1"
 
 
