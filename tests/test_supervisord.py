@@ -215,3 +215,118 @@ def test_the_extension_is_asked_once_and_one_without_it_is_fine(home):
         assert "sarge.setAutostart" not in client.sent
     finally:
         kill_home(home)
+
+
+class FakeClock:
+    """Seconds that pass only when the test says so."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class Recorder:
+    """What the crash watch did: instances stopped, marks written, lines logged."""
+
+    def __init__(self, fail=False):
+        self.fail = fail
+        self.stopped, self.marks, self.logged = [], [], []
+
+    def stop(self, instance_id):
+        from sarge.errors import SupervisorError
+
+        if self.fail:
+            raise SupervisorError("supervisord is not running")
+        self.stopped.append(instance_id)
+
+    def mark(self, instance_id, process, reason):
+        self.marks.append((instance_id, process, reason))
+
+    def log(self, action, detail):
+        self.logged.append((action, detail))
+
+
+def crash_watch(limit=2, window=10.0, fail=False):
+    from sarge.supervisord.crashwatch import CrashWatch
+
+    clock, did = FakeClock(), Recorder(fail)
+    watch = CrashWatch(limit, window, stop=did.stop, mark=did.mark, log=did.log, clock=clock)
+    return watch, clock, did
+
+
+def exit_of(group, process="web", expected="0"):
+    return {"processname": process, "groupname": group, "from_state": "RUNNING",
+            "expected": expected, "pid": "4242"}
+
+
+def test_the_crash_watch_stops_an_instance_past_the_limit_once():
+    watch, clock, did = crash_watch(limit=2, window=10)
+    results = []
+    for _ in range(4):
+        clock.now += 3  # 3 exits in 6 s: more than 2 within 10 s
+        results.append(watch.exited(exit_of("web-abc123", "worker")))
+    assert results == [False, False, True, False]  # counting starts afresh after the stop
+    assert did.stopped == ["web-abc123"]
+    (instance_id, process, reason), = did.marks
+    assert (instance_id, process) == ("web-abc123", "worker")
+    assert "worker exited 3 times in 10s" in reason and "crash_limit = 2" in reason
+    assert did.logged == [("crash-loop", f"web-abc123: {reason}")]
+
+
+def test_the_crash_watch_forgets_exits_older_than_the_window():
+    watch, clock, did = crash_watch(limit=2, window=10)
+    for _ in range(30):
+        clock.now += 5.5  # never more than 2 within any 10 s
+        assert not watch.exited(exit_of("web-abc123"))
+    assert did.stopped == [] and did.marks == [] and did.logged == []
+
+
+def test_the_crash_watch_ignores_expected_exits_and_other_groups():
+    watch, clock, did = crash_watch(limit=1, window=60)
+    for _ in range(10):
+        clock.now += 1
+        for headers in (exit_of("web-abc123", expected="1"), exit_of("nginx", "nginx"),
+                        exit_of("sarge-crashwatch", "sarge-crashwatch"), exit_of("")):
+            assert not watch.exited(headers)
+    assert did.stopped == []
+    # instances are counted apart
+    assert not watch.exited(exit_of("web-abc123"))
+    assert not watch.exited(exit_of("api-xyz789"))
+    assert watch.exited(exit_of("web-abc123"))
+    assert did.stopped == ["web-abc123"]
+
+
+def test_a_stop_that_fails_is_said_on_stderr_and_not_logged(capsys):
+    watch, clock, did = crash_watch(limit=0, fail=True)
+    assert watch.exited(exit_of("web-abc123"))
+    assert did.logged == [] and len(did.marks) == 1
+    assert "cannot stop web-abc123: supervisord is not running" in capsys.readouterr().err
+
+
+def test_the_crash_watch_speaks_the_event_protocol(home):
+    import io
+
+    from sarge.supervisord import crashwatch
+
+    def event(name, payload):
+        return (f"ver:3.0 server:supervisor serial:1 pool:sarge-crashwatch poolserial:1 "
+                f"eventname:{name} len:{len(payload)}\n{payload}")
+
+    exited = "processname:nginx groupname:nginx from_state:RUNNING expected:0 pid:1"
+    stdin = io.StringIO(event("PROCESS_STATE_EXITED", exited) + event("TICK_5", "when:5"))
+    stdout = io.StringIO()
+    assert crashwatch.main([home.path], stdin=stdin, stdout=stdout) == 0  # at the end of stdin
+    assert stdout.getvalue() == "READY\nRESULT 2\nOK" * 2 + "READY\n"
+
+
+def test_the_crash_watch_talks_on_the_url_supervisord_gives_it(running):
+    from sarge.errors import SupervisordNotRunning
+    from sarge.supervisord.crashwatch import supervisor_for
+
+    url = {"SUPERVISOR_SERVER_URL": "unix://" + running.socket_path}
+    assert "sarge-crashwatch" in supervisor_for("/nowhere.sock", url).processes()
+    with pytest.raises(SupervisordNotRunning):  # by hand, on the home's socket
+        supervisor_for("/nowhere.sock", {}).processes()
+    assert "sarge-crashwatch" in supervisor_for(running.socket_path, {}).processes()

@@ -58,27 +58,33 @@ class Supervisor:
     the first call asks supervisord for its own, once, and every call fails with a
     message that says to restart supervisord when it has another (it was started before
     sarge was upgraded). A supervisord without the extension is fine: the methods that
-    would use it do without.
+    would use it do without. ``connect`` makes the ``ServerProxy`` to talk through
+    (default: one on ``socket_path``, with supervisor's transport; the crash watch
+    passes ``childutils.getRPCInterface``'s); it is called again after a socket error.
     """
 
     def __init__(self, socket_path: str, hint: str = "start it first", *,
-                 expected_api: str | None = None):
+                 expected_api: str | None = None, connect=None):
         from .rpc import API_VERSION
 
         self.socket_path = socket_path
         self.hint = hint
         self.expected_api = API_VERSION if expected_api is None else expected_api
+        self.connect = connect or self._connect
         self._proxy = None
         self._extension = None  # not asked yet; then True, or False: supervisord has none
 
+    def _connect(self):
+        import xmlrpc.client
+
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, "unix://" + self.socket_path)
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
     def _rpc(self):
         if self._proxy is None:
-            import xmlrpc.client
-
-            from supervisor.xmlrpc import SupervisorTransport
-
-            transport = SupervisorTransport(None, None, "unix://" + self.socket_path)
-            self._proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+            self._proxy = self.connect()
         return self._proxy
 
     def _call(self, method: str, *args, about=None):
