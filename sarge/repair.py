@@ -418,6 +418,9 @@ class Repair:
                       lambda p=path, c=current: save_app_config(p, c))
 
 
+#: How a program's command named the launcher before 0.2 (still there, as a shim).
+_LAUNCHER_BEFORE_0_2 = (" -m sarge.supervisord.launch ", " -m sarge.launch ")
+
 #: Keys of a program section whose values come from the settings of the day.
 _SETTINGS_KEYS = {"startsecs", "startretries", "stopwaitsecs", "stdout_logfile_maxbytes",
                   "stdout_logfile_backups"}
@@ -426,7 +429,8 @@ _SETTINGS_KEYS = {"startsecs", "startretries", "stopwaitsecs", "stdout_logfile_m
 def _program_problem(text, expected: str):
     """Why ``text`` is not a usable program file (``expected`` is how sarge renders it
     now, with autostart false), or None. Values that come from settings may differ,
-    being numbers; every other key must be as sarge writes it."""
+    being numbers, and the command may name the launcher as before 0.2; every other
+    key must be as sarge writes it."""
     parser, wanted = configparser.RawConfigParser(), configparser.RawConfigParser()
     try:
         parser.read_string(text)
@@ -440,6 +444,8 @@ def _program_problem(text, expected: str):
             found = parser.get(section, key, fallback=None)
             if key == "autostart":
                 ok = found in ("true", "false")
+            elif key == "command":
+                ok = found in (value, value.replace(*_LAUNCHER_BEFORE_0_2))
             elif key in _SETTINGS_KEYS:
                 ok = found is not None and found.isdigit()
             else:

@@ -330,3 +330,18 @@ def test_the_crash_watch_talks_on_the_url_supervisord_gives_it(running):
     with pytest.raises(SupervisordNotRunning):  # by hand, on the home's socket
         supervisor_for("/nowhere.sock", {}).processes()
     assert "sarge-crashwatch" in supervisor_for(running.socket_path, {}).processes()
+
+
+def test_repair_takes_a_program_of_before_0_2_for_sound(home):
+    """Its command names the launcher's old module, which still runs (the shim)."""
+    instance_id = new(home)
+    path = home.program_path(instance_id)
+    with open(path) as f:
+        program = f.read()
+    with open(path, "w") as f:
+        f.write(program.replace(" sarge.supervisord.launch ", " sarge.launch "))
+    result = sarge(home, "repair", "--dry-run")
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+    with open(path, "w") as f:  # any other command is damage all the same
+        f.write(program.replace(" sarge.supervisord.launch ", " sarge.other "))
+    assert "would fix:" in sarge(home, "repair", "--dry-run").stdout
