@@ -138,7 +138,7 @@ class Supervisor:
     def has_extension(self) -> bool:
         """True when supervisord has sarge's extension, False when it has none; raises
         :class:`SupervisorError` when its version is not :attr:`expected_api`. supervisord
-        is asked once (and again after a call it did not answer)."""
+        is asked once (and asked again next time when it did not answer)."""
         if self._extension is None:
             from supervisor.xmlrpc import Faults
 
