@@ -14,8 +14,9 @@
      ├── BuildError            the source cannot be unpacked, parsed or installed
      ├── DeployError           a deploy step failed (the old version keeps serving)
      ├── FrontendError         nginx is missing, or refused its configuration
-     └── SupervisorError       supervisord refused or failed a request
+     └── SupervisorError       supervisord refused or failed a request (``code``: its fault)
           ├── SupervisordNotRunning   nothing answers on the home's socket
+          ├── SupervisordShuttingDown supervisord is stopping its processes to exit
           └── ProcessFailed           the process did not start or stop as asked
 
 The command line prints ``str(error)`` on one line of stderr and exits 1.
@@ -86,11 +87,24 @@ class FrontendError(SargeError):
 
 
 class SupervisorError(SargeError):
-    """supervisord answered with a fault, or could not be talked to."""
+    """supervisord answered with a fault, or could not be talked to.
+
+    ``code`` is the fault's code (one of ``supervisor.xmlrpc.Faults``), or None when
+    supervisord did not answer with a fault.
+    """
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
 
 
 class SupervisordNotRunning(SupervisorError):
     """Nothing answers on the home's supervisord socket."""
+
+
+class SupervisordShuttingDown(SupervisorError):
+    """supervisord answers every request with SHUTDOWN_STATE: it is stopping its
+    processes, and exits once they are gone."""
 
 
 class ProcessFailed(SupervisorError):

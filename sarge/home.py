@@ -48,7 +48,7 @@ class Home(Layout):
     @property
     def supervisor(self):
         if self._supervisor is None:
-            from .supervisor import Supervisor
+            from .supervisord.client import Supervisor
 
             self._supervisor = Supervisor(
                 self.socket_path, hint=f"start it with {self.bin_path('supervisord')}"

@@ -9,7 +9,6 @@ an app serves, and whether it may be destroyed, is :mod:`sarge.deploy`'s.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from . import render, users
@@ -18,6 +17,7 @@ from .errors import HomeError, NotStartable, ProcessFailed, SupervisordNotRunnin
 from .files import File, read_text, write_file
 from .instance import Instance, check_app_name, uses_socket
 from .logs import tail
+from .supervisord import crashmark
 
 _AUTOSTART = {True: "autostart = true\n", False: "autostart = false\n"}
 
@@ -58,8 +58,8 @@ class Lifecycle:
         home = self.home
         programs = [
             {"type": process, "program": f"{instance.id}_{process}",
-             "command": module_argv(home.python, "sarge.launch", home.path, instance.id,
-                                    process),
+             "command": module_argv(home.python, "sarge.supervisord.launch", home.path,
+                                    instance.id, process),
              "log_file": home.log_path(instance.id, process)}
             for process in sorted(instance.processes, key=lambda p: (p != "web", p))
         ]
@@ -136,8 +136,7 @@ class Lifecycle:
         with self.store.instance_lock(instance.id):
             self._ensure_known(instance.id)
             self._set_autostart(instance, True, tell=False)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(home.crash_path(instance.id))
+            crashmark.clear(home, instance.id)
             home.log_action("start", instance.id)
             try:
                 return self.supervisor.start_group(instance.id, wait=wait)

@@ -52,6 +52,7 @@ from .files import File, read_text, write_file
 from .frontend import routes as saved_routes
 from .layout import FOLDERS
 from .instance import INSTANCE_ID_RE, Instance, check_app_name, uses_socket
+from .supervisord import states
 
 
 @dataclasses.dataclass
@@ -357,8 +358,8 @@ class Repair:
             if problem is None:
                 continue
             info = running.get(f"{instance_id}:web") if running is not None else None
-            autostart = instance_id in currents or info is not None and info["statename"] in (
-                "RUNNING", "STARTING", "BACKOFF")
+            autostart = instance_id in currents or (
+                info is not None and info["statename"] in states.RUNNING)
             file = home.lifecycle.program_file(instance, autostart)
 
             def fix(file=file, instance_id=instance_id, known=info is not None):
@@ -431,6 +432,9 @@ class Repair:
                       lambda p=path, c=current: save_app_config(p, c))
 
 
+#: How a program's command named the launcher before 0.2 (still there, as a shim).
+_LAUNCHER_BEFORE_0_2 = (" -m sarge.supervisord.launch ", " -m sarge.launch ")
+
 #: Keys of a program section whose values come from the settings of the day.
 _SETTINGS_KEYS = {"startsecs", "startretries", "stopwaitsecs", "stdout_logfile_maxbytes",
                   "stdout_logfile_backups"}
@@ -439,7 +443,8 @@ _SETTINGS_KEYS = {"startsecs", "startretries", "stopwaitsecs", "stdout_logfile_m
 def _program_problem(text, expected: str):
     """Why ``text`` is not a usable program file (``expected`` is how sarge renders it
     now, with autostart false), or None. Values that come from settings may differ,
-    being numbers; every other key must be as sarge writes it."""
+    being numbers, and the command may name the launcher as before 0.2; every other
+    key must be as sarge writes it."""
     parser, wanted = configparser.RawConfigParser(), configparser.RawConfigParser()
     try:
         parser.read_string(text)
@@ -453,6 +458,8 @@ def _program_problem(text, expected: str):
             found = parser.get(section, key, fallback=None)
             if key == "autostart":
                 ok = found in ("true", "false")
+            elif key == "command":
+                ok = found in (value, value.replace(*_LAUNCHER_BEFORE_0_2))
             elif key in _SETTINGS_KEYS:
                 ok = found is not None and found.isdigit()
             else:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from . import processes
-from .crashwatch import crashed
-
-STATES = ("stopped", "starting", "running", "backoff", "stopping", "exited", "fatal", "unknown")
+from .supervisord import crashmark, states
 
 
 def roles(home) -> dict:
@@ -29,14 +25,15 @@ def state_of(home, instance_id, info) -> str:
     if info is None:
         return "unknown"
     state = info["statename"].lower()
-    if state == "stopped" and os.path.exists(home.crash_path(instance_id)):
+    if state == "stopped" and crashmark.exists(home, instance_id):
         return "fatal"
-    return state if state in STATES else "unknown"
+    return state if state.upper() in states.NAMES else "unknown"
 
 
 def listing(home):
     """(one dict per instance: id, app, port, state, created, role; whether supervisord
-    answered). One call to supervisord, whatever the number of instances."""
+    answered). One call to supervisord for every process, whatever the number of instances
+    (after the client's one check of the extension's version)."""
     instances = home.instances()
     infos = home.lifecycle.states()
     app_roles = roles(home)
@@ -71,7 +68,7 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
             "id": instance.id, "application_name": instance.application_name,
             "port": instance.port, "state": state, "pid": pid, "uptime": uptime,
             "exitstatus": info["exitstatus"] if info else None,
-            "crashed": crashed(home, instance.id),
+            "crashed": crashmark.read(home, instance.id),
             "processes": 0, "memory_rss": None, "cpu_percent": None, "cpu_seconds": None,
             "user": None,
         })

@@ -267,15 +267,18 @@ def test_new_falls_back_to_reload_without_the_sarge_extension(home):
 
 
 def test_the_sarge_extension_reports_a_bad_file(running):
-    import xmlrpc.client
+    from supervisor.xmlrpc import Faults
+
+    from sarge.errors import SupervisorError
 
     path = os.path.join(running.path, "etc", "supervisor.d", "broken.conf")
     with open(path, "w") as f:
         f.write("[program:broken]\nstartsecs = many\ncommand = /bin/true\n")
     try:
-        with pytest.raises(xmlrpc.client.Fault) as info:
-            running.supervisor._call("sarge.addProgramFile", path)
-        assert info.value.faultCode == 92 and "broken.conf" in info.value.faultString
+        with pytest.raises(SupervisorError) as info:
+            running.supervisor.add("broken", path)
+        assert info.value.code == Faults.CANT_REREAD and "broken.conf" in str(info.value)
+        assert "cannot read its configuration" in str(info.value)
     finally:
         os.unlink(path)
     assert running.supervisor._call("sarge.getAPIVersion") == "1"

@@ -46,7 +46,7 @@ awkward = st.text(
 @given(word=awkward, name=awkward.filter(lambda s: "/" not in s))
 def test_program_values_parse_back_exactly_or_are_refused(tmp_path, word, name):
     instance = Instance("web-abcdef", "web", 5000, "2026-01-01T00:00:00Z")
-    command = ["/usr/bin/python3", "-m", "sarge.launch", "/srv/" + word, instance.id]
+    command = ["/usr/bin/python3", "-m", "sarge.supervisord.launch", "/srv/" + word, instance.id]
     log_file = os.path.join(str(tmp_path), name + ".log")
     try:
         program = render.program_conf(

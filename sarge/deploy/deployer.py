@@ -15,6 +15,7 @@ from ..frontend import frontend_for
 from ..instance import check_app_name
 from ..logs import tail
 from ..ports import check_holder
+from ..supervisord import states
 from ..variables import configure, load_app_config, save_app_config
 from .plan import can_bind, plan
 from .prepare import prepare
@@ -195,7 +196,7 @@ class Deployer:
 
     def _running(self, instance_id) -> bool:
         info = self.home.supervisor.process(instance_id + ":web")
-        return info is not None and info["statename"] in ("RUNNING", "STARTING")
+        return info is not None and info["statename"] in states.UP
 
     def rollback(self, app):
         """Start the previous instance of ``app``, check it, switch to it, stop the current."""

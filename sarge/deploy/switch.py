@@ -12,8 +12,8 @@ from ..files import File, locked, write_file
 from ..logs import tail
 from ..ports import check_unix_holder
 from ..processes import tree_pids
+from ..supervisord import states
 
-_DEAD_STATES = {"BACKOFF", "FATAL", "EXITED", "STOPPED", "UNKNOWN"}
 
 
 class Switch:
@@ -68,7 +68,7 @@ class Switch:
         """None while the instance's processes live, else what happened to them."""
         for process in self.home.get(instance_id).processes:
             info = self.home.supervisor.process(f"{instance_id}:{process}")
-            if info is None or info["statename"] in _DEAD_STATES:
+            if info is None or info["statename"] in states.DEAD:
                 status = info["exitstatus"] if info else "?"
                 last = " | ".join(tail(self.home.log_path(instance_id, process), 1))
                 return (f"its {process} process exited (exit status {status}) before it "

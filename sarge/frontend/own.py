@@ -25,6 +25,7 @@ from ..errors import FrontendError, PortTaken, SupervisorError
 from ..files import File, read_text, write_file
 from ..logs import tail
 from ..processes import tree_pids
+from ..supervisord import states
 from ..users import FRONTEND, others, resolve
 from .base import Drain, Frontend, _restore
 
@@ -126,7 +127,7 @@ class OwnNginx(Frontend):
         """Start nginx, or reload it gracefully; return the workers that must drain."""
         info = self.supervisor.process("nginx")
         if info is None:
-            command = module_argv(self.python, "sarge.launch", "--nginx",
+            command = module_argv(self.python, "sarge.supervisord.launch", "--nginx",
                                   self.layout.nginx_pidfile,
                                   *self._argv(self.layout.nginx_conf))
             write_file(render.nginx_program(
@@ -180,7 +181,7 @@ class OwnNginx(Frontend):
                     taken = exc
                 except OSError:
                     pass
-                if info is None or info["statename"] in ("BACKOFF", "FATAL", "EXITED"):
+                if info is None or info["statename"] in states.FAILED:
                     raise taken or FrontendError(f"nginx did not start: {self._error_tail()}")
                 if self.clock() > deadline:
                     raise taken or FrontendError(f"nginx does not answer on {route['listen']}"
@@ -195,7 +196,7 @@ class OwnNginx(Frontend):
         its pid is in the file, whatever supervisord's state."""
         deadline = self.clock() + timeout
         pidfile = self.layout.nginx_pidfile
-        while info["statename"] in ("STARTING", "BACKOFF", "RUNNING"):
+        while info["statename"] in states.RUNNING:
             if info["statename"] != "BACKOFF" and read_text(pidfile) == f"{info['pid']}\n":
                 return dict(info, statename="RUNNING")
             if self.clock() > deadline:

@@ -1,0 +1,146 @@
+"""The launcher supervisord runs for each process:
+``python -I -m sarge.supervisord.launch HOME ID TYPE`` (and
+``python -I -m sarge.supervisord.launch --nginx PIDFILE NGINX ARGS`` for the front-end).
+
+It builds the instance's environment (:mod:`sarge.environ`) at exec time and
+replaces itself with the process's command (the folder's ``server``, or the
+Procfile's line run by ``/bin/sh -c``), so the process supervisord
+watches, signals and stops is the app itself. When supervisord runs as root,
+it first switches to the app's user (:mod:`sarge.users`), after giving that
+user the app's data and runtime folders.  On failure it writes one line
+to stderr (the instance's log) and exits 127, as a shell does for a command
+it cannot run.
+
+Before it execs, it ends what a previous run of the same process left behind
+when supervisord lost it (supervisord killed with SIGKILL leaves its children
+running, holding their ports): each process's pid, which is also its process
+group's id, is kept in a pid file, and the members of that group still alive from
+before that are the instance's (its id in their environment; nginx: named nginx) get
+SIGTERM (nginx: SIGQUIT), then SIGKILL.
+"""
+
+import contextlib
+import os
+import signal
+import sys
+
+
+def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> None:
+    """End what is left of the process group named in ``pidfile``: each member that
+    ``belongs`` (a test on a psutil.Process: guards against a reused pid, and against a
+    process of another program that joined the group), signalled one by one."""
+    try:
+        with open(pidfile) as f:
+            group = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+    if group <= 1 or group in (os.getpid(), os.getpgid(0)):
+        return
+    import time
+
+    import psutil
+
+    def members():
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == group and belongs(proc):
+                    found.append(proc)
+            except (OSError, psutil.Error):
+                continue
+        return found
+
+    # Listed again after each round: a member may fork (a master restarting a worker).
+    deadline = time.monotonic() + timeout
+    signalled = set()
+    while True:
+        alive = members()
+        if not alive:
+            return
+        late = time.monotonic() > deadline
+        for proc in alive:
+            if late or proc.pid not in signalled:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(signal.SIGKILL if late else sig)
+                signalled.add(proc.pid)
+        psutil.wait_procs(alive, timeout=0.2)
+        if late and time.monotonic() > deadline + 5:
+            return  # unkillable (a process stuck in the kernel): nothing more to do
+
+
+def _is_nginx(proc) -> bool:
+    return proc.name().startswith("nginx")
+
+
+def _instance_check(instance_id):
+    def belongs(proc) -> bool:
+        return proc.environ().get("SARGE_INSTANCE") == instance_id
+    return belongs
+
+
+def stop_requested(home, instance_id: str, process: str) -> bool:
+    """True when supervisord was told to stop this process while it was being started.
+
+    A SIGTERM that reaches supervisord's child between its fork and its exec is
+    lost (the child still runs supervisord's own signal handlers), and the stop
+    would wait out the whole stopwaitsecs. supervisord marks the process
+    STOPPING before it signals it, so asking once here, after the exec, closes
+    that window: a stop that comes later finds this process able to receive it.
+    """
+    if not os.environ.get("SUPERVISOR_ENABLED"):
+        return False
+    from ..errors import SupervisorError
+
+    try:
+        info = home.supervisor.process(f"{instance_id}:{process}")
+    except SupervisorError:
+        return False
+    return bool(info) and info["statename"] == "STOPPING"
+
+
+def _write_pid(pidfile: str) -> None:
+    tmp = f"{pidfile}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, pidfile)
+
+
+def main(argv=None):
+    from ..commands import execute, process_command
+    from ..errors import SargeError
+    from ..home import Home
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--nginx"] and len(args) > 2:
+        # python -m sarge.supervisord.launch --nginx PIDFILE NGINX [ARGS...]
+        # A reload (HUP) that comes while the old master is ended is moot: the nginx
+        # exec'd next reads the newest configuration. Ignored, it cannot kill this process.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        reap(args[1], _is_nginx, signal.SIGQUIT)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.execv(args[2], args[2:])
+    if len(args) not in (2, 3):
+        sys.stderr.write(
+            "usage: python -m sarge.supervisord.launch HOME INSTANCE_ID [PROCESS]\n")
+        return 2
+    home = Home(args[0])
+    process = args[2] if len(args) == 3 else "web"
+    try:
+        if stop_requested(home, args[1], process):
+            return 0
+        command = process_command(home, home.settings, home.get(args[1]), process)
+        os.makedirs(home.state_dir(args[1]), 0o700, exist_ok=True)
+        pidfile = home.pid_path(args[1], process)
+        reap(pidfile, _instance_check(args[1]), timeout=home.settings.stopwaitsecs)
+        _write_pid(pidfile)
+        execute(command)  # as the app's user, when supervisord runs as root
+    except SargeError as exc:
+        sys.stderr.write(f"sarge: {exc}\n")
+        return 127
+    except OSError as exc:
+        sys.stderr.write(f"sarge: cannot prepare {args[1]}:{process}: {exc}\n")
+        return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main())
