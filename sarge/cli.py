@@ -2,8 +2,16 @@
 
 ``sarge HOME COMMAND ...``; the ``bin/sarge`` shortcut of a home fills in HOME.
 Errors are one line on stderr (``sarge: ...``) and a non-zero exit status:
-1 for a failure, 2 for a usage error. Everything printed shows control
-characters as ``?`` (:func:`_echo`).
+
+- 2 for a usage error: click's (an unknown command or option, a missing
+  argument) and :class:`~sarge.errors.UsageError` (a bad name, id, JSON,
+  ``--listen`` value);
+- 7 when supervisord is not running (:class:`~sarge.errors.SupervisordNotRunning`),
+  as ``supervisorctl`` exits;
+- 1 for everything else: a refused or failed deploy, a failure, a bug.
+
+Each :class:`~sarge.errors.SargeError` carries its status as ``exit_code``.
+Everything printed shows control characters as ``?`` (:func:`_echo`).
 """
 
 from __future__ import annotations

@@ -262,8 +262,8 @@ class Deployer:
                                  f"front-end of the app {other.name}")
         if state.listen != old.listen or old.current is None:
             if not self.can_bind(state.listen):
-                raise UsageError(f"--listen {state.listen}: something on this machine already "
-                                 "listens there")
+                raise DeployError(f"--listen {state.listen}: something on this machine already "
+                                  "listens there")
 
     def _build_and_start(self, instance, source, state, run_as):
         home = self.home
