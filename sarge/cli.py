@@ -287,8 +287,7 @@ def _progress(step, seconds, detail) -> None:
 def _deployer(ctx):
     from .deploy import Deployer
 
-    # SARGE_FAULT_STEP: for the fault-injection tests only (docs/development.rst).
-    return Deployer(ctx.home, progress=_progress, fault=os.environ.get("SARGE_FAULT_STEP"))
+    return Deployer(ctx.home, progress=_progress)
 
 
 @cli.command()

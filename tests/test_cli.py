@@ -81,3 +81,11 @@ def test_errors_sarge_foresaw_are_not_logged_as_bugs(home, capsys, no_debug):
     assert code == 2 and err.startswith("sarge: invalid instance id 'not an id'")
     log = os.path.join(home.log_dir, "sarge.log")
     assert not os.path.exists(log) or "internal-error" not in open(log).read()
+
+
+def test_no_environment_variable_reaches_the_deploys_fault_injection(monkeypatch):
+    """``Deployer(fault=...)`` kills sarge at a step: tests build it themselves
+    (tests/faults.py); the command line never sets it, whatever the environment."""
+    monkeypatch.setenv("SARGE_FAULT_STEP", "unpack")
+    context = cli.Context("/nowhere", make_home=lambda path: None)
+    assert cli._deployer(context).fault is None

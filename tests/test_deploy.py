@@ -18,6 +18,7 @@ from .conftest import (
     snapshot,
     start_supervisord,
 )
+from .faults import deploy_killed_at
 
 
 def instances(h):
@@ -524,9 +525,7 @@ def test_sarge_killed_at_any_step_of_a_deploy(running, webapp, point):
     deploy(running, webapp, "--app", "web", check=True)
     (webapp / "VERSION").write_text("3")
     (webapp / "requirements.txt").write_text("gunicorn\n# changed: a new environment\n")
-    env = dict(os.environ, SARGE_FAULT_STEP=point)
-    killed = subprocess.run([os.path.join(running.path, "bin", "sarge"), "deploy", str(webapp),
-                             "--app", "web"], env=env, capture_output=True, text=True)
+    killed = deploy_killed_at(running, webapp, "web", point)
     assert killed.returncode == -9, killed.stderr
     # the front-end serves the old or the new version, never nothing; list works
     status, text = front(port)
