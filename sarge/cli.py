@@ -69,9 +69,55 @@ def _note(message: str) -> None:
     _echo(message, err=True)
 
 
+#: Where sarge looks for nginx when it is not on PATH (as the front-end does).
+NGINX_FOLDERS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin")
+
+
+def _nginx_version(search_path=None) -> str:
+    """What ``nginx -v`` says (``nginx version: nginx/1.22.1``) and which nginx that is,
+    or why there is no answer: one line, never an exception."""
+    import shutil
+    import subprocess
+
+    if search_path is None:
+        search_path = os.pathsep.join([os.environ.get("PATH", os.defpath), *NGINX_FOLDERS])
+    found = shutil.which("nginx", path=search_path)
+    if found is None:
+        return "nginx: not found"
+    try:
+        result = subprocess.run([found, "-v"], stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, errors="replace", timeout=5)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"nginx: {found} -v failed ({getattr(exc, 'strerror', None) or exc})"
+    said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    if result.returncode != 0 or not said:
+        return f"nginx: {found} -v failed (exit status {result.returncode})"
+    return f"{said[0]} ({found})"
+
+
+def _version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(ctx, param, value) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    _echo(f"sarge {_version('sarge-deploy')}")
+    _echo(f"supervisor {_version('supervisor')}")
+    _echo(_nginx_version())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("home", type=click.Path(file_okay=False, dir_okay=True))
-@click.version_option(package_name="sarge-deploy", prog_name="sarge")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help="Print the versions of sarge, supervisor and nginx, and exit.")
 @click.pass_context
 def cli(ctx, home):
     """Run Python web apps under supervisord in the home folder HOME.

@@ -1,6 +1,10 @@
 """The command line's own boundary, in process: what a bug in sarge looks like."""
 
 import os
+import shutil
+import subprocess
+import sys
+from importlib import metadata
 
 import pytest
 
@@ -89,3 +93,46 @@ def test_no_environment_variable_reaches_the_deploys_fault_injection(monkeypatch
     monkeypatch.setenv("SARGE_FAULT_STEP", "unpack")
     context = cli.Context("/nowhere", make_home=lambda path: None)
     assert cli._deployer(context).fault is None
+
+
+def sarge_command(*args, env=None):
+    """``python -m sarge ARGS`` with ``env`` added to this environment."""
+    return subprocess.run([sys.executable, "-m", "sarge", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_version_names_sarge_supervisor_and_nginx(tmp_path):
+    result = sarge_command("--version")  # no HOME needed
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [f"sarge {metadata.version('sarge-deploy')}",
+                         f"supervisor {metadata.version('supervisor')}"]
+    nginx = shutil.which("nginx", path=os.pathsep.join([os.environ["PATH"],
+                                                        *cli.NGINX_FOLDERS]))
+    assert lines[2:] == (["nginx: not found"] if nginx is None else
+                         [subprocess.run([nginx, "-v"], capture_output=True, text=True)
+                          .stderr.strip() + f" ({nginx})"])
+    # an nginx that fails, or hangs, is one line; none at all is said so
+    fake = tmp_path / "nginx"
+    fake.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    fake.chmod(0o755)
+    assert cli._nginx_version(str(tmp_path)) == f"nginx: {fake} -v failed (exit status 3)"
+    fake.write_text("#!/bin/sh\necho 'nginx version: nginx/9.9.9' >&2\n")
+    result = sarge_command("--version", env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert result.stdout.splitlines()[2] == f"nginx version: nginx/9.9.9 ({fake})"
+    assert cli._nginx_version(str(tmp_path / "empty")) == "nginx: not found"
+
+
+def test_shell_completion_is_clicks(tmp_path):
+    for shell, marker in (("bash", "complete -o nosort -F _sarge_completion sarge"),
+                          ("zsh", "#compdef sarge"), ("fish", "complete --no-files")):
+        result = sarge_command(env={"_SARGE_COMPLETE": f"{shell}_source"})
+        assert result.returncode == 0 and marker in result.stdout, (shell, result.stdout)
+    result = sarge_command(env={"_SARGE_COMPLETE": "bash_complete",
+                                "COMP_WORDS": "sarge /h de", "COMP_CWORD": "2"})
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == ["plain,deploy", "plain,destroy"]
+    result = sarge_command(env={"_SARGE_COMPLETE": "bash_complete",
+                                "COMP_WORDS": "sarge /h deploy --li", "COMP_CWORD": "3"})
+    assert result.stdout.splitlines() == ["plain,--listen"]
+    assert not os.path.exists("/h")  # completing makes no home
