@@ -10,8 +10,10 @@ Errors are one line on stderr (``sarge: ...``) and a non-zero exit status:
   as ``supervisorctl`` exits;
 - 1 for everything else: a refused or failed deploy, a failure, a bug.
 
-Each :class:`~sarge.errors.SargeError` carries its status as ``exit_code``.
-Everything printed shows control characters as ``?`` (:func:`_echo`).
+Each :class:`~sarge.errors.SargeError` carries its status as ``exit_code``. A bug (an
+exception no command foresaw) is one line too, ``sarge: internal error: ...``; its
+traceback is appended to the home's ``var/log/sarge.log``, and printed with
+``SARGE_DEBUG=1``. Everything printed shows control characters as ``?`` (:func:`_echo`).
 """
 
 from __future__ import annotations
