@@ -2,8 +2,18 @@
 
 ``sarge HOME COMMAND ...``; the ``bin/sarge`` shortcut of a home fills in HOME.
 Errors are one line on stderr (``sarge: ...``) and a non-zero exit status:
-1 for a failure, 2 for a usage error. Everything printed shows control
-characters as ``?`` (:func:`_echo`).
+
+- 2 for a usage error: click's (an unknown command or option, a missing
+  argument) and :class:`~sarge.errors.UsageError` (a bad name, id, JSON,
+  ``--listen`` value);
+- 7 when supervisord is not running (:class:`~sarge.errors.SupervisordNotRunning`),
+  as ``supervisorctl`` exits;
+- 1 for everything else: a refused or failed deploy, a failure, a bug.
+
+Each :class:`~sarge.errors.SargeError` carries its status as ``exit_code``. A bug (an
+exception no command foresaw) is one line too, ``sarge: internal error: ...``; its
+traceback is appended to the home's ``var/log/sarge.log``, and printed with
+``SARGE_DEBUG=1``. Everything printed shows control characters as ``?`` (:func:`_echo`).
 """
 
 from __future__ import annotations
@@ -19,11 +29,14 @@ from .logs import printable
 
 
 class Context:
-    """What the commands share: the home, made on first use by ``make_home``."""
+    """What the commands share: the home at ``path``, made on first use by ``make_home``
+    (default: a :class:`~sarge.home.Home`). :func:`main` makes one and hands it to the
+    click group, which fills in ``path``; so it still knows the home when a command
+    fails."""
 
-    def __init__(self, path, make_home):
+    def __init__(self, path=None, make_home=None):
         self.path = path
-        self._make_home = make_home
+        self._make_home = make_home or _default_make_home
         self._home = None
 
     @property
@@ -58,17 +71,65 @@ def _note(message: str) -> None:
     _echo(message, err=True)
 
 
+#: Where sarge looks for nginx when it is not on PATH (as the front-end does).
+NGINX_FOLDERS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin")
+
+
+def _nginx_version(search_path=None) -> str:
+    """What ``nginx -v`` says (``nginx version: nginx/1.22.1``) and which nginx that is,
+    or why there is no answer: one line, never an exception."""
+    import shutil
+    import subprocess
+
+    if search_path is None:
+        search_path = os.pathsep.join([os.environ.get("PATH", os.defpath), *NGINX_FOLDERS])
+    found = shutil.which("nginx", path=search_path)
+    if found is None:
+        return "nginx: not found"
+    try:
+        result = subprocess.run([found, "-v"], stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, errors="replace", timeout=5)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"nginx: {found} -v failed ({getattr(exc, 'strerror', None) or exc})"
+    said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    if result.returncode != 0 or not said:
+        return f"nginx: {found} -v failed (exit status {result.returncode})"
+    return f"{said[0]} ({found})"
+
+
+def _version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(ctx, param, value) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    _echo(f"sarge {_version('sarge-deploy')}")
+    _echo(f"supervisor {_version('supervisor')}")
+    _echo(_nginx_version())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("home", type=click.Path(file_okay=False, dir_okay=True))
-@click.version_option(package_name="sarge-deploy", prog_name="sarge")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help="Print the versions of sarge, supervisor and nginx, and exit.")
 @click.pass_context
 def cli(ctx, home):
     """Run Python web apps under supervisord in the home folder HOME.
 
     Start with `sarge HOME init`, then use HOME/bin/sarge, which fills in HOME.
     """
-    make_home = ctx.obj if callable(ctx.obj) else _default_make_home
-    ctx.obj = Context(home, make_home)
+    if isinstance(ctx.obj, Context):  # from main()
+        ctx.obj.path = home
+    else:  # cli.main(obj=make_home), or nothing
+        ctx.obj = Context(home, ctx.obj if callable(ctx.obj) else None)
 
 
 @cli.command()
@@ -276,8 +337,7 @@ def _progress(step, seconds, detail) -> None:
 def _deployer(ctx):
     from .deploy import Deployer
 
-    # SARGE_FAULT_STEP: for the fault-injection tests only (docs/development.rst).
-    return Deployer(ctx.home, progress=_progress, fault=os.environ.get("SARGE_FAULT_STEP"))
+    return Deployer(ctx.home, progress=_progress)
 
 
 @cli.command()
@@ -400,10 +460,68 @@ def repair(ctx, dry_run, as_json):
     return 0
 
 
-def main(argv=None) -> None:
-    """Entry point: run the command line and turn errors into one line and an exit status."""
+def _log_path(path) -> str | None:
+    """The home's ``var/log/sarge.log``, when ``path`` is a home that has that folder."""
+    if not path:
+        return None
+    log_dir = os.path.join(os.path.abspath(path), "var", "log")  # as Home.log_action
+    return os.path.join(log_dir, "sarge.log") if os.path.isdir(log_dir) else None
+
+
+def _log_traceback(path, argv, trace: str) -> bool:
+    """Append ``trace`` to the home's ``sarge.log`` under a line naming the command, each of
+    its lines indented (a line at the margin stays one action); False when it cannot.
+    The log is what it is for ``log_action``: 0644 in ``var/log`` (0750)."""
+    from .instance import utcnow
+
+    log = _log_path(path)
+    if log is None:
+        return False
+    # The command's name only: its arguments may hold secrets (config KEY=VALUE).
+    command = next((word for word in argv if word in cli.commands), "")
+    lines = [f"{utcnow()} pid={os.getpid()} uid={os.getuid()} internal-error {command}".rstrip()]
+    lines += ["  " + line for line in trace.splitlines()]
+    text = "".join(line.replace("\r", " ") + "\n" for line in lines)
     try:
-        rv = cli.main(args=argv, prog_name="sarge", standalone_mode=False)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, text.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):  # a full disk, a read-only home: the one line still goes out
+        return False
+    return True
+
+
+def _internal_error(exc: Exception, context: Context, argv) -> None:
+    """A bug: one line for the operator, the traceback in the home's log (and on stderr
+    with ``SARGE_DEBUG=1``)."""
+    import traceback
+
+    trace = "".join(traceback.format_exception(exc))
+    debug = os.environ.get("SARGE_DEBUG") == "1"
+    if debug:
+        _echo(trace, err=True, nl=False)
+    logged = _log_traceback(context.path, argv, trace)
+    message = " ".join(str(exc).split())  # one line, whatever the message holds
+    where = (f"the traceback is in {_log_path(context.path)}" if logged
+             else "the traceback is above" if debug
+             else "run it again with SARGE_DEBUG=1 to see the traceback")
+    _echo(f"sarge: internal error: {type(exc).__name__}"
+          f"{': ' + message if message else ''}; {where} (a bug in sarge: please report it)",
+          err=True)
+
+
+def main(argv=None, make_home=None) -> None:
+    """Entry point: run the command line and turn errors into one line and an exit status.
+
+    ``make_home(path)`` makes the home the commands work on (default: a
+    :class:`~sarge.home.Home`); tests pass their own.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    context = Context(make_home=make_home)
+    try:
+        rv = cli.main(args=argv, prog_name="sarge", standalone_mode=False, obj=context)
     except SargeError as exc:
         _echo(f"sarge: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -433,5 +551,8 @@ def main(argv=None) -> None:
         # Last resort: what no command foresaw (a permission, a full disk) is still one line.
         where = f" ({exc.filename})" if exc.filename else ""
         _echo(f"sarge: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the boundary: a bug is one line, and logged
+        _internal_error(exc, context, argv)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

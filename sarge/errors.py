@@ -19,7 +19,9 @@
           ├── SupervisordShuttingDown supervisord is stopping its processes to exit
           └── ProcessFailed           the process did not start or stop as asked
 
-The command line prints ``str(error)`` on one line of stderr and exits 1.
+The command line prints ``str(error)`` on one line of stderr and exits with the
+error's ``exit_code``: 2 for a :class:`UsageError` (as click's own usage errors),
+7 for :class:`SupervisordNotRunning` (as ``supervisorctl``), 1 for the rest.
 Nothing here imports from the rest of sarge.
 """
 
@@ -32,6 +34,8 @@ class SargeError(Exception):
 
 class UsageError(SargeError):
     """The input given to a command is not acceptable."""
+
+    exit_code = 2
 
 
 class HomeError(SargeError):
@@ -100,6 +104,8 @@ class SupervisorError(SargeError):
 
 class SupervisordNotRunning(SupervisorError):
     """Nothing answers on the home's supervisord socket."""
+
+    exit_code = 7  # supervisorctl's status when it cannot reach supervisord
 
 
 class SupervisordShuttingDown(SupervisorError):

@@ -12,30 +12,61 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import ipaddress
 import os
 import socket
 import sys
 
-from .errors import PortsExhausted, PortTaken
+from .errors import PortsExhausted, PortTaken, UsageError
 
 
-def can_bind(host: str, port: int) -> bool:
-    """True when nothing on this machine listens on ``host``:``port`` (SO_REUSEADDR, as
-    servers set it: a port that only has connections in TIME_WAIT counts as free)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def _bind_error(family, address) -> int | None:
+    """The errno of binding a TCP socket to ``address`` (SO_REUSEADDR, as servers set it:
+    a port that only has connections in TIME_WAIT counts as free), or None."""
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((host, port))
-        except OSError:
+            s.bind(address)
+        except OSError as exc:
+            return exc.errno
+    return None
+
+
+def can_bind(host: str, port: int) -> bool:
+    """Whether a front-end can listen on ``--listen host:port``: True when nothing on this
+    machine listens there, False when something does. A host name counts for each
+    address it resolves to (nginx listens on each).
+
+    :class:`~sarge.errors.UsageError` when no program could listen there: ``host`` does
+    not resolve, or is not an address of this machine, or the port is below 1024 and
+    this user is not root.
+    """
+    where = f"--listen {f'[{host}]' if ':' in host else host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError(f"{where}: {host} does not resolve ({exc.strerror}); give an "
+                         "address of this machine, or a name /etc/hosts or DNS knows") from None
+    for family, _, _, _, address in dict.fromkeys(addresses):
+        error = _bind_error(family, address)
+        if error == errno.EADDRNOTAVAIL:
+            named = host if address[0] == host else f"{host} ({address[0]})"
+            raise UsageError(f"{where}: {named} is not an address of this machine "
+                             "(`ip address` lists them; 0.0.0.0 is all of them)")
+        if error == errno.EACCES:
+            raise UsageError(f"{where}: this user may not listen on port {port} (below "
+                             "1024: root's)")
+        if error == errno.EADDRINUSE:
             return False
+        if error is not None:
+            raise OSError(error, f"{where}: cannot listen there ({os.strerror(error)})")
     return True
 
 
 def port_is_free(port: int) -> bool:
     """True when nothing on this machine listens on 127.0.0.1:``port``."""
-    return can_bind("127.0.0.1", port)
+    return _bind_error(socket.AF_INET, ("127.0.0.1", port)) is None
 
 
 class Ports:

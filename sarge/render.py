@@ -2,7 +2,7 @@
 
 The functions here are pure: they return :class:`File` values and never touch
 the disk (``sarge.home`` writes them, atomically).  One shared Environment
-renders every template with ``StrictUndefined`` and two filters:
+renders every template with ``StrictUndefined`` and four filters:
 
 ``ini``
     makes a value safe inside supervisord's INI files: ``%`` is doubled
@@ -11,7 +11,8 @@ renders every template with ``StrictUndefined`` and two filters:
 ``shjoin``
     quotes a list of words for a shell (or supervisord's shlex split).
 ``toml``
-    quotes a string for ``sarge.toml``.
+    quotes a string for ``sarge.toml``, escaping what TOML forbids in a basic
+    string (control characters as ``\\u007f``).
 ``nginx``
     passes a path or word into nginx's configuration, or refuses one that
     would need quoting.
@@ -66,11 +67,25 @@ def nginx(value) -> str:
     return text
 
 
-def toml(value) -> str:
-    """A TOML basic string holding ``value`` (JSON's escapes are TOML's)."""
-    import json
+# What a TOML basic string cannot hold as it is: the quote, the backslash, and the control
+# characters U+0000-U+001F (tab excepted) and U+007F; and a lone surrogate, which no TOML
+# file (UTF-8) can hold at all.
+_TOML_UNSAFE = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\n": "\\n", "\f": "\\f",
+                 "\r": "\\r"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-    return json.dumps(str(value), ensure_ascii=False)
+
+def toml(value) -> str:
+    """A TOML basic string holding ``value``: ``"``, ``\\`` and the control characters TOML
+    forbids escaped (``\\n``, ``\\u007f``); :class:`RenderError` for a lone surrogate
+    (a file name that is not UTF-8, decoded with ``surrogateescape``)."""
+    text = str(value)
+    if _SURROGATE.search(text):
+        raise RenderError(f"{text!r} cannot be written into a TOML file (it is not valid "
+                          "Unicode: a name that is not UTF-8?)")
+    return '"' + _TOML_UNSAFE.sub(
+        lambda m: _TOML_ESCAPES.get(m[0]) or f"\\u{ord(m[0]):04x}", text) + '"'
 
 
 def shjoin(words) -> str:

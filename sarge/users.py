@@ -20,7 +20,7 @@ group) and virtualenv. What it cannot reach: every app's configuration
 (``etc/apps``, 0700), ``var/run`` (0700: the supervisord socket), other apps'
 code and data. What it does not get: root's environment (only an allow-list
 of it) and root's terminal (the command has no controlling terminal, so it
-cannot type into the operator's).
+cannot type into the operator's; when it cannot be given up, nothing runs).
 """
 
 from __future__ import annotations
@@ -340,13 +340,18 @@ def share_code(folder: str, run_as: RunAs | None, unless_shared: bool = False) -
             os.chmod(path, mode)
 
 
-def detach_terminal() -> None:
+def detach_terminal(ioctl=None) -> None:
     """Give up this process's controlling terminal, if any: a process that then runs as
     another user cannot push keystrokes into it (TIOCSTI) nor open ``/dev/tty``. Its
-    standard streams still work, and Ctrl-C still reaches its process group."""
+    standard streams still work, and Ctrl-C still reaches its process group.
+
+    :class:`SettingsError` when the terminal cannot be given up: the caller must not
+    switch users then (a check that fails must refuse, not let the command through).
+    ``ioctl`` is :func:`fcntl.ioctl` (tests pass one that fails)."""
     import fcntl
     import termios
 
+    ioctl = ioctl or fcntl.ioctl
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
@@ -357,9 +362,12 @@ def detach_terminal() -> None:
 
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        fcntl.ioctl(fd, termios.TIOCNOTTY)
-    except OSError:
-        pass
+        ioctl(fd, termios.TIOCNOTTY)
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot give up root's terminal before switching users ({exc.strerror}): the "
+            "command was not run, since it could have typed into that terminal; run sarge "
+            "without one (`setsid -w sarge ...`)") from exc
     finally:
         os.close(fd)
         signal.signal(signal.SIGHUP, previous)
@@ -370,15 +378,16 @@ def switches(run_as: RunAs | None) -> bool:
     return run_as is not None and run_as.uid != os.geteuid()
 
 
-def become(run_as: RunAs | None, keep_terminal: bool = False) -> None:
+def become(run_as: RunAs | None, keep_terminal: bool = False, *, ioctl=None) -> None:
     """Switch this process to the user for good: its files but the standard streams
     closed, its controlling terminal given up (unless ``keep_terminal``: one of the
-    user's own), then groups, group, user."""
+    user's own), then groups, group, user. :class:`SettingsError`, still as this user,
+    when the terminal cannot be given up (``ioctl``: see :func:`detach_terminal`)."""
     if not switches(run_as):
         return
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # none of root's files go along
     if not keep_terminal:
-        detach_terminal()
+        detach_terminal(ioctl)
     if run_as.name == str(run_as.uid):  # a number with no name: no groups to look up
         os.setgroups([run_as.gid])
     else:

@@ -56,7 +56,7 @@ def assert_refused(h, args, before, code=None):
 def test_bad_descriptions_are_refused(busy_home):
     before = snapshot(busy_home.path)
     for description in BAD_DESCRIPTIONS:
-        assert_refused(busy_home, ["new", description], before, code=1)
+        assert_refused(busy_home, ["new", description], before, code=2)
     assert busy_home.supervisor.process(busy_home.serving + ":web")["statename"] == "RUNNING"
 
 
@@ -64,7 +64,7 @@ def test_bad_application_names_are_refused(busy_home):
     before = snapshot(busy_home.path)
     for name in BAD_NAMES:
         message = assert_refused(busy_home, ["new", json.dumps({"application_name": name})],
-                                 before, code=1)
+                                 before, code=2)
         assert "invalid application name" in message
     assert len(os.listdir(os.path.join(busy_home.path, "var", "instances"))) == 1
 
@@ -73,9 +73,11 @@ def test_bad_application_names_are_refused(busy_home):
                                      "run"])
 def test_bad_instance_ids_are_refused(busy_home, command):
     before = snapshot(busy_home.path)
-    for instance_id in BAD_IDS + ["web-zzzzzz"]:
-        message = assert_refused(busy_home, [command, instance_id], before, code=1)
-        assert "invalid instance id" in message or "no instance" in message
+    for instance_id in BAD_IDS:
+        message = assert_refused(busy_home, [command, instance_id], before, code=2)
+        assert "invalid instance id" in message
+    message = assert_refused(busy_home, [command, "web-zzzzzz"], before, code=1)
+    assert "no instance" in message
     assert busy_home.supervisor.process(busy_home.serving + ":web")["statename"] == "RUNNING"
 
 

@@ -18,6 +18,7 @@ from .conftest import (
     snapshot,
     start_supervisord,
 )
+from .faults import deploy_killed_at
 
 
 def instances(h):
@@ -316,7 +317,7 @@ def test_bad_sources_change_nothing(running, webapp, tmp_path):
 def test_a_listen_port_used_by_another_app_is_refused(running, webapp):
     first, port = first_deploy(running, webapp)
     result = deploy(running, webapp, "--app", "api", "--listen", f"127.0.0.1:{port}")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "already the front-end of the app web" in result.stderr
 
 
@@ -509,7 +510,7 @@ def test_status_and_logs_cover_every_process_type(running, webapp):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     result = sarge(running, "logs", instance_id, "-p", "nope")
-    assert result.returncode == 1 and "has no process 'nope'" in result.stderr
+    assert result.returncode == 2 and "has no process 'nope'" in result.stderr
 
 
 @pytest.mark.parametrize("point", [
@@ -524,9 +525,7 @@ def test_sarge_killed_at_any_step_of_a_deploy(running, webapp, point):
     deploy(running, webapp, "--app", "web", check=True)
     (webapp / "VERSION").write_text("3")
     (webapp / "requirements.txt").write_text("gunicorn\n# changed: a new environment\n")
-    env = dict(os.environ, SARGE_FAULT_STEP=point)
-    killed = subprocess.run([os.path.join(running.path, "bin", "sarge"), "deploy", str(webapp),
-                             "--app", "web"], env=env, capture_output=True, text=True)
+    killed = deploy_killed_at(running, webapp, "web", point)
     assert killed.returncode == -9, killed.stderr
     # the front-end serves the old or the new version, never nothing; list works
     status, text = front(port)
@@ -653,7 +652,7 @@ def test_a_config_that_fails_its_deploy_is_not_kept(running, webapp):
 def test_a_listen_port_in_the_instances_range_is_refused(running, webapp):
     port = running.settings.port_first + 5
     result = deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}")
-    assert result.returncode == 2 or result.returncode == 1
+    assert result.returncode == 2
     assert "in the range the home gives its instances" in result.stderr
 
 

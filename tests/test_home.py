@@ -125,7 +125,7 @@ def test_without_supervisord_commands_say_how_to_start_it(home):
     for command in (["start", instance_id], ["stop", instance_id], ["status"],
                     ["destroy", instance_id]):
         result = sarge(home, *command)
-        assert result.returncode == 1, command
+        assert result.returncode == 7, command  # as supervisorctl's
         assert "supervisord is not running" in result.stderr
         assert os.path.join(home.path, "bin", "supervisord") in result.stderr
         assert result.stderr.count("\n") == 1

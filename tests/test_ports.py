@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from sarge.errors import PortTaken
-from sarge.ports import check_holder, listeners, socket_inodes
+from sarge.errors import PortTaken, UsageError
+from sarge.ports import can_bind, check_holder, listeners, socket_inodes
 
 from .conftest import (
     HERE,
@@ -29,10 +29,59 @@ from .conftest import (
     name_user,
     python_for,
     sarge,
+    snapshot,
     start_supervisord,
 )
 
 STUBBORN = os.path.join(HERE, "apps", "stubborn.py")
+
+#: Names that never resolve (RFC 6761), and addresses no machine has (RFC 5737, RFC 3849).
+UNRESOLVED = "no-such-host.invalid"
+FOREIGN = ("192.0.2.1", "2001:db8::1")
+
+
+def test_a_listen_address_is_free_taken_unresolved_or_not_this_machines():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert not can_bind("127.0.0.1", port)
+        assert not can_bind("localhost", port)  # a name: each address it resolves to
+        assert not can_bind("0.0.0.0", port)
+    assert can_bind("127.0.0.1", port) and can_bind("localhost", port)
+    with pytest.raises(UsageError, match=rf"^--listen {UNRESOLVED}:{port}: {UNRESOLVED} "
+                                         "does not resolve"):
+        can_bind(UNRESOLVED, port)
+    with pytest.raises(UsageError, match=rf"^--listen 192.0.2.1:{port}: 192.0.2.1 is not an "
+                                         "address of this machine"):
+        can_bind("192.0.2.1", port)
+    with pytest.raises(UsageError, match=rf"^--listen \[2001:db8::1\]:{port}: 2001:db8::1 is "
+                                         "not an address of this machine"):
+        can_bind("2001:db8::1", port)
+
+
+def test_deploy_says_why_it_cannot_listen_there(home, webapp):
+    """Before any instance is made (supervisord need not even run): a host that does not
+    resolve or is not this machine's is a usage error (2); an address something else
+    listens on refuses the deploy (1). Neither is "something already listens there"
+    unless something does."""
+    before = snapshot(home.path)
+    for host in (UNRESOLVED, *FOREIGN):
+        listen = f"[{host}]:{listen_port()}" if ":" in host else f"{host}:{listen_port()}"
+        result = deploy(home, webapp, "--app", "web", "--listen", listen)
+        assert result.returncode == 2, result.stderr
+        reason = "does not resolve" if host == UNRESOLVED else "is not an address of this"
+        assert result.stderr.startswith(f"sarge: --listen {listen}: {host} {reason}")
+        assert result.stderr.count("\n") == 1 and "already listens" not in result.stderr
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", listen_port()))
+        s.listen()
+        result = deploy(home, webapp, "--app", "web", "--listen", f"127.0.0.1:{listen_port()}")
+    assert result.returncode == 1
+    assert result.stderr == (f"sarge: --listen 127.0.0.1:{listen_port()}: something on this "
+                             "machine already listens there\n")
+    assert snapshot(home.path) == before
 
 
 def test_the_kernel_tables_name_every_listener():

@@ -109,3 +109,31 @@ def test_nginx_config_is_valid_or_refused(tmp_path, name):
     assert result.returncode == 0, result.stderr
     assert f"error_log {home}/var/log/nginx-error.log;" in conf.text
     shutil.rmtree(home)
+
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+
+def toml_value(text):
+    """``text`` written with the toml filter, read back by a TOML parser."""
+    return tomllib.loads(f"x = {render.toml(text)}\n")["x"]
+
+
+def test_toml_strings_hold_every_character():
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert toml_value(every) == every
+
+
+@given(st.text())
+def test_toml_strings_parse_back_exactly(text):
+    assert toml_value(text) == text
+
+
+def test_toml_escapes_what_toml_forbids_and_refuses_what_it_cannot_hold():
+    assert render.toml("a\x7fb\x00\x1f\t\"\\") == '"a\\u007fb\\u0000\\u001f\t\\"\\\\"'
+    assert render.toml("line\nbreak\r") == '"line\\nbreak\\r"'
+    with pytest.raises(RenderError, match="not valid Unicode"):
+        render.toml("caf\udce9")  # b"caf\xe9" decoded with surrogateescape

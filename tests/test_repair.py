@@ -20,6 +20,7 @@ from .conftest import (
     stop_supervisord,
     wait_for_state,
 )
+from .faults import deploy_killed_at
 
 
 def cut(path, keep=0.5):
@@ -155,9 +156,7 @@ def test_missing_and_undecodable_files_and_a_half_made_instance(running, webapp)
     h = running
     port = listen_port(51)
     first, second = two_versions(h, webapp, port)
-    killed = subprocess.run([os.path.join(h.path, "bin", "sarge"), "deploy", str(webapp),
-                             "--app", "web"], capture_output=True, text=True,
-                            env=dict(os.environ, SARGE_FAULT_STEP="start"))
+    killed = deploy_killed_at(h, webapp, "web", "start")
     assert killed.returncode == -9
     (half,) = set(rows(h)) - {first, second}
     os.unlink(h.app_state_path("web"))

@@ -28,8 +28,8 @@ from .conftest import (
 )
 
 
-def one_line_refusal(result, *fragments):
-    assert result.returncode == 1, (result.stdout, result.stderr)
+def one_line_refusal(result, *fragments, code=1):
+    assert result.returncode == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("sarge: ") and result.stderr.count("\n") == 1, \
         result.stderr
@@ -418,7 +418,7 @@ def test_deeply_nested_json_is_refused_in_one_line(home):
     before = snapshot(home.path)
     for description in ("[" * 100_000, "[" * 50_000 + "]" * 50_000,
                         '{"a": ' * 15_000 + "1" + "}" * 15_000):
-        one_line_refusal(sarge(home, "new", description), "nested too deeply")
+        one_line_refusal(sarge(home, "new", description), "nested too deeply", code=2)
     assert snapshot(home.path) == before
     # anything else nested too deeply, here the settings, is one line too
     with open(home.settings_path, "a") as f:

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -406,3 +407,65 @@ def test_an_app_user_in_nobodys_group_is_refused(open_home):
         assert "nobody" in result.stderr
     finally:
         subprocess.run(["userdel", name], capture_output=True)
+
+
+GIVE_UP_THE_TERMINAL = r"""
+import errno, fcntl, os, sys, termios
+from sarge import users
+from sarge.errors import SettingsError
+
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pty on stdin: this session's terminal now
+
+def refuse(fd, request, *args):
+    if request == termios.TIOCNOTTY:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+    return fcntl.ioctl(fd, request, *args)
+
+def has_terminal():
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR))
+    except OSError:
+        return False
+    return True
+
+switch = sys.argv[1] == "become"
+nobody = users.RunAs("nobody", 65534, 65534, "/nonexistent")
+for ioctl in (refuse, None):
+    try:
+        users.become(nobody, ioctl=ioctl) if switch else users.detach_terminal(ioctl)
+    except SettingsError as exc:
+        print(f"refused uid={os.getuid()} tty={has_terminal()}: {exc}")
+    else:
+        print(f"went on uid={os.getuid()} tty={has_terminal()}")
+"""
+
+
+def on_a_terminal(*args):
+    """Run GIVE_UP_THE_TERMINAL in a process whose controlling terminal is a pty."""
+    master, slave = pty.openpty()
+    try:
+        return subprocess.run([sys.executable, "-I", "-c", GIVE_UP_THE_TERMINAL, *args],
+                              stdin=slave, capture_output=True, text=True, timeout=60,
+                              start_new_session=True)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_a_terminal_that_cannot_be_given_up_refuses_the_switch():
+    result = on_a_terminal("detach")
+    assert result.returncode == 0, result.stderr
+    refused, went_on = result.stdout.splitlines()
+    assert refused.startswith(f"refused uid={os.getuid()} tty=True: cannot give up root's "
+                              "terminal before switching users (Operation not permitted): "
+                              "the command was not run")
+    assert went_on == f"went on uid={os.getuid()} tty=False"
+
+
+@as_root
+def test_become_switches_only_once_the_terminal_is_given_up():
+    result = on_a_terminal("become")
+    assert result.returncode == 0, result.stderr
+    refused, went_on = result.stdout.splitlines()
+    assert refused.startswith("refused uid=0 tty=True: cannot give up root's terminal")
+    assert went_on == "went on uid=65534 tty=False"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..apps import listen_port
-from ..errors import UsageError
+from ..errors import DeployError, UsageError
 from ..ports import can_bind as _can_bind
 
 
@@ -32,6 +32,7 @@ def plan(switch, settings, app, listen, check, timeout, can_bind=can_bind):
             raise UsageError(f"--listen {state.listen}: port {port} is already the "
                              f"front-end of the app {other.name}")
     if (state.listen != old.listen or old.current is None) and not can_bind(state.listen):
-        raise UsageError(f"--listen {state.listen}: something on this machine already "
-                         "listens there")
+        # a refused deploy (1), not a usage error: the address itself is good
+        raise DeployError(f"--listen {state.listen}: something on this machine already "
+                          "listens there")
     return old, state
