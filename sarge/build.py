@@ -18,11 +18,10 @@ import shutil
 import subprocess
 import sys
 
-from . import users
+from . import ownership, users
 from .errors import BuildError
 from .files import locked, remove_tree
 from .instance import PROCESS_TYPE_RE, SERVER_ONLY
-
 
 # -- the Procfile ------------------------------------------------------------------------------
 
@@ -107,7 +106,7 @@ class Environments:
             return None
         # on PATH, or installed with sarge (pip install sarge-deploy[test] brings it)
         found = shutil.which("uv") or _beside_python("uv", sys.executable)
-        if found is not None and users.switches(user) and not users.can_execute(found, user):
+        if found is not None and users.switches(user) and not ownership.can_execute(found, user):
             if self.installer == "uv":
                 raise BuildError(f"[deploy] installer = 'uv' but {user.name}, who installs "
                                  f"the app's requirements, cannot run {found}")
@@ -150,10 +149,10 @@ class Environments:
             remove_tree(path)
             try:
                 argv = self._create(path, log_path, user)
-                users.hand_over(path, user)
+                ownership.hand_over(path, user)
                 self.run(argv + ["-r", requirements_path] + self.pip_args, log_path,
                          cwd=cwd, env=env, **(user.popen_kwargs() if user else {}))
-                users.reclaim(path, user)
+                ownership.reclaim(path, user)
                 with open(marker, "wb") as f:
                     f.write(requirements)
             except BaseException:
@@ -164,7 +163,7 @@ class Environments:
     def _create(self, path: str, log_path: str, user) -> list:
         """Make the empty virtualenv at ``path`` as sarge's user (in the folder of the
         environments, where no app's file is); return the install command for it."""
-        if users.switches(user) and not users.can_execute(self.python, user):
+        if users.switches(user) and not ownership.can_execute(self.python, user):
             raise BuildError(
                 f"{user.name}, who runs the app, cannot run {self.python} (it lives in a "
                 "folder that user cannot enter): set [deploy] python in etc/sarge.toml to "

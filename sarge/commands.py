@@ -12,7 +12,7 @@ import dataclasses
 import os
 import signal
 
-from . import terminal, users
+from . import ownership, privileges, terminal, users
 from .environ import environment
 from .errors import SettingsError, UsageError
 
@@ -43,8 +43,8 @@ class Command:
         to read the folder it runs in (its instance's code)."""
         try:
             for path, mode, gid in self.folders:
-                users.give(path, self.user, mode, gid)
-            users.share_code(self.cwd, self.user, unless_shared=True)
+                ownership.give(path, self.user, mode, gid)
+            ownership.share_code(self.cwd, self.user, unless_shared=True)
         except OSError as exc:
             raise SettingsError(f"cannot prepare {exc.filename}: {exc.strerror}") from exc
 
@@ -68,7 +68,7 @@ def execute(command: Command, relay: bool = False):
         def child():  # pragma: no cover - runs in the forked child, then execs
             try:
                 os.chdir(command.cwd)
-                users.become(command.user, keep_terminal=True)
+                privileges.become(command.user, keep_terminal=True)
                 os.execvpe(command.argv[0], command.argv, command.env)
             except OSError as exc:
                 os.write(2, f"sarge: cannot run {command.argv[0]}: {exc.strerror}\n".encode())
@@ -77,7 +77,7 @@ def execute(command: Command, relay: bool = False):
         os.chdir(command.cwd)
         if command.umask is not None:
             os.umask(command.umask)
-        users.become(command.user)
+        privileges.become(command.user)
         os.execvpe(command.argv[0], command.argv, command.env)
     except OSError as exc:
         raise SettingsError(f"cannot run {command.argv[0]}: {exc.strerror}") from exc

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 
-from .users import give, switches
+from .ownership import give
+from .users import switches
 from .variables import load_app_config, load_build_env
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from . import render, users
+from . import ownership, render
 from .commands import module_argv, run_as
 from .errors import HomeError, NotStartable, ProcessFailed, SupervisordNotRunning
 from .files import File, read_text, write_file
@@ -132,7 +132,7 @@ class Lifecycle:
                 "(a script that starts a server on $PORT) and make it executable"
             )
         user = run_as(home, home.settings, instance.application_name)  # refuses one, now
-        users.share_code(home.instance_dir(instance.id), user, unless_shared=True)
+        ownership.share_code(home.instance_dir(instance.id), user, unless_shared=True)
         with self.store.instance_lock(instance.id):
             self._ensure_known(instance.id)
             self._set_autostart(instance, True, tell=False)

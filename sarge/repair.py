@@ -46,13 +46,13 @@ import re
 from . import build
 from .apps import AppState, load_state
 from .commands import run_as
-from .variables import load_app_config, save_app_config
 from .errors import SargeError, SupervisorError
 from .files import File, read_text, write_file
 from .frontend import routes as saved_routes
-from .layout import FOLDERS
 from .instance import INSTANCE_ID_RE, Instance, check_app_name, uses_socket
+from .layout import FOLDERS
 from .supervisord import states
+from .variables import load_app_config, save_app_config
 
 
 @dataclasses.dataclass

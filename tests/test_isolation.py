@@ -230,8 +230,8 @@ def test_credentials_in_pip_args_are_refused(home):
 
 
 def test_a_readable_build_env_is_refused(home):
-    from sarge.variables import load_build_env
     from sarge.errors import SettingsError
+    from sarge.variables import load_build_env
 
     path = home.build_env_path
     with open(path, "w") as f:

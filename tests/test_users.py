@@ -411,7 +411,7 @@ def test_an_app_user_in_nobodys_group_is_refused(open_home):
 
 GIVE_UP_THE_TERMINAL = r"""
 import errno, fcntl, os, sys, termios
-from sarge import users
+from sarge import privileges, users
 from sarge.errors import SettingsError
 
 fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pty on stdin: this session's terminal now
@@ -432,7 +432,7 @@ switch = sys.argv[1] == "become"
 nobody = users.RunAs("nobody", 65534, 65534, "/nonexistent")
 for ioctl in (refuse, None):
     try:
-        users.become(nobody, ioctl=ioctl) if switch else users.detach_terminal(ioctl)
+        privileges.become(nobody, ioctl=ioctl) if switch else privileges.detach_terminal(ioctl)
     except SettingsError as exc:
         print(f"refused uid={os.getuid()} tty={has_terminal()}: {exc}")
     else:

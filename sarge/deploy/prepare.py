@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .. import build, unpack, users
+from .. import build, ownership, unpack
 from ..commands import run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
@@ -23,7 +23,7 @@ def prepare(deployer, instance, source, run_as):
     freeze_config(home, instance)
     with steps.step("unpack") as step:
         unpack.unpack(source, folder)
-        users.share_code(folder, run_as)  # readable, not writable, by the app's user
+        ownership.share_code(folder, run_as)  # readable, not writable, by the app's user
         step["detail"] = os.path.basename(source)
     with steps.step("environment") as step:
         instance, release = _environment(deployer, instance, run_as, step)

@@ -15,7 +15,6 @@ from ..processes import tree_pids
 from ..supervisord import states
 
 
-
 class Switch:
     """The apps of ``home`` and their front-end ``frontend``; ``steps`` runs the named
     steps; ``check_holder`` proves a port is the instance's own."""

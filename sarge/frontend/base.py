@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 
-
 from ..files import File, locked, write_file
 from ..ports import check_holder
 from . import routes as saved_routes

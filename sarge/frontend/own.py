@@ -18,7 +18,6 @@ import os
 import shutil
 import socket
 
-
 from .. import render
 from ..commands import module_argv
 from ..errors import FrontendError, PortTaken, SupervisorError

@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import errno
 
-from ..errors import ProcessFailed, SupervisordNotRunning, SupervisordShuttingDown, SupervisorError
+from ..errors import (
+    ProcessFailed,
+    SupervisordNotRunning,
+    SupervisordShuttingDown,
+    SupervisorError,
+)
 
 _NOT_RUNNING_ERRNOS = {errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK}
 
