@@ -11,14 +11,19 @@ import pytest
 from sarge import cli
 
 
-class BrokenHome:
-    """A home whose ``start`` has a bug."""
-
-    def __init__(self, path):
-        self.path = os.path.abspath(path)
+class BrokenLifecycle:
+    """A lifecycle whose ``start`` has a bug."""
 
     def start(self, instance_id):
         raise RuntimeError(f"a bug in start({instance_id})\nsecond line")
+
+
+class BrokenHome:
+    """A home whose instances' ``start`` has a bug."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self.lifecycle = BrokenLifecycle()
 
 
 def run_main(argv, capsys, make_home=BrokenHome):
@@ -92,7 +97,7 @@ def test_no_environment_variable_reaches_the_deploys_fault_injection(monkeypatch
     (tests/faults.py); the command line never sets it, whatever the environment."""
     monkeypatch.setenv("SARGE_FAULT_STEP", "unpack")
     context = cli.Context("/nowhere", make_home=lambda path: None)
-    assert cli._deployer(context).fault is None
+    assert cli._deployer(context).steps.fault is None
 
 
 def sarge_command(*args, env=None):

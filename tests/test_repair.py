@@ -92,6 +92,7 @@ def test_a_damaged_deployed_app_is_rebuilt_and_keeps_serving(running, webapp):
     stop_supervisord(h)
     start_supervisord(h)
     wait_for_state(h, second, "running")
+    get(h.get(second).port)  # RUNNING is gunicorn's master: wait for the app to answer
     assert front(port) == (200, f"version 2 from {second}\n")
     sarge(h, "rollback", "web", check=True)
     assert front(port) == (200, f"version 1 from {first}\n")
