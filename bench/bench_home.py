@@ -50,7 +50,7 @@ def build(root, n):
     text = text.replace("first = 5000", "first = 30000").replace("last = 9999", "last = 39999")
     with open(home.settings_path, "w") as f:
         f.write(text)
-    ids = [home.new("web").id for _ in range(n)]  # supervisord is down: no reload per new
+    ids = [home.lifecycle.new("web").id for _ in range(n)]  # supervisord is down: no reload per new
     for instance_id in ids:
         server = os.path.join(home.instance_dir(instance_id), "server")
         with open(server, "w") as f:
