@@ -359,3 +359,47 @@ def test_a_config_whose_redeploy_fails_is_put_back(rig, source):
         assert f.read() == saved
     assert state(rig).current != first.id  # the first redeploy took effect
     assert len(rig.home.instances()) == 2
+
+
+def test_route_to_an_instance_that_fails_its_health_check_is_refused(rig, source):
+    first = deploy(rig, source, listen=LISTEN, check="/health", timeout=3)
+    second = deploy(rig, source, version=2)
+    rig.home.start(first.id)
+    with open(os.path.join(rig.home.instance_dir(first.id), "HEALTH"), "w") as f:
+        f.write("500")
+    routes = rig.frontend.routes
+    with pytest.raises(DeployError, match="not healthy after 3s"):
+        rig.deployer().route("web", first.id)
+    assert rig.frontend.routes == routes
+    assert (state(rig).current, state(rig).previous) == (second.id, (first.id,))
+    serves(rig, second.id, 2)
+
+
+@pytest.mark.xfail(strict=True, reason="sarge bug: when a failed deploy cannot remove all of "
+                   "its new instance (a tree its app made too deep), the error still says "
+                   "the instance 'was removed', though its record and port stay and it is "
+                   "listed until a later deploy finishes the job")
+def test_a_failed_deploy_says_so_when_its_new_instance_is_not_all_removed(
+        tmpfs_path, source):
+    from .test_security import deep_folder
+
+    rig = Rig(tmpfs_path / "home")
+    try:
+        first = deploy(rig, source, listen=LISTEN)
+        start = rig.supervisor.on_start
+
+        def deep_then_exit(group, process):
+            """The new version makes a tree deeper than removal goes, then exits."""
+            if group == first.id:
+                return start(group, process)
+            os.makedirs(rig.home.runtime_dir(group), exist_ok=True)
+            os.close(deep_folder(rig.home.runtime_dir(group), 10_001))
+            return 3
+
+        rig.supervisor.on_start = deep_then_exit
+        with pytest.raises(DeployError) as info:
+            deploy(rig, source, version=2)
+        (new,) = {i.id for i in rig.home.instances()} - {first.id}  # not all removed
+        assert f"{new} was removed" not in str(info.value), str(info.value)
+    finally:
+        rig.close()
