@@ -49,7 +49,6 @@ class FakeSupervisor:
         self.up = True
         self.infos = {}  # "group:process" -> info dict
         self.autostart = {}  # group -> what set_autostart last said
-        self.calls = []  # (method, name), in order
         self._refuse_next_start = None
 
     # -- what the tests tell it -----------------------------------------------------------
@@ -67,18 +66,20 @@ class FakeSupervisor:
         return sorted({info["group"] for info in self.infos.values()})
 
     def exit(self, name, status=1):
-        """The process ``name`` exits (supervisord would restart it; here it stays down)."""
+        """The running process ``name`` exits, and stays down (supervisord would restart
+        it, or give up: EXITED, for a test of what sarge does meanwhile)."""
+        info = self.infos[name]
+        assert info["statename"] == "RUNNING", info
+        self.on_stop(info["group"], info["name"])
         self._set(name, "EXITED", exitstatus=status)
 
     # -- the interface of sarge.supervisor.Supervisor ----------------------------------
 
     def _check_up(self, method, name=None):
-        self.calls.append((method, name))
         if not self.up:
             raise SupervisordNotRunning("supervisord is not running (the fake is down)")
 
     def is_running(self):
-        self.calls.append(("is_running", None))
         return self.up
 
     def processes(self):

@@ -279,6 +279,16 @@ def test_route_to_a_stopped_instance_is_refused(rig, source):
     serves(rig, second.id, 2)  # a route stops nothing: the other one runs on
 
 
+def test_route_to_an_instance_whose_process_has_exited_is_refused(rig, source):
+    first = deploy(rig, source, listen=LISTEN)
+    second = deploy(rig, source, version=2)
+    rig.home.start(first.id)
+    rig.supervisor.exit(first.id + ":web", 1)
+    with pytest.raises(DeployError, match=f"{first.id} is not running"):
+        rig.deployer().route("web", first.id)
+    assert route_of(rig)["instance"] == second.id
+
+
 def test_route_to_another_apps_instance_is_refused(rig, source):
     web = deploy(rig, source, listen=LISTEN)
     api = deploy(rig, source, app="api", listen=OTHER_LISTEN)
