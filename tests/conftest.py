@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import pwd
 import shutil
 import signal
@@ -26,6 +27,10 @@ TEST_SETTINGS = {"startretries = 3": "startretries = 1", "stopwaitsecs = 40": "s
 
 
 def edit_settings(h, replacements):
+    """Edit the home's etc/sarge.toml: each of ``replacements``' keys must be in it.
+
+    Commands read the file anew; a :class:`Home` object reads it once, on first use: edit
+    before that, or make a new ``Home``."""
     with open(h.settings_path) as f:
         text = f.read()
     for old, new in replacements.items():
@@ -33,7 +38,28 @@ def edit_settings(h, replacements):
         text = text.replace(old, new)
     with open(h.settings_path, "w") as f:
         f.write(text)
-    h._settings = None
+
+
+def wait_until(predicate, timeout=10.0, message="the condition", interval=0.05, ignore=()):
+    """Call ``predicate`` until it returns something true, and return that; fail after
+    ``timeout`` seconds with ``message`` (a text, or a callable giving one: the state to
+    show), the last value and the last error of the kinds in ``ignore`` (which
+    ``predicate`` may raise meanwhile: OSError while a server comes up, say)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        error = None
+        try:
+            value = predicate()
+        except ignore as exc:
+            value, error = None, exc
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"not after {timeout:g}s: {text} (last: {value!r}"
+                                 + (f", {type(error).__name__}: {error}" if error else "")
+                                 + ")")
+        time.sleep(interval)
 
 
 def port_base():
@@ -44,23 +70,26 @@ def port_base():
     return int(os.environ.get("SARGE_TEST_PORT_BASE", "20000")) + 1000 * int(worker[2:] or 0)
 
 
-def make_home(path, offset=0, user=None):
-    """Initialize a home at ``path`` with quick test settings and this worker's ports.
+def make_home(path, offset=0, user=None, supervisor=None, settings=None):
+    """Initialize a home at ``path`` with quick test settings and this worker's ports
+    (``offset`` moves them within the worker's range); return a new :class:`Home` on it,
+    with ``supervisor`` as its supervisord client (default: the real one).
 
     The tests run as root in CI, in homes root owns: their apps and nginx's workers
     run as root, which sarge does only when told (``user``: the [users] default to
-    name instead; nginx's workers then run as nobody, sarge's default).
+    name instead; nginx's workers then run as nobody, sarge's default). ``settings``:
+    more replacements for etc/sarge.toml (:func:`edit_settings`).
     """
-    h = Home(path)
-    h.init()
+    Home(path).init()
     base = port_base() + offset
     frontend = ""
     if user is None:
         user = frontend = "root" if os.geteuid() == 0 else ""
+    h = Home(path, supervisor=supervisor)
     edit_settings(h, {**TEST_SETTINGS, "first = 5000": f"first = {base}",
                       "last = 5999": f"last = {base + 199}",
                       'default = ""': f'default = "{user}"',
-                      'frontend = ""': f'frontend = "{frontend}"'})
+                      'frontend = ""': f'frontend = "{frontend}"', **(settings or {})})
     return h
 
 
@@ -80,21 +109,25 @@ def supervisord_pid(h):
 
 def start_supervisord(h):
     subprocess.run([os.path.join(h.path, "bin", "supervisord")], check=True)
-    deadline = time.monotonic() + 10
-    while not h.supervisor.is_running():
-        assert time.monotonic() < deadline, "supervisord did not come up"
-        time.sleep(0.05)
+    wait_until(h.supervisor.is_running, 10, "supervisord to come up")
+
+
+def rpc(h):
+    """An XML-RPC proxy to the home's supervisord, made as supervisorctl makes one: for
+    calls a test makes itself (sarge's own client is what the tests test)."""
+    import xmlrpc.client
+
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, "unix://" + h.socket_path)
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
 
 def stop_supervisord(h, sig=signal.SIGTERM):
     """Stop the home's supervisord (its children with it, on SIGTERM) and wait until gone."""
-    pid = None
-    deadline = time.monotonic() + 10
-    while pid is None and time.monotonic() < deadline:
-        pid = supervisord_pid(h)  # written just after it daemonizes
-        if pid is None:
-            time.sleep(0.05)
-    if pid is None:
+    try:  # written just after it daemonizes
+        pid = wait_until(lambda: supervisord_pid(h), 10, "supervisord's pid file")
+    except AssertionError:
         return
     try:
         proc = psutil.Process(pid)
@@ -163,6 +196,8 @@ def put_server(h, instance_id, script=None, extra_args=""):
 
 
 def get(port, path="/", timeout=5):
+    """GET ``path`` on 127.0.0.1:``port``, trying again (``timeout`` seconds) while
+    nothing answers: (status, text). The last OSError is raised."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -175,14 +210,17 @@ def get(port, path="/", timeout=5):
 
 
 def wait_for_state(h, instance_id, wanted, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
+    """Wait until the instance's web process is in state ``wanted`` ("running"); its
+    info."""
+    seen = {}
+
+    def reached():
         info = h.supervisor.process(instance_id + ":web")
-        state = info["statename"].lower() if info else None
-        if state == wanted:
-            return info
-        assert time.monotonic() < deadline, f"{instance_id} is {state}, not {wanted}"
-        time.sleep(0.1)
+        seen["state"] = info and info["statename"].lower()
+        return info if seen["state"] == wanted else None
+
+    return wait_until(reached, timeout,
+                      lambda: f"{instance_id} to be {wanted} (it is {seen.get('state')})")
 
 
 def snapshot(path):
@@ -196,6 +234,47 @@ def snapshot(path):
             st = os.lstat(p)
             result[os.path.relpath(p, path)] = (st.st_mode, st.st_size, st.st_mtime_ns)
     return result
+
+
+def quiet_snapshot(h):
+    """:func:`snapshot` of the home, less what a running app and nginx change by
+    themselves (sarge's own log stays in)."""
+    return {path: info for path, info in snapshot(h.path).items()
+            if not path.startswith(("var/run/", "var/runtime/", "var/nginx/"))
+            and not (path.startswith("var/log/") and path != "var/log/sarge.log")}
+
+
+def state_files(h, under=("",)):
+    """Every file of the home (of its folders ``under``) with its mode and content (a
+    link: its target), and every folder with its mode; the logs and lock files left out:
+    what a failed deploy must leave as it was (a state file written again as it was
+    counts as unchanged)."""
+    found = {}
+    for top in under:
+        found.update(_state_files(h, os.path.join(h.path, top)))
+    return found
+
+
+def _state_files(h, top):
+    found = {}
+    for root, dirs, names in os.walk(top):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(root, name), h.path)] = os.lstat(
+                os.path.join(root, name)).st_mode
+        for name in names:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, h.path)
+            if rel.startswith("var/log/") or name.endswith(".lock"):
+                continue
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                found[rel] = (st.st_mode, os.readlink(path))
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    found[rel] = (st.st_mode, f.read())
+            else:  # supervisord's socket, say
+                found[rel] = st.st_mode
+    return found
 
 
 WEBAPP = os.path.join(HERE, "apps", "webapp")
@@ -253,10 +332,8 @@ def _throwaway(tag):
         yield users.lookup(name)
     finally:  # userdel refuses a user that still has processes
         subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-        for _ in range(50):
-            if subprocess.run(["userdel", name], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: subprocess.run(["userdel", name], capture_output=True).returncode
+                   == 0, 5, f"userdel {name} (its processes gone)", interval=0.1)
 
 
 @pytest.fixture(scope="session")
@@ -280,17 +357,56 @@ def python_for(user):
     pytest.skip(f"no Python that {user.name} can run")
 
 
+def tmpfs():
+    """/dev/shm when it is there to write in (a tmpfs), else None: for the tests that
+    make trees thousands of folders deep, which a virtual disk shared by parallel runs
+    makes (and ``rm -rf`` removes) fifty times slower. What those tests test is sarge's
+    removal, which does the same on any filesystem."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 @pytest.fixture
-def open_home():
-    """A home in a folder every user can traverse (pytest's own temporary folders are
-    private to root), with supervisord running as root; app user: none named yet."""
-    parent = tempfile.mkdtemp(prefix="sarge-u")
+def tmpfs_path(tmp_path):
+    """A new folder on :func:`tmpfs` (else ``tmp_path``), removed after the test."""
+    if tmpfs() is None:
+        yield tmp_path
+        return
+    path = tempfile.mkdtemp(prefix="sarge-test-", dir=tmpfs())
+    yield pathlib.Path(path)
+    subprocess.run(["rm", "-rf", "--", path], check=True)  # however deep
+
+
+def _open_home(parent_dir=None):
+    parent = tempfile.mkdtemp(prefix="sarge-u", dir=parent_dir)
     os.chmod(parent, 0o755)
     h = make_home(os.path.join(parent, "home"), user="")
     start_supervisord(h)
     yield h
     kill_home(h)
-    shutil.rmtree(parent, ignore_errors=True)
+    subprocess.run(["rm", "-rf", "--", parent], check=True)  # however deep
+
+
+@pytest.fixture
+def open_home():
+    """A home in a folder every user can traverse (pytest's own temporary folders are
+    private to root), with supervisord running as root; app user: none named yet."""
+    yield from _open_home()
+
+
+@pytest.fixture
+def open_tmpfs_home():
+    """:func:`open_home`, on :func:`tmpfs`."""
+    yield from _open_home(tmpfs())
+
+
+@pytest.fixture
+def running_on_tmpfs(tmpfs_path):
+    """:func:`running`, on :func:`tmpfs`."""
+    h = make_home(tmpfs_path / "home")
+    start_supervisord(h)
+    yield h
+    kill_home(h)
 
 
 def name_user(h, user, key="default"):
@@ -307,3 +423,59 @@ def process_user(h, name):
     return psutil.Process(info["pid"]).username()
 
 
+
+
+# -- the command line in this process ---------------------------------------------------
+
+def run_main(argv):
+    """``sarge.cli.main(argv)`` in this process, as the ``sarge`` command runs it (a real
+    :class:`Home` on the path in ``argv``): (exit status, stdout, stderr). For what needs
+    no other process: a command that would exec (``run``) stays a real process."""
+    import contextlib
+    import io
+
+    from sarge.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code
+        else:  # pragma: no cover - main always exits
+            raise AssertionError("sarge.cli.main returned instead of exiting")
+    return code, out.getvalue(), err.getvalue()
+
+
+def invoke(h, *args):
+    """``sarge HOME ARGS`` in this process with ``h`` (a :class:`Home`, with a fake
+    supervisord, say) as the home the command line makes: click's CliRunner, with
+    ``make_home`` injected as ``ctx.obj``. Returns click's Result (exception included:
+    turning it into one line is :func:`sarge.cli.main`'s job, see :func:`run_main`)."""
+    import inspect
+
+    from click.testing import CliRunner
+
+    from sarge.cli import cli
+
+    def make_home(path):
+        assert os.path.abspath(path) == os.path.abspath(h.path), path
+        return h
+
+    # click < 8.2 mixes stderr into the output unless told not to
+    kwargs = ({"mix_stderr": False}
+              if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters else {})
+    return CliRunner(**kwargs).invoke(cli, [str(h.path), *map(str, args)], obj=make_home)
+
+
+def refused_in_process(h, *args):
+    """Run ``args`` with :func:`invoke`; check that it was refused with a SargeError whose
+    message is one line, and that it printed nothing on stdout. Returns the message."""
+    from sarge.errors import SargeError
+
+    result = invoke(h, *args)
+    assert isinstance(result.exception, SargeError), (args, result.exception, result.output)
+    assert result.stdout == "", (args, result.stdout)
+    message = str(result.exception)
+    assert message and "\n" not in message, (args, message)
+    return message

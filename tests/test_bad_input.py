@@ -1,11 +1,28 @@
-"""Bad input: one line on stderr, a non-zero exit, no traceback, and nothing changed."""
+"""Bad input: one line on stderr, a non-zero exit, no traceback, and nothing changed.
+
+The tables run in this process (:func:`tests.conftest.invoke`: the command line with a
+home whose supervisord is :class:`tests.fakes.FakeSupervisor`), each case compared with
+the home as it was before the table. One test per command runs the real ``bin/sarge``
+against a real supervisord, on one home for the whole module (deployed once, compared
+with its snapshot after every case).
+"""
 
 import json
-import os
 
 import pytest
 
-from .conftest import edit_settings, new, put_server, sarge, snapshot
+from .conftest import (
+    kill_home,
+    make_home,
+    new,
+    put_server,
+    refused_in_process,
+    run_main,
+    sarge,
+    snapshot,
+    start_supervisord,
+)
+from .fakes import Rig
 
 BAD_DESCRIPTIONS = [
     "",
@@ -29,75 +46,99 @@ BAD_NAMES = [
 BAD_IDS = ["", ".", "..", "../web-abcdef", "/tmp", "web", "web-abc", "web-abcdefg",
            "web-abc/ef", "web-abc%ef", "web-abcde\n", "WEB-abcdef", "web-abcdef/.."]
 
+ID_COMMANDS = ["start", "stop", "restart", "destroy", "status", "logs", "run"]
+
+
+# -- the tables, in this process ------------------------------------------------------
 
 @pytest.fixture
-def busy_home(running):
-    """A home with one running instance, to check that bad input leaves it serving."""
-    instance_id = new(running)
-    put_server(running, instance_id)
-    sarge(running, "start", instance_id, check=True)
-    running.serving = instance_id
-    return running
+def busy(tmp_path_factory):
+    """A home (fake supervisord) with one running instance, that bad input must leave
+    running; ``busy.before``: its snapshot."""
+    rig = Rig(tmp_path_factory.mktemp("f") / "home")
+    instance = rig.home.new("web")
+    put_server(rig.home, instance.id)
+    rig.home.start(instance.id)
+    rig.serving = instance.id
+    rig.before = snapshot(rig.home.path)
+    yield rig
+    rig.close()
 
 
-def assert_refused(h, args, before, code=None):
-    result = sarge(h, *args)
-    assert result.returncode != 0, (args, result.stdout)
-    if code is not None:
-        assert result.returncode == code
-    assert result.stdout == ""
-    assert result.stderr.startswith("sarge: "), result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert snapshot(h.path) == before
-    return result.stderr
+def refused(rig, *args):
+    """Refused in one line, and the home exactly as it was, its instance running."""
+    message = refused_in_process(rig.home, *args)
+    assert snapshot(rig.home.path) == rig.before, args
+    assert rig.supervisor.state(rig.serving + ":web") == "RUNNING", args
+    return message
 
 
-def test_bad_descriptions_are_refused(busy_home):
-    before = snapshot(busy_home.path)
+@pytest.mark.fast
+def test_bad_descriptions_are_refused(busy):
     for description in BAD_DESCRIPTIONS:
-        assert_refused(busy_home, ["new", description], before, code=2)
-    assert busy_home.supervisor.process(busy_home.serving + ":web")["statename"] == "RUNNING"
+        message = refused(busy, "new", description)
+        assert "instance description" in message or "invalid application name" in message
 
 
-def test_bad_application_names_are_refused(busy_home):
-    before = snapshot(busy_home.path)
+@pytest.mark.fast
+def test_bad_application_names_are_refused(busy):
     for name in BAD_NAMES:
-        message = assert_refused(busy_home, ["new", json.dumps({"application_name": name})],
-                                 before, code=2)
+        message = refused(busy, "new", json.dumps({"application_name": name}))
         assert "invalid application name" in message
-    assert len(os.listdir(os.path.join(busy_home.path, "var", "instances"))) == 1
+    assert len(busy.home.instances()) == 1
 
 
-@pytest.mark.parametrize("command", ["start", "stop", "restart", "destroy", "status", "logs",
-                                     "run"])
-def test_bad_instance_ids_are_refused(busy_home, command):
-    before = snapshot(busy_home.path)
-    for instance_id in BAD_IDS:
-        message = assert_refused(busy_home, [command, instance_id], before, code=2)
-        assert "invalid instance id" in message
-    message = assert_refused(busy_home, [command, "web-zzzzzz"], before, code=1)
-    assert "no instance" in message
-    assert busy_home.supervisor.process(busy_home.serving + ":web")["statename"] == "RUNNING"
+@pytest.mark.fast
+@pytest.mark.parametrize("command", [c for c in ID_COMMANDS if c != "run"])  # run: it execs
+def test_bad_instance_ids_are_refused(busy, command):
+    for instance_id in BAD_IDS + ["web-zzzzzz"]:
+        message = refused(busy, command, instance_id)
+        assert "invalid instance id" in message or "no instance" in message, message
 
 
-def test_usage_errors_are_one_line(busy_home):
-    before = snapshot(busy_home.path)
-    for args in (["bogus"], ["start"], ["new"], ["logs", busy_home.serving, "-n", "x"],
-                 ["list", "--bogus"]):
-        message = assert_refused(busy_home, args, before, code=2)
-        assert "--help" in message
-
-
-def test_exhausted_port_range(home):
-    edit_settings(home, {f"last = {home.settings.port_first + 199}":
-                         f"last = {home.settings.port_first}"})
-    new(home)
+@pytest.mark.fast
+def test_usage_errors_are_one_line_with_exit_status_2(home):
     before = snapshot(home.path)
-    message = assert_refused(home, ["new", '{"application_name": "web"}'], before, code=1)
-    assert "no free port left" in message
+    for args in (["bogus"], ["start"], ["new"], ["logs", "web-abcdef", "-n", "x"],
+                 ["list", "--bogus"], ["deploy", "."], ["config"]):
+        code, out, err = run_main([home.path, *args])
+        assert code == 2 and out == "", (args, code, out)
+        assert err.startswith("sarge: ") and err.count("\n") == 1, (args, err)
+        assert "--help" in err
+    assert snapshot(home.path) == before
 
 
+@pytest.mark.fast
+def test_main_turns_each_kind_of_error_into_one_line(home, tmp_path):
+    """What :func:`sarge.cli.main` does with a SargeError, with a folder that is not a
+    home, with input nested too deep for Python's parser."""
+    cases = [
+        ([home.path, "start", "web-zzzzzz"], 1, "no instance 'web-zzzzzz' in this home"),
+        ([tmp_path / "nothome", "list"], 1, f"sarge {tmp_path / 'nothome'} init"),
+        ([home.path, "new", "[" * 100000], 1, "nested too deeply"),
+    ]
+    for argv, status, fragment in cases:
+        code, out, err = run_main(argv)
+        assert (code, out) == (status, ""), (argv, code, out)
+        assert err.startswith("sarge: ") and err.count("\n") == 1 and fragment in err, err
+        assert "Traceback" not in err
+
+
+@pytest.mark.fast
+def test_exhausted_port_range(tmp_path_factory):
+    rig = Rig(tmp_path_factory.mktemp("f") / "home", settings={
+        f"last = {Rig.port_first() + 199}": f"last = {Rig.port_first()}"})
+    try:
+        rig.home.new("web")
+        before = snapshot(rig.home.path)
+        assert "no free port left" in refused_in_process(rig.home, "new",
+                                                         '{"application_name": "web"}')
+        assert snapshot(rig.home.path) == before
+    finally:
+        rig.close()
+
+
+@pytest.mark.fast
 @pytest.mark.parametrize("text, fragment", [
     ("[ports]\nfirst = 'x'\n", "must be a whole number"),
     ("[ports]\nfirst = 6000\nlast = 5000\n", "first <= last"),
@@ -109,25 +150,75 @@ def test_bad_settings_are_reported_with_the_file(home, text, fragment):
     with open(home.settings_path, "w") as f:
         f.write(text)
     before = snapshot(home.path)
-    message = assert_refused(home, ["new", '{"application_name": "web"}'], before, code=1)
-    assert fragment in message and home.settings_path in message
+    code, out, err = run_main([home.path, "new", '{"application_name": "web"}'])
+    assert (code, out) == (1, "") and err.count("\n") == 1, err
+    assert fragment in err and home.settings_path in err
+    assert snapshot(home.path) == before
 
 
-def test_a_damaged_record_is_named(running):
-    instance_id = new(running)
-    with open(running.record_path(instance_id), "w") as f:
+@pytest.mark.fast
+def test_a_damaged_record_is_named(home):
+    instance = home.new("web")  # supervisord is down: it learns of it when it starts
+    with open(home.record_path(instance.id), "w") as f:
         f.write('{"id": "web-')  # as a power cut could leave it, without atomic writes
-    before = snapshot(running.path)
-    message = assert_refused(running, ["list"], before, code=1)
-    assert running.record_path(instance_id) in message and "damaged" in message
+    before = snapshot(home.path)
+    code, out, err = run_main([home.path, "list"])
+    assert (code, out) == (1, "") and err.count("\n") == 1, err
+    assert home.record_path(instance.id) in err and "damaged" in err
+    assert snapshot(home.path) == before
 
 
-def test_damaged_app_config_is_named(running):
-    instance_id = new(running)
-    put_server(running, instance_id)
-    path = running.app_config_path("web")
+def test_damaged_app_config_is_named(home):
+    """``run`` execs: a real process (no supervisord needed)."""
+    instance_id = new(home)
+    put_server(home, instance_id)
+    path = home.app_config_path("web")
     with open(path, "w") as f:
         f.write('{"A": 1}')
-    before = snapshot(running.path)
-    message = assert_refused(running, ["run", instance_id, "true"], before, code=1)
-    assert path in message
+    before = snapshot(home.path)
+    result = sarge(home, "run", instance_id, "true")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("sarge: ") and result.stderr.count("\n") == 1
+    assert path in result.stderr
+    assert snapshot(home.path) == before
+
+
+# -- one test per command with the real bin/sarge and supervisord ------------------------
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """One home for the module's real-process tests: a real supervisord and one running
+    instance; ``real.before`` is its snapshot, which every case must leave as it was."""
+    h = make_home(tmp_path_factory.mktemp("h") / "home", offset=200)
+    start_supervisord(h)
+    try:
+        h.serving = new(h)
+        put_server(h, h.serving)
+        sarge(h, "start", h.serving, check=True)
+        h.before = snapshot(h.path)
+        yield h
+    finally:
+        kill_home(h)
+
+
+REAL_CASES = {
+    "new": [["new", "{"], ["new", json.dumps({"application_name": "../etc"})]],
+    **{command: [[command, "../web-abcdef"], [command, "web-zzzzzz"]]
+       for command in ID_COMMANDS if command != "run"},
+    "run": [["run", instance_id] for instance_id in BAD_IDS + ["web-zzzzzz"]],
+    "list": [["list", "--bogus"]],
+}
+
+
+@pytest.mark.xdist_group("bad_input_real")
+@pytest.mark.parametrize("command", sorted(REAL_CASES))
+def test_the_real_command_line_refuses_bad_input(real, command):
+    for args in REAL_CASES[command]:
+        result = sarge(real, *args)
+        assert result.returncode == (2 if args[-1].startswith("--") else 1), (args, result)
+        assert result.stdout == ""
+        assert result.stderr.startswith("sarge: ") and result.stderr.count("\n") == 1, (
+            args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert snapshot(real.path) == real.before, args  # the module's: nothing leaks on
+        assert real.supervisor.process(real.serving + ":web")["statename"] == "RUNNING"

@@ -1,4 +1,9 @@
-"""Rolling deploys with real nginx, real gunicorn in the app's virtualenv, real HTTP."""
+"""Rolling deploys with real nginx, real gunicorn in the app's virtualenv, real HTTP.
+
+Each branch of deploy, route and rollback is tested in test_deploy_fast.py with fakes;
+here, the real thing. Deploys that fail or are refused share one home for the module
+(deployed once), which each must leave as it was; the kill-at-any-step cases share
+another, each starting from what the one before left (a current and a kept version)."""
 
 import json
 import os
@@ -10,13 +15,19 @@ import psutil
 import pytest
 
 from .conftest import (
+    WEBAPP,
     deploy,
     edit_settings,
     front,
+    kill_home,
     listen_port,
+    make_home,
+    quiet_snapshot,
+    run_main,
     sarge,
-    snapshot,
     start_supervisord,
+    state_files,
+    wait_until,
 )
 from .faults import deploy_killed_at
 
@@ -86,64 +97,13 @@ def test_procfile_worker_and_release(running, webapp):
                             capture_output=True, text=True).stdout
     assert f"{instance_id}:web" in status and f"{instance_id}:worker" in status
     assert "release" not in status  # a one-off step, not a program
-    deadline = time.monotonic() + 10
-    while not os.path.exists(os.path.join(running.instance_dir(instance_id), "worker-ran")):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: os.path.exists(os.path.join(running.instance_dir(instance_id),
+                                                   "worker-ran")), 10, "the worker to run")
     result = subprocess.run([os.path.join(running.path, "bin", "supervisorctl"), "restart",
                              f"{instance_id}:*"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    deadline = time.monotonic() + 15  # a plain restart: the app is down while it starts
-    while front(port)[0] != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-
-
-def assert_failed_cleanly(h, result, step, serving_port=None, serving_text=None):
-    assert result.returncode == 1, result.stderr
-    assert result.stdout == ""
-    assert f"deploy failed at step '{step}'" in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
-    if serving_port:
-        assert front(serving_port) == (200, serving_text)
-    # no half-made instance left behind
-    deploys = [i for i in instances(h) if i["application_name"] == "web"]
-    assert all(i["role"] in ("current", "previous") for i in deploys), deploys
-
-
-@pytest.mark.parametrize("breakage, step", [
-    ({"Procfile": "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: exit 3\n"},
-     "release"),
-    ({"HEALTH": "500"}, "health check"),
-    ({"Procfile": "web: python -c 'import sys; sys.exit(4)'\n"}, "health check"),
-    ({"requirements.txt": "gunicorn\nthere-is-no-such-package-sarge-test==1.0\n"},
-     "environment"),
-    ({"Procfile": "worker: sleep 100\n"}, "environment"),
-])
-def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(running, webapp, breakage,
-                                                                 step):
-    first, port = first_deploy(running, webapp)
-    for name, text in breakage.items():
-        (webapp / name).write_text(text)
-    (webapp / "VERSION").write_text("2")
-    started = time.monotonic()
-    result = deploy(running, webapp, "--app", "web", "--timeout", "20", "--check", "/health")
-    assert_failed_cleanly(running, result, step, port, f"version 1 from {first}\n")
-    if "sys.exit(4)" in breakage.get("Procfile", ""):
-        assert time.monotonic() - started < 15  # a crash fails fast, not after the timeout
-        assert "exited" in result.stderr
-    assert current(running) == first
-    assert len(instances(running)) == 1
-
-
-def test_health_timeout(running, webapp):
-    first, port = first_deploy(running, webapp)
-    (webapp / "HEALTH").write_text("503")
-    started = time.monotonic()
-    result = deploy(running, webapp, "--app", "web", "--check", "/health", "--timeout", "2")
-    assert time.monotonic() - started < 15
-    assert_failed_cleanly(running, result, "health check", port, f"version 1 from {first}\n")
-    assert "not healthy after 2s" in result.stderr and "HTTP 503" in result.stderr
+    # a plain restart: the app is down (nginx answers 502) while it starts
+    wait_until(lambda: front(port)[0] == 200, 15, "the restarted app to answer")
 
 
 def test_rollback_and_route(running, webapp):
@@ -204,10 +164,8 @@ def test_two_gunicorn_instances_side_by_side_keep_their_control_sockets(running,
     second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
     sarge(running, "start", first, check=True)  # both run now
     sockets = [os.path.join(running.runtime_dir(i), "gunicorn.ctl") for i in (first, second)]
-    deadline = time.monotonic() + 10
-    while not all(os.path.exists(s) for s in sockets):
-        assert time.monotonic() < deadline, sockets
-        time.sleep(0.1)
+    wait_until(lambda: all(os.path.exists(s) for s in sockets), 10,
+               f"gunicorn's control sockets {sockets}")
     sarge(running, "stop", first, check=True)
     assert os.path.exists(sockets[1])  # stopping one did not remove the other's socket
 
@@ -223,17 +181,36 @@ def test_pip_is_used_when_asked(running, webapp):
 
 def test_two_deploys_of_one_app_at_once(running, webapp):
     first, port = first_deploy(running, webapp)
+    # a release that holds the first deploy (and so its lock) until the second is refused
+    go = os.path.join(running.data_dir("web"), "go")
     (webapp / "Procfile").write_text(
-        "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: sleep 3\n")
+        "web: gunicorn app:app --bind 127.0.0.1:$PORT\n"
+        f"release: for i in $(seq 600); do [ -e {go} ] && break; sleep 0.1; done\n")
     slow = subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "deploy", str(webapp),
                              "--app", "web"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    time.sleep(1)
-    result = deploy(running, webapp, "--app", "web")
-    assert result.returncode == 1
-    assert "another deploy, route or rollback of web is running" in result.stderr
-    out, err = slow.communicate(timeout=120)
+    try:
+        wait_until(lambda: in_release(running, first), 60, "the first deploy's release")
+        result = deploy(running, webapp, "--app", "web")
+        assert result.returncode == 1
+        assert "another deploy, route or rollback of web is running" in result.stderr
+    finally:
+        open(go, "w").close()
+        out, err = slow.communicate(timeout=120)
     assert slow.returncode == 0, err
+
+
+def in_release(h, *old):
+    """True once a deploy's new instance (one not in ``old``) has started its release
+    command (logged as it starts), and so holds the app's lock."""
+    new = [r["id"] for r in instances(h) if r["id"] not in old]
+    if not new:
+        return False
+    try:
+        with open(h.log_path(new[0])) as f:
+            return "$ /bin/sh -c " in f.read()
+    except FileNotFoundError:
+        return False
 
 
 def test_nginx_killed_comes_back(running, webapp):
@@ -242,17 +219,13 @@ def test_nginx_killed_comes_back(running, webapp):
     workers = psutil.Process(master).children()
     assert workers
     psutil.Process(master).kill()  # its workers live on, holding the port
-    deadline = time.monotonic() + 15
-    while True:
+
+    def restarted():
         info = running.supervisor.process("nginx")
-        if info["statename"] == "RUNNING" and info["pid"] != master:
-            try:
-                if front(port)[0] == 200:
-                    break
-            except OSError:
-                pass
-        assert time.monotonic() < deadline, info
-        time.sleep(0.2)
+        return info["statename"] == "RUNNING" and info["pid"] != master and front(port)[0] == 200
+
+    wait_until(restarted, 15, lambda: f"nginx to be back: {running.supervisor.process('nginx')}",
+               interval=0.2, ignore=OSError)
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert alive == []  # the restarted nginx ended the orphans of the killed one
 
@@ -263,62 +236,6 @@ def test_missing_nginx_says_how_to_install_it(running, webapp):
     assert result.returncode == 1
     assert "nginx is not installed" in result.stderr and "apt-get install" in result.stderr
     assert instances(running) == []
-
-
-def test_a_config_nginx_refuses_is_never_loaded(running, webapp):
-    from sarge.deploy import Deployer
-    from sarge.errors import FrontendError
-
-    instance_id, port = first_deploy(running, webapp)
-    before = open(running.nginx_conf).read()
-    deployer = Deployer(running)
-    bad = [{"app": "web", "instance": instance_id, "listen": "no-such-host.invalid:1",
-            "port": 1}]
-    with pytest.raises(FrontendError, match="nginx refused the new configuration"):
-        deployer.frontend.apply(bad)
-    assert open(running.nginx_conf).read() == before
-    assert front(port)[0] == 200
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--listen", "nope"], "invalid --listen"),
-    (["--listen", "127.0.0.1:99999"], "invalid --listen"),
-    (["--listen", "127.0.0.1:1; evil"], "invalid --listen"),
-    (["--check", "health"], "invalid --check"),
-    (["--check", "/a b"], "invalid --check"),
-    (["--check", "/x\n"], "invalid --check"),
-    (["--timeout", "0"], "invalid --timeout"),
-    ([], "needs --listen"),
-])
-def test_bad_deploy_options_change_nothing(running, webapp, args, message):
-    before = snapshot(running.path)
-    result = deploy(running, webapp, "--app", "web", *args)
-    assert result.returncode != 0
-    assert message in result.stderr and result.stderr.count("\n") == 1
-    assert snapshot(running.path) == before
-
-
-def test_bad_sources_change_nothing(running, webapp, tmp_path):
-    first, port = first_deploy(running, webapp)
-    (tmp_path / "notes.txt").write_text("not an archive")
-    (tmp_path / "fake.tar.gz").write_text("not really gzip")
-    cases = {
-        str(tmp_path / "missing"): "no such source",
-        str(tmp_path / "notes.txt"): "neither a directory nor",
-        str(tmp_path / "fake.tar.gz"): "not a readable tar archive",
-    }
-    for source, message in cases.items():
-        result = deploy(running, source, "--app", "web")
-        assert result.returncode == 1 and message in result.stderr, result.stderr
-        assert front(port)[0] == 200
-    assert len(instances(running)) == 1
-
-
-def test_a_listen_port_used_by_another_app_is_refused(running, webapp):
-    first, port = first_deploy(running, webapp)
-    result = deploy(running, webapp, "--app", "api", "--listen", f"127.0.0.1:{port}")
-    assert result.returncode == 2
-    assert "already the front-end of the app web" in result.stderr
 
 
 class Load:
@@ -387,15 +304,11 @@ def test_a_killed_deploy_leaves_the_old_version_serving_and_the_next_deploy_clea
     (webapp / "Procfile").write_text(
         "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: sleep 30\n")
     killed = subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "deploy",
-                               str(webapp), "--app", "web"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while len(instances(running)) < 2:  # the new instance exists: it is in its release
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    time.sleep(0.5)
+                               str(webapp), "--app", "web"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_until(lambda: in_release(running, first), 30, "the deploy to be in its release")
     os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
+    killed.wait(30)
     assert front(port) == (200, f"version 1 from {first}\n")
     rows = instances(running)
     assert len(rows) == 2 and current(running) == first
@@ -444,15 +357,8 @@ http {{
         instance_id, port = first_deploy(running, webapp)
         assert running.supervisor.process("nginx") is None  # sarge runs no nginx of its own
         assert f"127.0.0.1:{running.get(instance_id).port}" in open(running.nginx_sites).read()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if front(port) == (200, f"version 1 from {instance_id}\n"):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(lambda: front(port) == (200, f"version 1 from {instance_id}\n"), 10,
+                   "the machine's nginx to serve the app", ignore=OSError)
         (webapp / "VERSION").write_text("2")
         second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
         assert front(port) == (200, f"version 2 from {second}\n")
@@ -505,42 +411,10 @@ def test_status_and_logs_cover_every_process_type(running, webapp):
         trees += [root] + root.children(recursive=True)
     # gunicorn's master and 2 workers, the worker (and the shells that run them)
     assert len(trees) >= 4 and status["processes"] == len(trees)
-    deadline = time.monotonic() + 10
-    while "worker up" not in sarge(running, "logs", instance_id, "-p", "worker").stdout:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: "worker up" in sarge(running, "logs", instance_id, "-p", "worker").stdout,
+               10, "the worker's line in its log")
     result = sarge(running, "logs", instance_id, "-p", "nope")
     assert result.returncode == 2 and "has no process 'nope'" in result.stderr
-
-
-@pytest.mark.parametrize("point", [
-    "unpack", "environment", "environment:install", "release", "start", "health check",
-    "switch", "switch:reload", "drain", "stop old", "clean up",
-])
-def test_sarge_killed_at_any_step_of_a_deploy(running, webapp, point):
-    (webapp / "Procfile").write_text(
-        "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: true\n")
-    _, port = first_deploy(running, webapp)
-    (webapp / "VERSION").write_text("2")
-    deploy(running, webapp, "--app", "web", check=True)
-    (webapp / "VERSION").write_text("3")
-    (webapp / "requirements.txt").write_text("gunicorn\n# changed: a new environment\n")
-    killed = deploy_killed_at(running, webapp, "web", point)
-    assert killed.returncode == -9, killed.stderr
-    # the front-end serves the old or the new version, never nothing; list works
-    status, text = front(port)
-    assert status == 200 and text.startswith(("version 2", "version 3")), text
-    assert sarge(running, "list").returncode == 0
-    # the next deploy succeeds and leaves no leftover: current + one kept
-    (webapp / "VERSION").write_text("4")
-    third = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
-    assert front(port) == (200, f"version 4 from {third}\n")
-    rows = instances(running)
-    assert len(rows) == 2, rows
-    assert {r["role"] for r in rows} == {"current", "previous"}
-    folders = ["bin", "etc", "var"] + [r["id"] for r in rows]
-    assert sorted(os.listdir(running.path)) == sorted(folders)
-    assert len([n for n in os.listdir(running.envs_dir) if not n.startswith(".")]) <= 2
 
 
 def test_two_apps_deploy_at_once(running, webapp, tmp_path):
@@ -649,21 +523,12 @@ def test_a_config_that_fails_its_deploy_is_not_kept(running, webapp):
     assert env["A"] == "2" and env["GOOD"] == "1" and "FAIL_HEALTH" not in env
 
 
-def test_a_listen_port_in_the_instances_range_is_refused(running, webapp):
-    port = running.settings.port_first + 5
-    result = deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}")
-    assert result.returncode == 2
-    assert "in the range the home gives its instances" in result.stderr
-
-
+@pytest.mark.fast
 def test_rollback_and_route_on_a_folder_that_is_not_a_home(tmp_path):
-    import sys
-
     for args in (["rollback", "web"], ["route", "web", "web-abcdef"], ["config", "web"]):
-        result = subprocess.run([sys.executable, "-m", "sarge", str(tmp_path / "no"), *args],
-                                capture_output=True, text=True)
-        assert result.returncode == 1 and "sarge " in result.stderr
-        assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+        code, out, err = run_main([tmp_path / "no", *args])
+        assert code == 1 and out == "" and f"sarge {tmp_path / 'no'} init" in err, err
+        assert "Traceback" not in err and err.count("\n") == 1
         assert not (tmp_path / "no").exists()
 
 
@@ -672,14 +537,8 @@ def test_each_deploy_keeps_its_configuration_and_rollback_brings_it_back(running
     first, port = first_deploy(running, webapp)
     sarge(running, "config", "web", "COLOUR=green", check=True)
     sarge(running, "restart", first, check=True)  # a restart keeps what the deploy gave
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            env = json.loads(front(port, "/env")[1])
-            break
-        except (OSError, ValueError):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    env = wait_until(lambda: json.loads(front(port, "/env")[1]), 15,  # 502 while it starts
+                     "the restarted app's environment", ignore=(OSError, ValueError))
     assert env["COLOUR"] == "blue"
     second = deploy(running, webapp, "--app", "web", check=True).stdout.strip()
     assert json.loads(front(port, "/env")[1])["COLOUR"] == "green"
@@ -716,10 +575,7 @@ def test_supervisord_killed_during_a_deploy(running, webapp, moment):
             path, line = os.path.join(running.log_dir, "sarge.log"), f"start {new[0]}"
         return os.path.exists(path) and line in open(path).read()
 
-    deadline = time.monotonic() + 60
-    while not in_step():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(in_step, 60, f"the deploy to be in its {moment} step")
     psutil.Process(int(open(running.pidfile).read())).send_signal(signal.SIGKILL)
     assert front(port) == (200, f"version 1 from {first}\n")  # orphans serve on
     out, err = deploying.communicate(timeout=120)
@@ -728,15 +584,9 @@ def test_supervisord_killed_during_a_deploy(running, webapp, moment):
     assert front(port) == (200, f"version 1 from {first}\n")
 
     start_supervisord(running)
-    deadline = time.monotonic() + 30
-    while True:  # nginx and the old version come back under the new supervisord
-        try:
-            if front(port, timeout=2) == (200, f"version 1 from {first}\n"):
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    # nginx and the old version come back under the new supervisord
+    wait_until(lambda: front(port, timeout=2) == (200, f"version 1 from {first}\n"), 30,
+               "the old version to serve again", interval=0.2, ignore=OSError)
     assert current(running) == first
 
     (webapp / "Procfile").write_text("web: gunicorn app:app --bind 127.0.0.1:$PORT\n")
@@ -745,3 +595,229 @@ def test_supervisord_killed_during_a_deploy(running, webapp, moment):
     assert {r["id"] for r in instances(running)} == {first, second}
     leftovers = [n for n in os.listdir(running.path) if n.startswith("web-")]
     assert sorted(leftovers) == sorted([first, second])
+
+
+# -- failed and refused deploys, on one home for the module ------------------------------
+
+def deploy_state(h):
+    """What a failed or refused deploy must leave as it was: the files of etc/ (the
+    settings, programs, nginx's configuration, the apps' variables) and of var/apps,
+    var/instances and var/ports (the apps' states, the records, the port links), each
+    instance's state in supervisord, the environments and the home's top folder."""
+    return {
+        "files": state_files(h, under=("etc", "var/apps", "var/instances", "var/ports")),
+        "states": {i.id: h.supervisor.process(i.id + ":web")["statename"]
+                   for i in h.instances()},
+        "envs": sorted(n for n in os.listdir(h.envs_dir) if not n.startswith(".")),
+        "top": sorted(os.listdir(h.path)),
+    }
+
+
+@pytest.fixture(scope="module")
+def deployed_home(tmp_path_factory):
+    """A home serving tests/apps/webapp, deployed once for the module: ``serving`` (its
+    instance), ``port`` (its front-end), ``baseline`` (:func:`deploy_state`)."""
+    import shutil
+
+    h = make_home(tmp_path_factory.mktemp("h") / "home", offset=200)
+    start_supervisord(h)
+    try:
+        source = tmp_path_factory.mktemp("src") / "webapp"
+        shutil.copytree(WEBAPP, source)
+        h.port = listen_port(30)
+        h.serving = deploy(h, source, "--app", "web", "--listen", f"127.0.0.1:{h.port}",
+                           check=True).stdout.strip()
+        h.baseline = deploy_state(h)
+        yield h
+    finally:
+        kill_home(h)
+
+
+@pytest.fixture
+def serving(deployed_home):
+    """The module's home, checked to be as it was deployed (a case that changed it fails,
+    and the next case says so instead of passing on a changed home); checked again, and
+    the app still serving, by :func:`assert_unchanged` at the end of each case."""
+    assert deploy_state(deployed_home) == deployed_home.baseline, (
+        "an earlier case left the module's home changed")
+    return deployed_home
+
+
+def assert_unchanged(h):
+    assert front(h.port) == (200, f"version 1 from {h.serving}\n")
+    assert deploy_state(h) == h.baseline
+
+
+def assert_failed_cleanly(h, result, step):
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert f"deploy failed at step '{step}'" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert_unchanged(h)  # no half-made instance left behind, the old version serving
+
+
+serving_tests = pytest.mark.xdist_group("deploy_serving")  # one worker, one home
+
+
+@serving_tests
+@pytest.mark.parametrize("breakage, step, timeout", [
+    ({"Procfile": "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: exit 3\n"},
+     "release", 20),
+    ({"HEALTH": "500"}, "health check", 5),  # never healthy: it waits out the timeout
+    ({"Procfile": "web: python -c 'import sys; sys.exit(4)'\n"}, "health check", 20),
+    ({"requirements.txt": "gunicorn\nthere-is-no-such-package-sarge-test==1.0\n"},
+     "environment", 20),
+    ({"Procfile": "worker: sleep 100\n"}, "environment", 20),
+])
+def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(serving, webapp, breakage,
+                                                                 step, timeout):
+    for name, text in breakage.items():
+        (webapp / name).write_text(text)
+    (webapp / "VERSION").write_text("2")
+    started = time.monotonic()
+    result = deploy(serving, webapp, "--app", "web", "--timeout", str(timeout), "--check",
+                    "/health")
+    assert_failed_cleanly(serving, result, step)
+    if "sys.exit(4)" in breakage.get("Procfile", ""):
+        assert time.monotonic() - started < 15  # a crash fails fast, not after the timeout
+        assert "exited" in result.stderr
+
+
+@serving_tests
+def test_health_timeout(serving, webapp):
+    (webapp / "HEALTH").write_text("503")
+    started = time.monotonic()
+    # 5 s: gunicorn answers (503) within it even on a busy machine, and it is waited out
+    result = deploy(serving, webapp, "--app", "web", "--check", "/health", "--timeout", "5")
+    assert time.monotonic() - started < 15
+    assert_failed_cleanly(serving, result, "health check")
+    assert "not healthy after 5s" in result.stderr and "HTTP 503" in result.stderr
+
+
+@serving_tests
+def test_a_config_nginx_refuses_is_never_loaded(serving):
+    from sarge.deploy import Deployer
+    from sarge.errors import FrontendError
+
+    before = open(serving.nginx_conf).read()
+    bad = [{"app": "web", "instance": serving.serving, "listen": "no-such-host.invalid:1",
+            "port": 1}]
+    with pytest.raises(FrontendError, match="nginx refused the new configuration"):
+        Deployer(serving).frontend.apply(bad)
+    assert open(serving.nginx_conf).read() == before
+    assert_unchanged(serving)
+
+
+@serving_tests
+@pytest.mark.parametrize("args, message", [
+    (["--listen", "nope"], "invalid --listen"),
+    (["--listen", "127.0.0.1:99999"], "invalid --listen"),
+    (["--listen", "127.0.0.1:1; evil"], "invalid --listen"),
+    (["--check", "health"], "invalid --check"),
+    (["--check", "/a b"], "invalid --check"),
+    (["--check", "/x\n"], "invalid --check"),
+    (["--timeout", "0"], "invalid --timeout"),
+    ([], "the first deploy of api needs --listen"),
+])
+def test_bad_deploy_options_change_nothing(serving, webapp, args, message):
+    before = quiet_snapshot(serving)
+    result = deploy(serving, webapp, "--app", "api", *args)  # an app not deployed yet
+    assert result.returncode != 0
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert quiet_snapshot(serving) == before
+    assert_unchanged(serving)
+
+
+@serving_tests
+def test_bad_sources_change_nothing(serving, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an archive")
+    (tmp_path / "fake.tar.gz").write_text("not really gzip")
+    cases = {
+        str(tmp_path / "missing"): "no such source",
+        str(tmp_path / "notes.txt"): "neither a directory nor",
+        str(tmp_path / "fake.tar.gz"): "not a readable tar archive",
+    }
+    for source, message in cases.items():
+        result = deploy(serving, source, "--app", "web")
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert_unchanged(serving)
+
+
+@serving_tests
+def test_a_listen_port_used_by_another_app_is_refused(serving, webapp):
+    result = deploy(serving, webapp, "--app", "api", "--listen", f"127.0.0.1:{serving.port}")
+    assert result.returncode == 1
+    assert "already the front-end of the app web" in result.stderr
+    assert_unchanged(serving)
+
+
+@serving_tests
+def test_a_listen_port_in_the_instances_range_is_refused(serving, webapp):
+    port = serving.settings.port_first + 5
+    result = deploy(serving, webapp, "--app", "api", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 2 or result.returncode == 1
+    assert "in the range the home gives its instances" in result.stderr
+    assert_unchanged(serving)
+
+
+# -- sarge killed at any step: one home, each case from what the one before left ---------------
+
+KILL_POINTS = ["unpack", "environment", "environment:install", "release", "start",
+               "health check", "switch", "switch:reload", "drain", "stop old", "clean up"]
+KILL_PROCFILE = "web: gunicorn app:app --bind 127.0.0.1:$PORT\nrelease: true\n"
+
+
+@pytest.fixture(scope="module")
+def killable_home(tmp_path_factory):
+    """A home with a current and a kept version of the app (two deploys); ``expected``:
+    what its front-end answers. Each case leaves it so again (its last deploy's)."""
+    import shutil
+
+    h = make_home(tmp_path_factory.mktemp("h") / "home", offset=600)
+    start_supervisord(h)
+    try:
+        h.source = tmp_path_factory.mktemp("src") / "webapp"
+        shutil.copytree(WEBAPP, h.source)
+        (h.source / "Procfile").write_text(KILL_PROCFILE)
+        h.port = listen_port(31)
+        deploy(h, h.source, "--app", "web", "--listen", f"127.0.0.1:{h.port}", check=True)
+        (h.source / "VERSION").write_text("2")
+        second = deploy(h, h.source, "--app", "web", check=True).stdout.strip()
+        h.expected = f"version 2 from {second}\n"
+        yield h
+    finally:
+        kill_home(h)
+
+
+@pytest.mark.xdist_group("deploy_killed")
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_sarge_killed_at_any_step_of_a_deploy(killable_home, point):
+    h, webapp = killable_home, killable_home.source
+    rows = instances(h)
+    assert {r["role"] for r in rows} == {"current", "previous"} and len(rows) == 2, (
+        "an earlier case left the module's home without a current and a kept version", rows)
+    assert front(h.port) == (200, h.expected)
+    old = h.expected.split(" from ")[0]
+    (webapp / "VERSION").write_text(f"{point} killed")
+    # changed requirements: a new environment, which the killed deploy may leave half-made
+    (webapp / "requirements.txt").write_text(f"gunicorn\n# changed for {point}\n")
+    env = dict(os.environ, SARGE_FAULT_STEP=point)
+    killed = subprocess.run([os.path.join(h.path, "bin", "sarge"), "deploy", str(webapp),
+                             "--app", "web"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    # the front-end serves the old or the new version, never nothing; list works
+    status, text = front(h.port)
+    assert status == 200 and text.startswith((old + " ", f"version {point} killed ")), text
+    assert sarge(h, "list").returncode == 0
+    # the next deploy succeeds and leaves no leftover: current + one kept
+    (webapp / "VERSION").write_text(f"{point} then deployed")
+    third = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+    h.expected = f"version {point} then deployed from {third}\n"
+    assert front(h.port) == (200, h.expected)
+    rows = instances(h)
+    assert len(rows) == 2, rows
+    assert {r["role"] for r in rows} == {"current", "previous"}
+    folders = ["bin", "etc", "var"] + [r["id"] for r in rows]
+    assert sorted(os.listdir(h.path)) == sorted(folders)
+    assert len([n for n in os.listdir(h.envs_dir) if not n.startswith(".")]) <= 2

@@ -11,7 +11,7 @@ import pytest
 from sarge.errors import HomeError
 from sarge.home import Home
 
-from .conftest import kill_home, put_server, sarge, snapshot, start_supervisord
+from .conftest import kill_home, put_server, rpc, run_main, sarge, snapshot, start_supervisord
 
 
 def mode(path):
@@ -110,7 +110,7 @@ def test_supervisord_runs_from_the_home_with_a_private_socket(home):
     try:
         assert mode(home.socket_path) == 0o700
         with open(home.pidfile) as f:
-            assert int(f.read()) == home.supervisor._call("getPID")
+            assert int(f.read()) == rpc(home).supervisor.getPID()
         result = subprocess.run([os.path.join(home.path, "bin", "supervisorctl"), "pid"],
                                 capture_output=True, text=True)
         assert result.stdout.strip() == open(home.pidfile).read().strip()
@@ -119,20 +119,24 @@ def test_supervisord_runs_from_the_home_with_a_private_socket(home):
 
 
 def test_without_supervisord_commands_say_how_to_start_it(home):
-    instance_id = sarge(home, "new", '{"application_name": "web"}', check=True).stdout.strip()
+    """In this process (sarge.cli.main with the real Home and supervisord client): what
+    is tested is what the client says when nothing answers on the socket."""
+    code, out, err = run_main([home.path, "new", '{"application_name": "web"}'])
+    assert code == 0, err
+    instance_id = out.strip()
     put_server(home, instance_id)
     before = snapshot(home.path)
     for command in (["start", instance_id], ["stop", instance_id], ["status"],
                     ["destroy", instance_id]):
-        result = sarge(home, *command)
-        assert result.returncode == 7, command  # as supervisorctl's
-        assert "supervisord is not running" in result.stderr
-        assert os.path.join(home.path, "bin", "supervisord") in result.stderr
-        assert result.stderr.count("\n") == 1
+        code, out, err = run_main([home.path, *command])
+        assert code == 1 and out == "", command
+        assert "supervisord is not running" in err
+        assert os.path.join(home.path, "bin", "supervisord") in err
+        assert err.count("\n") == 1
     assert snapshot(home.path) == before
-    listing = sarge(home, "list")
-    assert listing.returncode == 0
-    assert "unknown" in listing.stdout
+    code, out, err = run_main([home.path, "list"])
+    assert code == 0 and "supervisord is not running; states are unknown" in err
+    assert "unknown" in out
     # the instance made while supervisord was down is known once it starts
     start_supervisord(home)
     try:

@@ -20,10 +20,12 @@ from .conftest import (
     new,
     port_base,
     put_server,
+    rpc,
     sarge,
     start_supervisord,
     stop_supervisord,
     wait_for_state,
+    wait_until,
 )
 
 
@@ -183,13 +185,13 @@ def test_a_crash_after_start_is_restarted(running):
     sarge(running, "start", instance_id, check=True)
     pid = running.supervisor.process(instance_id + ":web")["pid"]
     psutil.Process(pid).kill()
-    deadline = time.monotonic() + 10
-    while True:
+
+    def restarted():
         info = running.supervisor.process(instance_id + ":web")
-        if info["statename"] == "RUNNING" and info["pid"] != pid:
-            break
-        assert time.monotonic() < deadline, info
-        time.sleep(0.1)
+        return info["statename"] == "RUNNING" and info["pid"] != pid
+
+    wait_until(restarted, 10,
+               lambda: f"a new process: {running.supervisor.process(instance_id + ':web')}")
     assert get(running.get(instance_id).port)[0] == 200
 
 
@@ -275,13 +277,12 @@ def test_the_sarge_extension_reports_a_bad_file(running):
     with open(path, "w") as f:
         f.write("[program:broken]\nstartsecs = many\ncommand = /bin/true\n")
     try:
-        with pytest.raises(SupervisorError) as info:
-            running.supervisor.add("broken", path)
-        assert info.value.code == Faults.CANT_REREAD and "broken.conf" in str(info.value)
-        assert "cannot read its configuration" in str(info.value)
+        with pytest.raises(xmlrpc.client.Fault) as info:
+            rpc(running).sarge.addProgramFile(path)
+        assert info.value.faultCode == 92 and "broken.conf" in info.value.faultString
     finally:
         os.unlink(path)
-    assert running.supervisor._call("sarge.getAPIVersion") == "1"
+    assert rpc(running).sarge.getAPIVersion() == "1"
 
 
 def test_usr2_reopens_the_logs_for_logrotate(running):
@@ -294,15 +295,9 @@ def test_usr2_reopens_the_logs_for_logrotate(running):
     os.rename(log, log + ".rotated")  # what logrotate does
     with open(running.pidfile) as f:
         os.kill(int(f.read()), signal.SIGUSR2)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(log):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: os.path.exists(log), 10, f"supervisord to reopen {log}")
     get(port, "/after")
-    deadline = time.monotonic() + 5
-    while "/after" not in open(log).read():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: "/after" in open(log).read(), 5, f"the request logged in {log}")
     assert "/before" in open(log + ".rotated").read()
     assert "/before" not in open(log).read()
 
@@ -323,13 +318,12 @@ def test_logrotate_snippet_rotates_and_reopens(running, tmp_path):
     subprocess.run([logrotate, "-f", "-s", str(tmp_path / "state"), str(conf)], check=True)
     log = running.log_path(instance_id)
     assert "/before" in open(log + ".1").read()
-    deadline = time.monotonic() + 10
-    while True:
+
+    def logged():
         get(port, "/after")
-        if os.path.exists(log) and "/after" in open(log).read():
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+        return os.path.exists(log) and "/after" in open(log).read()
+
+    wait_until(logged, 10, f"a request logged in the reopened {log}", interval=0.2)
 
 
 def test_supervisord_killed_then_started_again_brings_everything_back(running):
@@ -389,10 +383,8 @@ def test_a_crash_loop_after_startsecs_is_stopped_and_shown_fatal(home):
         put_server(home, instance_id, script=(
             "#!/bin/sh\necho serving a while\nsleep 1.3\necho 'giving up' >&2\nexit 3\n"))
         sarge(home, "start", instance_id, check=True)  # it stays up past startsecs
-        deadline = time.monotonic() + 30
-        while not os.path.exists(home.crash_path(instance_id)):
-            assert time.monotonic() < deadline, "the crash watch did not stop it"
-            time.sleep(0.2)
+        wait_until(lambda: os.path.exists(home.crash_path(instance_id)), 30,
+                   "the crash watch to stop it", interval=0.2)
         wait_for_state(home, instance_id, "stopped", timeout=10)
         rows = json.loads(sarge(home, "list", "--json", check=True).stdout)["instances"]
         assert rows[0]["state"] == "fatal"
@@ -419,7 +411,7 @@ def test_a_stop_right_after_a_start_is_quick_and_leaves_nothing(running):
     name = instance_id + ":web"
     for _ in range(5):
         started = time.monotonic()
-        running.supervisor._call("startProcess", name, False)  # returns before the exec
+        rpc(running).supervisor.startProcess(name, False)  # returns before the exec
         running.supervisor.stop(name)  # within milliseconds
         assert time.monotonic() - started < 3  # not the whole stopwaitsecs (5 s)
         assert running.supervisor.process(name)["statename"] == "STOPPED"

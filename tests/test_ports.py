@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 import pytest
 
@@ -31,6 +30,7 @@ from .conftest import (
     sarge,
     snapshot,
     start_supervisord,
+    wait_until,
 )
 
 STUBBORN = os.path.join(HERE, "apps", "stubborn.py")
@@ -119,10 +119,8 @@ class Squatter:
         script = shutil.copy(STUBBORN, self.folder)
         argv = ["runuser", "-u", user.name, "--", python_for(user), script, text]
         self.proc = subprocess.Popen(argv, env=dict(os.environ, PORT=str(port)))
-        deadline = time.monotonic() + 10
-        while not any(li.address == "127.0.0.1" for li in listeners(port)):
-            assert time.monotonic() < deadline, "the squatter did not bind"
-            time.sleep(0.05)
+        wait_until(lambda: any(li.address == "127.0.0.1" for li in listeners(port)), 10,
+                   f"the squatter to bind {port}")
 
     def stop(self):
         self.proc.kill()
@@ -132,13 +130,9 @@ class Squatter:
 
 def wait_for_new_port(h, known, timeout=30):
     folder = os.path.join(h.path, "var", "ports")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        new = set(os.listdir(folder)) - known
-        if new:
-            return int(new.pop())
-        time.sleep(0.02)
-    raise AssertionError("no port was given out")
+    new = wait_until(lambda: set(os.listdir(folder)) - known, timeout, "a port given out",
+                     interval=0.02)
+    return int(new.pop())
 
 
 @as_root

@@ -3,6 +3,7 @@ front-end's configuration and supervisord; nothing unidentified is ever removed.
 
 import json
 import os
+import socket
 import subprocess
 
 from .conftest import (
@@ -19,6 +20,7 @@ from .conftest import (
     start_supervisord,
     stop_supervisord,
     wait_for_state,
+    wait_until,
 )
 from .faults import deploy_killed_at
 
@@ -91,8 +93,12 @@ def test_a_damaged_deployed_app_is_rebuilt_and_keeps_serving(running, webapp):
     assert sarge(h, "repair").stdout == ""  # nothing left to repair
     stop_supervisord(h)
     start_supervisord(h)
+    # supervisord says RUNNING before gunicorn listens: wait for the app itself, and for
+    # nginx to take connections, then ask through the front-end once
     wait_for_state(h, second, "running")
-    get(h.get(second).port)  # RUNNING is gunicorn's master: wait for the app to answer
+    assert get(h.get(second).port, timeout=30) == (200, f"version 2 from {second}\n")
+    wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
+               15, "nginx to take connections again", ignore=OSError)
     assert front(port) == (200, f"version 2 from {second}\n")
     sarge(h, "rollback", "web", check=True)
     assert front(port) == (200, f"version 1 from {first}\n")

@@ -2,7 +2,6 @@
 to the machine's front-end and to the operator's terminal: each is refused in one line,
 or removed, or shown harmless. The users' tests run as root with throwaway users."""
 
-import json
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from .conftest import (
     sarge,
     snapshot,
 )
+from .fakes import Rig
 
 
 def one_line_refusal(result, *fragments, code=1):
@@ -237,8 +237,8 @@ def test_remove_tree_never_follows_a_link(tmp_path):
     assert remove_tree(tmp_path / "file") == [] and not os.path.exists(tmp_path / "file")
 
 
-def test_remove_tree_is_bounded_and_reports_what_it_left(tmp_path, remove_after):
-    tree = tmp_path / "tree"
+def test_remove_tree_is_bounded_and_reports_what_it_left(tmpfs_path, remove_after):
+    tree = tmpfs_path / "tree"
     tree.mkdir()
     remove_after(tree)
     os.close(deep_folder(tree, 3000))  # far past Python's recursion limit
@@ -300,10 +300,11 @@ def test_remove_tree_survives_a_tree_swapped_under_it(tmp_path):
         assert not os.path.lexists(tree)
 
 
-def test_a_3000_deep_folder_made_by_an_app_is_destroyed(running, tmp_path, remove_after):
+def test_a_3000_deep_folder_made_by_an_app_is_destroyed(running_on_tmpfs, tmp_path,
+                                                        remove_after):
     """In its runtime folder (``$XDG_RUNTIME_DIR``, the app user's own), with a link to a
     folder outside at the bottom. (Apps of this home run as root.)"""
-    h = running
+    h = running_on_tmpfs
     outside = outside_folder(tmp_path)
     instance_id = new(h)
     remove_after(h.runtime_dir(instance_id))
@@ -324,9 +325,10 @@ def test_a_3000_deep_folder_made_by_an_app_is_destroyed(running, tmp_path, remov
 
 
 @as_root
-def test_a_deep_folder_made_by_a_throwaway_apps_user_is_destroyed(open_home, throwaway_user,
-                                                                 tmp_path, remove_after):
-    h, user = open_home, throwaway_user
+def test_a_deep_folder_made_by_a_throwaway_apps_user_is_destroyed(open_tmpfs_home,
+                                                                 throwaway_user, tmp_path,
+                                                                 remove_after):
+    h, user = open_tmpfs_home, throwaway_user
     name_user(h, user.name)
     python = python_for(user)
     instance_id = new(h)
@@ -347,43 +349,56 @@ def test_a_deep_folder_made_by_a_throwaway_apps_user_is_destroyed(open_home, thr
     assert not os.path.exists(h.runtime_dir(instance_id)) and intact(outside)
 
 
-def test_a_later_deploys_clean_up_removes_what_an_app_made_deep(running, tmp_path,
+@pytest.mark.fast
+def test_a_later_deploys_clean_up_removes_what_an_app_made_deep(tmpfs_path, tmp_path,
                                                                remove_after):
-    h = running
-    source = app_source(tmp_path)
-    port = listen_port(62)
-    first = deploy(h, source, "--app", "web", "--listen", f"127.0.0.1:{port}",
-                   check=True).stdout.strip()
-    remove_after(h.runtime_dir(first))
-    os.close(deep_folder(h.runtime_dir(first), 3000))
-    second = deploy(h, source, "--app", "web", check=True).stdout.strip()  # first: kept
-    result = deploy(h, source, "--app", "web")  # first: removed
-    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    third = result.stdout.strip()
-    assert f"removed {first}" in result.stderr
-    ids = {r["id"] for r in json.loads(sarge(h, "list", "--json").stdout)["instances"]}
-    assert ids == {second, third}
-    assert not os.path.exists(h.runtime_dir(first))
-    assert not os.path.exists(h.instance_dir(first))
+    """The clean-up of a deploy (the fast tier's fakes for supervisord, nginx and the
+    app: what is tested is what the clean-up removes, and what it does when it cannot)."""
+    rig = Rig(tmpfs_path / "home")
+    h = rig.home
 
-    # deeper than removal goes: the deploy goes on, the instance waits for the next one
-    remove_after(h.runtime_dir(second))
-    os.close(deep_folder(h.runtime_dir(second), 10_001))
-    result = deploy(h, source, "--app", "web")
-    assert result.returncode == 0, result.stderr
-    assert f"removed {second} (not all of it: `sarge HOME destroy {second}`" in result.stderr
-    assert second in sarge(h, "list").stdout
-    subprocess.run(["rm", "-rf", h.runtime_dir(second)], check=True)
-    deploy(h, source, "--app", "web", check=True)  # its clean-up before it starts: gone
-    assert second not in sarge(h, "list").stdout
-    assert not os.path.exists(h.record_path(second))
+    def deploy_once(**kwargs):
+        rig.steps.clear()
+        instance = rig.deployer().deploy(str(source), "web", **kwargs)
+        return instance.id, dict(rig.steps)["clean up"]
+
+    def made_deep(instance_id, depth):
+        """What the app made in its runtime folder (which its launcher creates)."""
+        os.makedirs(h.runtime_dir(instance_id), exist_ok=True)
+        remove_after(h.runtime_dir(instance_id))
+        os.close(deep_folder(h.runtime_dir(instance_id), depth))
+
+    try:
+        source = app_source(tmp_path)
+        first, _ = deploy_once(listen=f"127.0.0.1:{listen_port(62)}")
+        made_deep(first, 3000)
+        second, _ = deploy_once()  # first: kept
+        third, cleaned = deploy_once()  # first: removed
+        assert cleaned == f"removed {first}"
+        assert {i.id for i in h.instances()} == {second, third}
+        assert not os.path.exists(h.runtime_dir(first))
+        assert not os.path.exists(h.instance_dir(first))
+
+        # deeper than removal goes: the deploy goes on, the instance waits for the next one
+        made_deep(second, 10_001)
+        fourth, cleaned = deploy_once()
+        assert cleaned == f"removed {second} (not all of it: `sarge HOME destroy {second}` " \
+                          "says what is left)"
+        assert rig.deployer().state("web").current == fourth
+        assert second in {i.id for i in h.instances()}
+        subprocess.run(["rm", "-rf", h.runtime_dir(second)], check=True)
+        deploy_once()  # its clean-up before it starts: gone
+        assert second not in {i.id for i in h.instances()}
+        assert not os.path.exists(h.record_path(second))
+    finally:
+        rig.close()
 
 
-def test_what_destroy_cannot_remove_is_named_and_a_destroy_again_finishes(running,
-                                                                         remove_after):
+def test_what_destroy_cannot_remove_is_named_and_a_destroy_again_finishes(
+        running_on_tmpfs, remove_after):
     """Deeper than remove_tree goes: destroy says so in one line, keeps the record (and
     the port) and removes the rest; once the folder is removed by hand, it finishes."""
-    h = running
+    h = running_on_tmpfs
     instance_id = new(h)
     put_server(h, instance_id)
     sarge(h, "start", instance_id, check=True)
