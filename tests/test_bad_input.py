@@ -56,9 +56,9 @@ def busy(tmp_path_factory):
     """A home (fake supervisord) with one running instance, that bad input must leave
     running; ``busy.before``: its snapshot."""
     rig = Rig(tmp_path_factory.mktemp("f") / "home")
-    instance = rig.home.new("web")
+    instance = rig.home.lifecycle.new("web")
     put_server(rig.home, instance.id)
-    rig.home.start(instance.id)
+    rig.home.lifecycle.start(instance.id)
     rig.serving = instance.id
     rig.before = snapshot(rig.home.path)
     yield rig
@@ -115,7 +115,7 @@ def test_main_turns_each_kind_of_error_into_one_line(home, tmp_path):
     cases = [
         ([home.path, "start", "web-zzzzzz"], 1, "no instance 'web-zzzzzz' in this home"),
         ([tmp_path / "nothome", "list"], 1, f"sarge {tmp_path / 'nothome'} init"),
-        ([home.path, "new", "[" * 100000], 1, "nested too deeply"),
+        ([home.path, "new", "[" * 100000], 2, "nested too deeply"),
     ]
     for argv, status, fragment in cases:
         code, out, err = run_main(argv)
@@ -129,7 +129,7 @@ def test_exhausted_port_range(tmp_path_factory):
     rig = Rig(tmp_path_factory.mktemp("f") / "home", settings={
         f"last = {Rig.port_first() + 199}": f"last = {Rig.port_first()}"})
     try:
-        rig.home.new("web")
+        rig.home.lifecycle.new("web")
         before = snapshot(rig.home.path)
         assert "no free port left" in refused_in_process(rig.home, "new",
                                                          '{"application_name": "web"}')
@@ -158,7 +158,7 @@ def test_bad_settings_are_reported_with_the_file(home, text, fragment):
 
 @pytest.mark.fast
 def test_a_damaged_record_is_named(home):
-    instance = home.new("web")  # supervisord is down: it learns of it when it starts
+    instance = home.lifecycle.new("web")  # supervisord is down: it learns of it when it starts
     with open(home.record_path(instance.id), "w") as f:
         f.write('{"id": "web-')  # as a power cut could leave it, without atomic writes
     before = snapshot(home.path)
@@ -222,3 +222,17 @@ def test_the_real_command_line_refuses_bad_input(real, command):
         assert "Traceback" not in result.stderr
         assert snapshot(real.path) == real.before, args  # the module's: nothing leaks on
         assert real.supervisor.process(real.serving + ":web")["statename"] == "RUNNING"
+
+
+@pytest.mark.parametrize("args, status", [
+    (["new", "{bad"], 2),                         # sarge's UsageError: 2, as click's
+    (["new", '{"application_name": "Bad"}'], 2),
+    (["start", "../etc"], 2),
+    (["list", "--bogus"], 2),                     # click's own usage error
+    (["start", "web-zzzzzz"], 1),                 # well-formed, but no such instance
+    (["status"], 7),                              # supervisord is not running: as supervisorctl
+])
+def test_exit_statuses(home, args, status):
+    result = sarge(home, *args)
+    assert result.returncode == status, (args, result.stderr)
+    assert result.stderr.startswith("sarge: ") and result.stderr.count("\n") == 1

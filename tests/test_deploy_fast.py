@@ -272,7 +272,7 @@ def test_route_to_a_stopped_instance_is_refused(rig, source):
     assert state_files(rig.home) == before and rig.frontend.routes == routes
     serves(rig, second.id, 2)
 
-    rig.home.start(first.id)
+    rig.home.lifecycle.start(first.id)
     rig.deployer().route("web", first.id)
     assert route_of(rig)["instance"] == first.id
     assert (state(rig).current, state(rig).previous) == (first.id, (second.id,))
@@ -282,7 +282,7 @@ def test_route_to_a_stopped_instance_is_refused(rig, source):
 def test_route_to_an_instance_whose_process_has_exited_is_refused(rig, source):
     first = deploy(rig, source, listen=LISTEN)
     second = deploy(rig, source, version=2)
-    rig.home.start(first.id)
+    rig.home.lifecycle.start(first.id)
     rig.supervisor.exit(first.id + ":web", 1)
     with pytest.raises(DeployError, match=f"{first.id} is not running"):
         rig.deployer().route("web", first.id)
@@ -300,7 +300,7 @@ def test_route_to_another_apps_instance_is_refused(rig, source):
 
 
 def test_route_of_an_app_never_deployed_is_refused(rig, source):
-    instance = rig.home.new("web")
+    instance = rig.home.lifecycle.new("web")
     with pytest.raises(UsageError, match="web has no front-end address yet"):
         rig.deployer().route("web", instance.id)
     assert rig.frontend.applied == []
@@ -346,7 +346,7 @@ def test_a_deploy_refused_before_it_starts_makes_nothing(rig, source, case, mess
     deployer = rig.deployer()
     with pytest.raises(SargeError, match=message):
         if case == "locked":
-            with deployer.app_lock("web"):  # as a deploy in another process holds it
+            with deployer.switch.app_lock("web"):  # as a deploy in another process holds it
                 deployer.deploy(str(source), app, **kwargs)
         else:
             deployer.deploy(str(source), app, **kwargs)
@@ -374,7 +374,7 @@ def test_a_config_whose_redeploy_fails_is_put_back(rig, source):
 def test_route_to_an_instance_that_fails_its_health_check_is_refused(rig, source):
     first = deploy(rig, source, listen=LISTEN, check="/health", timeout=3)
     second = deploy(rig, source, version=2)
-    rig.home.start(first.id)
+    rig.home.lifecycle.start(first.id)
     with open(os.path.join(rig.home.instance_dir(first.id), "HEALTH"), "w") as f:
         f.write("500")
     routes = rig.frontend.routes
@@ -385,10 +385,7 @@ def test_route_to_an_instance_that_fails_its_health_check_is_refused(rig, source
     serves(rig, second.id, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="sarge bug: when a failed deploy cannot remove all of "
-                   "its new instance (a tree its app made too deep), the error still says "
-                   "the instance 'was removed', though its record and port stay and it is "
-                   "listed until a later deploy finishes the job")
+# It said "was removed", though its record and port stayed (fixed with the deploy package).
 def test_a_failed_deploy_says_so_when_its_new_instance_is_not_all_removed(
         tmpfs_path, source):
     from .test_security import deep_folder

@@ -129,7 +129,7 @@ def test_without_supervisord_commands_say_how_to_start_it(home):
     for command in (["start", instance_id], ["stop", instance_id], ["status"],
                     ["destroy", instance_id]):
         code, out, err = run_main([home.path, *command])
-        assert code == 1 and out == "", command
+        assert code == 7 and out == "", command  # as supervisorctl's
         assert "supervisord is not running" in err
         assert os.path.join(home.path, "bin", "supervisord") in err
         assert err.count("\n") == 1

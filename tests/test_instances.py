@@ -277,9 +277,10 @@ def test_the_sarge_extension_reports_a_bad_file(running):
     with open(path, "w") as f:
         f.write("[program:broken]\nstartsecs = many\ncommand = /bin/true\n")
     try:
-        with pytest.raises(xmlrpc.client.Fault) as info:
-            rpc(running).sarge.addProgramFile(path)
-        assert info.value.faultCode == 92 and "broken.conf" in info.value.faultString
+        with pytest.raises(SupervisorError) as info:
+            running.supervisor.add("broken", path)
+        assert info.value.code == Faults.CANT_REREAD and "broken.conf" in str(info.value)
+        assert "cannot read its configuration" in str(info.value)
     finally:
         os.unlink(path)
     assert rpc(running).sarge.getAPIVersion() == "1"
