@@ -175,11 +175,7 @@ class DyingSupervisord:
 
 
 @pytest.mark.fast
-@pytest.mark.xfail(strict=True, reason="sarge bug: a supervisord killed while sarge talks to "
-                   "it is reported as 'cannot talk to supervisord ...: Connection reset by "
-                   "peer' (the client retries a reset once), not as not running; "
-                   "test_deploy.py::test_supervisord_killed_during_a_deploy fails on it now "
-                   "and then")
+# It said "cannot talk to supervisord ...: Connection reset by peer" (a reset retried once).
 def test_a_supervisord_killed_while_a_command_talks_to_it_is_not_running(home):
     DyingSupervisord(home.socket_path)
     code, out, err = run_main([home.path, "list"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from ..errors import SargeError
 from ..files import File, read_text, write_file
 
 
@@ -19,7 +20,7 @@ def load(path: str):
     sarge saved them), [] when it is not readable as routes."""
     try:
         text = read_text(path)
-    except Exception:  # damaged: repair says so through the states it cannot rebuild
+    except SargeError:  # not UTF-8: as damaged as unreadable JSON, below
         return []
     if text is None:
         return None

@@ -104,8 +104,10 @@ class Supervisor:
     def _send(self, method: str, args, about=None):
         import xmlrpc.client
 
+        import time
+
         name = method if "." in method else "supervisor." + method
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             try:
                 return getattr(self._rpc(), name)(*args)
             except xmlrpc.client.Fault as fault:
@@ -120,11 +122,15 @@ class Supervisor:
                         f"supervisord is not running (nothing answers on {self.socket_path}); "
                         f"{self.hint}"
                     ) from exc
-                if attempt == 2:
+                if attempt == 3:
                     raise SupervisorError(
                         f"cannot talk to supervisord on {self.socket_path}: {exc}"
                     ) from exc
-                # a connection kept from a supervisord that has since restarted: retry once
+                # a connection kept from a supervisord that has since restarted: retry at
+                # once; reset again, it may be dying: a moment later, a supervisord killed
+                # mid-request refuses (or its socket is gone), and is said not to run
+                if attempt == 2:
+                    time.sleep(0.2)
             except xmlrpc.client.ProtocolError as exc:
                 raise SupervisorError(
                     f"supervisord refused the request {method}: {exc.errmsg}"
