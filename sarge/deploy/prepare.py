@@ -9,11 +9,8 @@ from .. import build, ownership, unpack
 from ..commands import run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
+from ..home import MAX_SOCKET_PATH
 from ..variables import freeze_config
-
-#: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
-MAX_SOCKET_PATH = 107
-
 
 def prepare(deployer, instance, source, run_as):
     """Run the steps that make ``instance`` (just made by ``new``) a started version of its
