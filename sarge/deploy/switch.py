@@ -55,7 +55,7 @@ class Switch:
         socket = self.home.app_socket(instance.id) if instance.unix_socket else None
         with self.steps.step("health check") as step:
             seconds = health.wait_ready(socket or instance.port, state.check, state.timeout,
-                                        alive=lambda: self.died(instance.id),
+                                        alive=lambda: self.died(instance),
                                         clock=self.steps.clock)
             if socket:
                 check_unix_holder(socket, self.pids(instance), instance.id)
@@ -63,9 +63,11 @@ class Switch:
                 self.check_holder(instance.port, self.pids(instance), instance.id)
             step["detail"] = f"GET {state.check} answered after {seconds:.2f}s"
 
-    def died(self, instance_id):
-        """None while the instance's processes live, else what happened to them."""
-        for process in self.home.get(instance_id).processes:
+    def died(self, instance):
+        """None while the instance's processes live, else what happened to them (asked at
+        every poll of the health check: of supervisord only, not of the record again)."""
+        instance_id = instance.id
+        for process in instance.processes:
             info = self.home.supervisor.process(f"{instance_id}:{process}")
             if info is None or info["statename"] in states.DEAD:
                 status = info["exitstatus"] if info else "?"
