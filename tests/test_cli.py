@@ -9,6 +9,7 @@ from importlib import metadata
 import pytest
 
 from sarge import cli
+from sarge.cli import version
 
 
 class BrokenLifecycle:
@@ -97,7 +98,7 @@ def test_no_environment_variable_reaches_the_deploys_fault_injection(monkeypatch
     (tests/faults.py); the command line never sets it, whatever the environment."""
     monkeypatch.setenv("SARGE_FAULT_STEP", "unpack")
     context = cli.Context("/nowhere", make_home=lambda path: None)
-    assert cli._deployer(context).steps.fault is None
+    assert context.deployer().steps.fault is None
 
 
 def sarge_command(*args, env=None):
@@ -113,7 +114,7 @@ def test_version_names_sarge_supervisor_and_nginx(tmp_path):
     assert lines[:2] == [f"sarge {metadata.version('sarge-deploy')}",
                          f"supervisor {metadata.version('supervisor')}"]
     nginx = shutil.which("nginx", path=os.pathsep.join([os.environ["PATH"],
-                                                        *cli.NGINX_FOLDERS]))
+                                                        *version.NGINX_FOLDERS]))
     assert lines[2:] == (["nginx: not found"] if nginx is None else
                          [subprocess.run([nginx, "-v"], capture_output=True, text=True)
                           .stderr.strip() + f" ({nginx})"])
@@ -121,11 +122,11 @@ def test_version_names_sarge_supervisor_and_nginx(tmp_path):
     fake = tmp_path / "nginx"
     fake.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
     fake.chmod(0o755)
-    assert cli._nginx_version(str(tmp_path)) == f"nginx: {fake} -v failed (exit status 3)"
+    assert version.nginx_version(str(tmp_path)) == f"nginx: {fake} -v failed (exit status 3)"
     fake.write_text("#!/bin/sh\necho 'nginx version: nginx/9.9.9' >&2\n")
     result = sarge_command("--version", env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert result.stdout.splitlines()[2] == f"nginx version: nginx/9.9.9 ({fake})"
-    assert cli._nginx_version(str(tmp_path / "empty")) == "nginx: not found"
+    assert version.nginx_version(str(tmp_path / "empty")) == "nginx: not found"
 
 
 def test_shell_completion_is_clicks(tmp_path):

@@ -1,0 +1,133 @@
+"""The commands of apps and their deploys: deploy, route, rollback, config, repair."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from .context import pass_home
+from .output import echo, echo_json, note
+
+
+@click.command()
+@click.argument("source", metavar="SOURCE")
+@click.option("--app", "app", required=True, metavar="NAME", help="The application's name.")
+@click.option("--listen", metavar="HOST:PORT",
+              help="Where its front-end listens (required the first time; then remembered).")
+@click.option("--check", metavar="PATH",
+              help="The path that must answer 2xx or 3xx before traffic moves [default: /].")
+@click.option("--timeout", type=int, metavar="SECONDS",
+              help="How long the new version may take to become healthy [default: 60].")
+@pass_home
+def deploy(ctx, source, app, listen, check, timeout):
+    """Deploy SOURCE (a folder or a .tar/.tar.gz/.tgz archive) as the new version of NAME.
+
+    \b
+    A rolling deploy: new instance, unpack, virtualenv (requirements.txt),
+    release (the Procfile's release: line), start, health check, switch the
+    front-end, let the old version drain, stop it (kept for rollback).
+    Any failure before the switch removes the new instance; the current
+    version keeps serving. Prints the new instance's id on stdout; the steps
+    and their durations go to stderr.
+    """
+    deployer = ctx.deployer()
+    instance = deployer.deploy(source, app, listen=listen, check=check, timeout=timeout)
+    note(f"{app} now serves {instance.id} on http://{deployer.state(app).listen}/")
+    echo(instance.id)
+
+
+@click.command()
+@click.argument("app", metavar="NAME")
+@click.argument("instance_id", metavar="ID")
+@pass_home
+def route(ctx, app, instance_id):
+    """Point NAME's front-end at its running instance ID, after a health check."""
+    instance = ctx.deployer().route(app, instance_id)
+    note(f"{app} now serves {instance.id}")
+
+
+@click.command()
+@click.argument("app", metavar="NAME")
+@pass_home
+def rollback(ctx, app):
+    """Go back to NAME's previous instance: start, check, switch, stop the current."""
+    instance = ctx.deployer().rollback(app)
+    note(f"{app} rolled back to {instance.id}")
+    echo(instance.id)
+
+
+@click.command()
+@click.argument("app", metavar="NAME")
+@click.argument("assignments", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--unset", "unset", multiple=True, metavar="KEY", help="Remove a variable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the variables as JSON.")
+@click.option("--deploy", "redeploy", is_flag=True,
+              help="Then redeploy the current version, so that the change takes effect.")
+@pass_home
+def config(ctx, app, assignments, unset, as_json, redeploy):
+    """Show or change NAME's environment variables.
+
+    \b
+    sarge HOME config web                     print them
+    sarge HOME config web KEY=VALUE ...       set some
+    sarge HOME config web --unset KEY         remove one
+    Values keep every character but line breaks. They are stored in etc/apps/NAME.json
+    (mode 0600); each deploy gives its instance a copy, read when a process
+    starts. So a change takes effect with the next deploy (or --deploy), a
+    bad value fails its health check like bad code, and a rollback brings
+    back the values of the version it returns to.
+    """
+    if redeploy:
+        instance = ctx.deployer().configure(app, assignments, unset)
+        note(f"{app}: configuration saved; {instance.id} runs with it")
+        echo(instance.id)
+        return
+    from ..variables import configure
+
+    values = configure(ctx.home, app, assignments, unset)
+    if assignments or unset:
+        note(f"{app}: configuration saved; it takes effect with the next deploy "
+             "(or: config --deploy)")
+    elif as_json:
+        echo_json(values)
+    else:
+        for key, value in sorted(values.items()):
+            echo(f"{key}={value}")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Say what is damaged and what repair would do; "
+              "change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_home
+def repair(ctx, dry_run, as_json):
+    """Find damaged or missing state files and rebuild them from what is still true.
+
+    Instance records from their folders and port links, programs from the
+    records, an app's deploy state from the front-end's configuration, an app's
+    variables from its current instance's deployed copy; generated files as
+    init makes them. Nothing is ever removed. Exit status 1 when something is
+    left that only you can fix (each is listed, with what to do).
+    """
+    from ..repair import Repair
+
+    ctx.home.check()
+    findings = Repair(ctx.home, dry_run=dry_run).run()
+    manual = [f for f in findings if f.manual]
+    if as_json:
+        echo_json({"findings": [f.to_dict() for f in findings]})
+    else:
+        for f in findings:
+            label = "needs you" if f.manual else ("would fix" if dry_run else "repaired")
+            echo(f"{label}: {os.path.relpath(f.path, ctx.home.path)}: {f.problem}; "
+                 f"{f.action}")
+        if not findings:
+            note("nothing to repair: every state file is sound")
+    if manual:
+        note(f"sarge: {len(manual)} problem(s) need you (listed above)")
+        return 1
+    return 0
+
+
+COMMANDS = (deploy, route, rollback, config, repair)
