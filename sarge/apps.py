@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import os
 import re
 
 from .errors import SettingsError, UsageError
+from .files import read_text
 from .instance import check_app_name, check_id
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -106,15 +108,11 @@ def check_timeout(value) -> int:
 
 def load_state(path: str, name: str) -> AppState:
     """The app's state stored at ``path`` (a fresh one when there is none)."""
-    from .files import read_text
-
     text = read_text(path)  # one line naming the file when it is not UTF-8
     return AppState(name) if text is None else AppState.from_json(text, path)
 
 
 def load_states(folder: str) -> list:
     """Every app's state in ``folder`` (``var/apps``), by name."""
-    import os
-
     names = sorted(n[:-5] for n in os.listdir(folder) if n.endswith(".json"))
     return [load_state(os.path.join(folder, n + ".json"), n) for n in names]

@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import os
 import typing
+
+from .errors import SettingsError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +52,6 @@ def _fsync_dir(directory: str) -> None:
 
 def read_text(path: str):
     """A file's text, or None when it does not exist."""
-    from .errors import SettingsError
-
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
@@ -67,8 +68,6 @@ def locked(path: str, blocking: bool = True, create: bool = True):
 
     Without ``blocking``, raise BlockingIOError when another process holds it.
     """
-    import fcntl
-
     fd = os.open(path, (os.O_RDWR | os.O_CREAT) if create else os.O_RDONLY, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))

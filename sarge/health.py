@@ -9,6 +9,7 @@ not after the whole timeout.
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 
 from .errors import DeployError
@@ -22,8 +23,6 @@ class UnixConnection(http.client.HTTPConnection):
         self.socket_path = socket_path
 
     def connect(self):
-        import socket
-
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.socket_path)

@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 import sys
 
-from . import render, users
+from . import config, render, users
 from .commands import module_argv
 from .errors import HomeError
 from .files import locked, read_text, write_file
 from .instance import utcnow
 from .instances import InstanceStore
 from .layout import FOLDERS, Layout, check_not_world_writable
+from .lifecycle import Lifecycle
+from .supervisord.client import Supervisor
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
 MAX_SOCKET_PATH = 107
@@ -48,8 +50,6 @@ class Home(Layout):
     @property
     def supervisor(self):
         if self._supervisor is None:
-            from .supervisord.client import Supervisor
-
             self._supervisor = Supervisor(
                 self.socket_path, hint=f"start it with {self.bin_path('supervisord')}"
             )
@@ -58,8 +58,6 @@ class Home(Layout):
     @property
     def settings(self):
         if self._settings is None:
-            from . import config
-
             self._settings = config.load(self.settings_path)
         return self._settings
 
@@ -98,8 +96,6 @@ class Home(Layout):
                 f"{self.path} is too long a path for a home: its supervisord socket "
                 f"{self.socket_path} would exceed {MAX_SOCKET_PATH} bytes"
             )
-        from . import config
-
         # Render first: a path that cannot be written safely is refused before anything exists.
         files = self.generated_files()
         changed = []
@@ -179,8 +175,6 @@ class Home(Layout):
     def lifecycle(self):
         """Start, stop and destroy under supervisord (:class:`~sarge.lifecycle.Lifecycle`)."""
         if self._lifecycle is None:
-            from .lifecycle import Lifecycle
-
             self._lifecycle = Lifecycle(self)
         return self._lifecycle
 

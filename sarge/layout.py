@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 
 from .errors import HomeError
 from .instance import check_app_name
@@ -249,8 +250,6 @@ class Layout:
 
 def check_not_world_writable(path) -> None:
     """Refuse a home anyone can write to: anyone could then change what it runs."""
-    import stat
-
     if stat.S_IMODE(os.stat(path).st_mode) & stat.S_IWOTH:
         raise HomeError(f"{path} is writable by every user, so anyone could change what it "
                         f"runs; sarge refuses to use it. Fix it with: chmod o-w {path}")

@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import ipaddress
 import os
+import pwd
 import socket
 import sys
 
@@ -224,8 +225,6 @@ def check_unix_holder(path: str, pids, owner: str) -> None:
 
 def describe_holder(listener: Listener) -> str:
     """"pid 123 (user mallory, program nc)", as far as this user may see."""
-    import pwd
-
     import psutil
 
     try:

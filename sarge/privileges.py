@@ -3,7 +3,10 @@ none of root's files and without root's terminal."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
+import termios
 
 from .errors import SettingsError
 from .users import RunAs, switches
@@ -17,9 +20,6 @@ def detach_terminal(ioctl=None) -> None:
     :class:`SettingsError` when the terminal cannot be given up: the caller must not
     switch users then (a check that fails must refuse, not let the command through).
     ``ioctl`` is :func:`fcntl.ioctl` (tests pass one that fails)."""
-    import fcntl
-    import termios
-
     ioctl = ioctl or fcntl.ioctl
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
@@ -27,8 +27,6 @@ def detach_terminal(ioctl=None) -> None:
         return  # none
     # As a session's leader (`setsid sarge ...`, a pty's first process), giving it up
     # also sends SIGHUP to this process's group: ignored for that moment.
-    import signal
-
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         ioctl(fd, termios.TIOCNOTTY)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from . import processes
+from .apps import load_states
 from .supervisord import crashmark, states
 
 
 def roles(home) -> dict:
     """{instance id: "current" or "previous"}, from the apps' deploy state."""
-    from .apps import load_states
-
     found = {}
     for state in load_states(home.apps_dir):
         for previous in state.previous:

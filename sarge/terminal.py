@@ -13,9 +13,14 @@ behind holds a terminal that leads nowhere.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import pty
 import select
 import signal
+import termios
+import time
+import tty
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -26,9 +31,6 @@ def needs_pty() -> bool:
 
 
 def _copy_size(source: int, target: int) -> None:
-    import fcntl
-    import termios
-
     try:
         size = fcntl.ioctl(source, termios.TIOCGWINSZ, b"\0" * 8)
         fcntl.ioctl(target, termios.TIOCSWINSZ, size)
@@ -44,8 +46,6 @@ def run(child) -> int:
     Only the standard streams that are a terminal go through the new one: a stream
     redirected to a file or a pipe reaches the command unchanged.
     """
-    import pty
-
     ttys = {fd for fd in (0, 1, 2) if os.isatty(fd)}
     kept = {}
     for fd in {0, 1, 2} - ttys:
@@ -74,9 +74,6 @@ def run(child) -> int:
 
 
 def _relay(pid: int, master: int, term: int) -> int:
-    import termios
-    import tty
-
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGWINCH, *_FORWARDED)}
     saved = None
     status = None
@@ -189,8 +186,6 @@ def _copy(master: int, term: int, limit: int = 65536) -> int:
 
 def _drain(master: int, term: int) -> None:
     """The command has ended: copy its last output, within bounds, and no keystroke more."""
-    import time
-
     deadline, left = time.monotonic() + DRAIN_SECONDS, DRAIN_BYTES
     while left > 0 and time.monotonic() < deadline:
         ready, _, _ = select.select([master], [], [], 0)

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import grp
 import os
+import pwd
 import stat
 
 from .errors import SettingsError
@@ -83,8 +85,6 @@ class RunAs:
 
 def lookup(user: str, source: str = "etc/sarge.toml") -> RunAs:
     """The :class:`RunAs` of a user name or number, or :class:`SettingsError`."""
-    import pwd
-
     try:
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
     except (KeyError, ValueError, OverflowError):
@@ -223,8 +223,6 @@ def _together(user: RunAs, other: RunAs) -> tuple:
         return None, False
     # name the group one of them has as its primary, if any: the one it reads code through
     gid = next((g for g in (user.gid, other.gid) if g in shared), min(shared))
-    import grp
-
     try:
         group = grp.getgrgid(gid).gr_name
     except KeyError:
@@ -248,8 +246,6 @@ def resolve(named: str, what: str, home_path: str, settings_path: str,
     euid = os.geteuid() if euid is None else euid
     if euid != 0:
         if named and lookup(named, settings_path).uid != euid:
-            import pwd
-
             try:
                 me = pwd.getpwuid(euid).pw_name
             except KeyError:

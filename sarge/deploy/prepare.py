@@ -12,6 +12,7 @@ from ..errors import BuildError, DeployError, SargeError
 from ..home import MAX_SOCKET_PATH
 from ..variables import freeze_config
 
+
 def prepare(deployer, instance, source, run_as):
     """Run the steps that make ``instance`` (just made by ``new``) a started version of its
     app built from ``source``, its processes as ``run_as``; return its record then."""

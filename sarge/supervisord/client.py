@@ -18,6 +18,8 @@ importing this one stays cheap.
 from __future__ import annotations
 
 import errno
+import time
+import xmlrpc.client
 
 from ..errors import (
     ProcessFailed,
@@ -25,6 +27,7 @@ from ..errors import (
     SupervisordShuttingDown,
     SupervisorError,
 )
+from .rpc import API_VERSION
 
 _NOT_RUNNING_ERRNOS = {errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK}
 
@@ -70,8 +73,6 @@ class Supervisor:
 
     def __init__(self, socket_path: str, hint: str = "start it first", *,
                  expected_api: str | None = None, connect=None):
-        from .rpc import API_VERSION
-
         self.socket_path = socket_path
         self.hint = hint
         self.expected_api = API_VERSION if expected_api is None else expected_api
@@ -80,8 +81,6 @@ class Supervisor:
         self._extension = None  # not asked yet; then True, or False: supervisord has none
 
     def _connect(self):
-        import xmlrpc.client
-
         from supervisor.xmlrpc import SupervisorTransport
 
         transport = SupervisorTransport(None, None, "unix://" + self.socket_path)
@@ -102,10 +101,6 @@ class Supervisor:
         return self._send(method, args, about)
 
     def _send(self, method: str, args, about=None):
-        import xmlrpc.client
-
-        import time
-
         name = method if "." in method else "supervisor." + method
         for attempt in (1, 2, 3):
             try:

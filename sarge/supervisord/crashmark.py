@@ -17,6 +17,10 @@ import contextlib
 import json
 import os
 
+from ..files import File, read_text, write_file
+from ..instance import utcnow
+from ..logs import tail
+
 #: Lines of the process's log kept in the mark.
 LOG_LINES = 5
 
@@ -24,10 +28,6 @@ LOG_LINES = 5
 def write(layout, instance_id, process: str, reason: str, exitstatus) -> None:
     """Mark the instance as stopped by the crash watch: ``reason``, the ``process`` type
     that crashed, its last ``exitstatus`` (or None), the time and its log's last lines."""
-    from ..files import File, write_file
-    from ..instance import utcnow
-    from ..logs import tail
-
     record = {"reason": reason, "process": process, "exitstatus": exitstatus,
               "time": utcnow(), "log": tail(layout.log_path(instance_id, process), LOG_LINES)}
     write_file(File(layout.crash_path(instance_id), json.dumps(record, indent=2)))
@@ -35,8 +35,6 @@ def write(layout, instance_id, process: str, reason: str, exitstatus) -> None:
 
 def read(layout, instance_id):
     """The instance's mark (a dict), or None; a damaged one reads as a bare reason."""
-    from ..files import read_text
-
     text = read_text(layout.crash_path(instance_id))
     try:
         return None if text is None else json.loads(text)

@@ -21,8 +21,17 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import sys
 import time
+
+from ..errors import SargeError
+from ..home import Home
+from ..instance import INSTANCE_ID_RE
+from ..layout import Layout
+from ..logs import tail
+from . import crashmark
+from .client import Supervisor
 
 
 class CrashWatch:
@@ -48,8 +57,6 @@ class CrashWatch:
         """Handle one PROCESS_STATE_EXITED payload's headers; True if it stopped an instance.
 
         An instance stopped starts counting afresh."""
-        from ..instance import INSTANCE_ID_RE
-
         group = headers.get("groupname", "")
         if headers.get("expected") == "1" or not INSTANCE_ID_RE.fullmatch(group):
             return False
@@ -65,8 +72,6 @@ class CrashWatch:
         return True
 
     def _stop(self, instance_id: str, process: str, count: int) -> None:
-        from ..errors import SargeError
-
         reason = (f"{process} exited {count} times in {self.window:g}s (more than "
                   f"[processes] crash_limit = {self.limit}); stopped")
         try:
@@ -87,10 +92,6 @@ def last_status(log_dir: str, process: str):
     line names the process type only, so with two instances crashing in the
     same instant the status may be the other's.
     """
-    import re
-
-    from ..logs import tail
-
     pattern = re.compile(r"exited: %s \(exit status (\d+);" % re.escape(process))
     for line in reversed(tail(os.path.join(log_dir, "supervisord.log"), 50)):
         found = pattern.search(line)
@@ -104,8 +105,6 @@ def supervisor_for(socket_path: str, environ=os.environ):
     gave it (``childutils.getRPCInterface``), else on the home's ``socket_path``."""
     from supervisor import childutils
 
-    from .client import Supervisor
-
     if not environ.get("SUPERVISOR_SERVER_URL"):
         return Supervisor(socket_path)
     return Supervisor(socket_path, connect=lambda: childutils.getRPCInterface(environ))
@@ -113,8 +112,6 @@ def supervisor_for(socket_path: str, environ=os.environ):
 
 def watch_of(home) -> CrashWatch:
     """The crash watch of ``home``: its settings, its ``stop``, crash mark and action log."""
-    from . import crashmark
-
     def mark(instance_id, process, reason):
         crashmark.write(home, instance_id, process, reason, last_status(home.log_dir, process))
 
@@ -126,9 +123,6 @@ def watch_of(home) -> CrashWatch:
 def main(argv=None, stdin=None, stdout=None) -> int:
     """``python -I -m sarge.supervisord.crashwatch HOME``: the event listener."""
     from supervisor import childutils
-
-    from ..home import Home
-    from ..layout import Layout
 
     args = sys.argv[1:] if argv is None else argv
     stdin = stdin or sys.stdin
