@@ -97,3 +97,13 @@ def test_the_core_never_prints_or_exits(name):
                 if isinstance(func, ast.Attribute) else "")
             assert called not in ("print", "sys.exit", "exit", "click.echo"), \
                 f"{name} line {node.lineno} calls {called}"
+
+
+#: A module longer than this does more than one job: split it (see docs/development.rst).
+MAX_LINES = 320
+
+
+def test_no_module_is_too_long():
+    lengths = {name: sum(1 for _ in open(path, encoding="utf-8"))
+               for name, path in modules().items()}
+    assert {name: n for name, n in lengths.items() if n > MAX_LINES} == {}
