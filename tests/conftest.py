@@ -279,6 +279,44 @@ def _state_files(h, top):
 
 WEBAPP = os.path.join(HERE, "apps", "webapp")
 
+#: The wheels of the real apps (tests/apps/wheels.txt), fetched by scripts/setup.
+WHEELS = os.path.join(os.path.dirname(HERE), ".cache", "wheels")
+#: Settings for a home whose deploys install from :data:`WHEELS` only: no network.
+OFFLINE = {"pip_args = []": f'pip_args = ["--no-index", "--find-links", {json.dumps(WHEELS)}]'}
+
+
+def needs_wheels():
+    """Skip unless scripts/setup fetched the real apps' wheels."""
+    if not os.path.isfile(os.path.join(WHEELS, ".list")):
+        pytest.skip("no .cache/wheels: run scripts/setup")
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory):
+    """A real redis-server on 127.0.0.1 at a port of this worker's range (no disk
+    persistence), for the tests' Celery app: its URL."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (scripts/setup installs it)")
+    port = port_base() + 980
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _answers(port), 10, "redis-server to listen", ignore=(OSError,))
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _answers(port) -> bool:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+        conn.sendall(b"PING\r\n")
+        return conn.recv(16).startswith(b"+PONG")
+
 
 @pytest.fixture
 def webapp(tmp_path):
