@@ -104,7 +104,9 @@ class Instance:
     ``virtualenv`` is the environment it runs in, if any; ``origin`` is
     ``"new"`` or ``"deploy"`` (only deploys clean up after deploys); ``unix_socket``
     says that its web process listens on ``$SARGE_SOCKET`` (a unix socket no other
-    user can reach) instead of ``$PORT``.
+    user can reach) instead of ``$PORT``. ``manifest`` is what the source's
+    ``sarge-app.toml`` declares, as :meth:`sarge.manifest.Manifest.to_dict` gives it
+    (empty: nothing declared).
     """
 
     id: str
@@ -115,6 +117,7 @@ class Instance:
     virtualenv: str | None = None
     origin: str = "new"
     unix_socket: bool = False
+    manifest: dict = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes) -> "Instance":
         return dataclasses.replace(self, **changes)
@@ -136,6 +139,7 @@ class Instance:
                 virtualenv=data.get("virtualenv"),
                 origin=data.get("origin", "new"),
                 unix_socket=data.get("unix_socket", False),
+                manifest=data.get("manifest", {}),
             )
             if not isinstance(instance.processes, dict) or "web" not in instance.processes or any(
                 not PROCESS_TYPE_RE.fullmatch(k) or not (v is None or isinstance(v, str))
@@ -148,7 +152,8 @@ class Instance:
                 "rebuilds it from the instance's folder and port"
             ) from exc
         if (type(instance.port) is not int or not isinstance(instance.created, str)
-                or type(instance.unix_socket) is not bool):
+                or type(instance.unix_socket) is not bool
+                or not isinstance(instance.manifest, dict)):
             raise SettingsError(f"the instance record {source} is damaged (bad port or date); "
                                 "`sarge HOME repair` rebuilds it")
         return instance

@@ -76,12 +76,15 @@ class Lifecycle:
         except SupervisordNotRunning:
             pass  # supervisord reads the program file when it starts
 
-    def set_processes(self, instance_id, processes: dict, virtualenv=None) -> Instance:
-        """Give a stopped instance its process types (from a Procfile) and virtualenv."""
+    def set_processes(self, instance_id, processes: dict, virtualenv=None,
+                      manifest=None) -> Instance:
+        """Give a stopped instance its process types (from a Procfile), virtualenv and
+        manifest (:class:`sarge.manifest.Manifest`, from its ``sarge-app.toml``)."""
         with self.store.lock():
             instance = self.store.get(instance_id).replace(
                 processes=dict(processes), virtualenv=virtualenv,
-                unix_socket=uses_socket(processes))
+                unix_socket=uses_socket(processes),
+                manifest=manifest.to_dict() if manifest is not None else {})
             self.store.save(instance)
             write_file(self.program_file(instance, autostart=False))
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .. import build, ownership, unpack
+from .. import build, manifest, ownership, unpack
 from ..commands import run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
@@ -48,11 +48,13 @@ def _environment(deployer, instance, run_as, step):
     folder = home.instance_dir(instance.id)
     processes = build.read_procfile(folder)
     release = processes.pop("release", None)
+    declared = manifest.load(folder, set(processes))
     requirements = os.path.join(folder, "requirements.txt")
     venv = None
     if os.path.isfile(requirements):
         venv = deployer.environments.path_for(requirements, run_as)
-    instance = home.lifecycle.set_processes(instance.id, processes, venv)  # venv now in use
+    instance = home.lifecycle.set_processes(instance.id, processes, venv,  # venv now in use
+                                            manifest=declared)
     socket = home.app_socket(instance.id)
     if instance.unix_socket and len(os.fsencode(socket)) > MAX_SOCKET_PATH:
         raise BuildError(f"the web process listens on $SARGE_SOCKET, but the socket {socket} "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from .. import build
+from .. import build, manifest
 from ..commands import run_as
 from ..errors import SargeError
 from ..files import File, write_file
@@ -111,12 +111,16 @@ class Records:
         except SargeError:
             processes = {"web": None}
         processes.pop("release", None)
+        try:
+            declared = manifest.load(folder, set(processes)).to_dict()
+        except SargeError:
+            declared = {}
         app = INSTANCE_ID_RE.fullmatch(instance_id).group(1)
         created = datetime.datetime.fromtimestamp(
             self.born(instance_id) / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return Instance(instance_id, app, port, created, processes=processes,
                         virtualenv=self._virtualenv(folder, app),
-                        unix_socket=uses_socket(processes),
+                        unix_socket=uses_socket(processes), manifest=declared,
                         origin="deploy" if deployed else "new")
 
     def _virtualenv(self, folder, app):

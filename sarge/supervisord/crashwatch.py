@@ -116,8 +116,8 @@ def watch_of(home) -> CrashWatch:
         crashmark.write(home, instance_id, process, reason, last_status(home.log_dir, process))
 
     settings = home.settings
-    return CrashWatch(settings.crash_limit, settings.crash_window, stop=home.lifecycle.stop, mark=mark,
-                      log=home.log_action)
+    return CrashWatch(settings.crash_limit, settings.crash_window, stop=home.lifecycle.stop,
+                      mark=mark, log=home.log_action)
 
 
 def main(argv=None, stdin=None, stdout=None) -> int:
