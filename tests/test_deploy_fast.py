@@ -410,3 +410,52 @@ def test_a_failed_deploy_says_so_when_its_new_instance_is_not_all_removed(
         assert f"{new} was removed" not in str(info.value), str(info.value)
     finally:
         rig.close()
+
+
+# -- undeploy ---------------------------------------------------------------------------------
+
+def test_undeploy_leaves_the_other_app_routed(rig, source):
+    web = deploy(rig, source, listen=LISTEN)
+    other = deploy(rig, source, app="other", listen=OTHER_LISTEN)
+    rig.steps.clear()
+    done = rig.deployer().undeploy("web")
+    assert done == {"app": "web", "route": LISTEN, "instances": [web.id], "environments": 0,
+                    "data": False}
+    assert [step for step, _ in rig.steps] == ["route", "destroy", "clean up"]
+    assert [r["app"] for r in rig.frontend.routes] == ["other"]
+    assert [i.id for i in rig.home.instances()] == [other.id]
+    assert not os.path.exists(rig.home.app_state_path("web"))
+
+
+def test_an_undeploy_nginx_refuses_keeps_the_app_serving(rig, source):
+    web = deploy(rig, source, listen=LISTEN)
+    rig.frontend.fail = FrontendError("nginx -t failed")
+    with pytest.raises(DeployError, match="nginx -t failed") as info:
+        rig.deployer().undeploy("web")
+    assert info.value.step == "route"
+    assert state(rig).current == web.id  # the state is back, nothing was destroyed
+    serves(rig, web.id, 1)
+    assert route_of(rig)["instance"] == web.id
+
+
+def test_an_undeploy_that_cannot_remove_everything_says_so_and_finishes_later(
+        tmpfs_path, source):
+    import subprocess
+
+    from .test_security import deep_folder
+
+    rig = Rig(tmpfs_path / "home")
+    try:
+        web = deploy(rig, source, listen=LISTEN)
+        os.makedirs(rig.home.runtime_dir(web.id), exist_ok=True)
+        os.close(deep_folder(rig.home.runtime_dir(web.id), 10_001))  # deeper than removal goes
+        with pytest.raises(SargeError, match="web is not all removed: .* run `sarge HOME "
+                           "undeploy web` again"):
+            rig.deployer().undeploy("web")
+        assert rig.frontend.routes == []  # the route went first
+        assert [i.id for i in rig.home.instances()] == [web.id]  # its record stays
+        subprocess.run(["rm", "-rf", rig.home.runtime_dir(web.id)], check=True)
+        assert rig.deployer().undeploy("web")["instances"] == [web.id]
+        assert rig.home.instances() == []
+    finally:
+        rig.close()

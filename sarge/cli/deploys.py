@@ -6,6 +6,8 @@ import os
 
 import click
 
+from ..errors import UsageError
+from ..instance import check_app_name
 from .context import pass_home
 from .output import echo, echo_json, note
 
@@ -55,6 +57,47 @@ def rollback(ctx, app):
     instance = ctx.deployer().rollback(app)
     note(f"{app} rolled back to {instance.id}")
     echo(instance.id)
+
+
+@click.command()
+@click.argument("app", metavar="NAME")
+@click.option("--data", is_flag=True,
+              help="Remove its data folder (var/data/NAME) too: asked on a terminal.")
+@click.option("--yes", is_flag=True, help="Do not ask (required with --data without a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+@pass_home
+def undeploy(ctx, app, data, yes, as_json):
+    """Remove NAME: its route, instances, state, variables and unused virtualenvs.
+
+    \b
+    The front-end stops serving NAME's address (nginx reloads with the other
+    apps' routes; they keep serving), every instance of NAME is stopped and
+    destroyed, then its deploy state and variables (etc/apps/NAME.json) are
+    removed. Its data (var/data/NAME) is kept unless --data is given. Safe to
+    run again: what could not be removed is named, and a second run finishes.
+    """
+    if data and not yes:
+        path = ctx.home.data_dir(app) if _is_name(app) else app
+        if not click.get_text_stream("stdin").isatty():
+            raise UsageError(f"--data removes {path} for good: add --yes to do it "
+                             "without a terminal")
+        if not click.confirm(f"Remove {app} and its data in {path} for good?", err=True):
+            raise click.Abort()
+    done = ctx.deployer().undeploy(app, data=data)
+    if as_json:
+        echo_json(done)
+        return
+    kept = "" if data else f"; its data is kept in {ctx.home.data_dir(app)}"
+    note(f"{app} undeployed: {len(done['instances'])} instance(s) destroyed"
+         + (f", {done['route']} no longer served" if done["route"] else "") + kept)
+
+
+def _is_name(app) -> bool:
+    try:
+        check_app_name(app)
+    except UsageError:
+        return False
+    return True
 
 
 @click.command()
@@ -130,4 +173,4 @@ def repair(ctx, dry_run, as_json):
     return 0
 
 
-COMMANDS = (deploy, route, rollback, config, repair)
+COMMANDS = (deploy, route, rollback, undeploy, config, repair)

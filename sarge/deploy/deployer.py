@@ -21,6 +21,7 @@ from .plan import can_bind, plan
 from .prepare import prepare
 from .steps import Steps, reason
 from .switch import Switch
+from .undeploy import undeploy
 
 
 class Deployer:
@@ -254,6 +255,11 @@ class Deployer:
                     state = state.replace(
                         previous=tuple(p for p in state.previous if p != instance.id))
                     write_file(File(self.home.app_state_path(app), state.to_json()))
+
+    def undeploy(self, app, *, data: bool = False) -> dict:
+        """Remove ``app``: its route, instances, state, variables, unused virtualenvs, and
+        with ``data`` its data folder (:func:`sarge.deploy.undeploy.undeploy`)."""
+        return undeploy(self, app, data=data)
 
     # -- the app's variables -----------------------------------------------------------------------
 
