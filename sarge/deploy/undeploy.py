@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ..errors import HomeError, UsageError
+from ..errors import HomeError
 from ..files import remove_tree
 from ..instance import check_app_name
 
