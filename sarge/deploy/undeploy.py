@@ -24,9 +24,9 @@ def undeploy(deployer, app, *, data: bool = False) -> dict:
 
     Returns what was done: ``{"app", "route", "instances", "environments", "data"}``
     (the address taken off the front-end or None, the ids destroyed, how many
-    virtualenvs were removed, and whether the data folder was). :class:`UsageError`
-    when the home knows nothing of ``app``; :class:`HomeError` naming what is left
-    when part of it could not be removed.
+    virtualenvs were removed, and whether the data folder was). :class:`HomeError`
+    when the home knows nothing of ``app``, or naming what is left when part of it
+    could not be removed.
     """
     home, switch, steps = deployer.home, deployer.switch, deployer.steps
     home.check()
