@@ -58,7 +58,8 @@ def fast_source(path):
 
 def commands_with_a_name(source, serving, name):
     return [["deploy", source, "--app", name], ["rollback", name], ["route", name, serving],
-            ["config", name], ["config", name, "A=1"], ["config", name, "--unset", "A"]]
+            ["config", name], ["config", name, "A=1"], ["config", name, "--unset", "A"],
+            ["undeploy", name, "--data", "--yes"]]
 
 
 def hostile_ids(serving):
@@ -194,6 +195,7 @@ REAL_CASES = {
                ["deploy", "{source}", "--app", "web", "--listen", "x;y:80"],
                ["deploy", "{source}", "--app", "web", "--check", "/x;\n"]],
     "rollback": [["rollback", "web%(here)s"], ["rollback", "we/b"]],
+    "undeploy": [["undeploy", "../etc", "--data", "--yes"], ["undeploy", "web%(here)s"]],
     "route": [["route", "web", "../{serving}"], ["route", "web;x", "{serving}"]],
     "config": [["config", "web", "A=line\nbreak"], ["config", "../etc", "A=1"],
                ["config", "web", "--unset", "A;B", "--deploy"]],
