@@ -154,6 +154,15 @@ class Layout:
         return self._p("var", "log", "sarge.log")
 
     @property
+    def history_path(self):
+        """``var/log/history.jsonl``: the deploy history (:mod:`sarge.journal`)."""
+        return self._p("var", "log", "history.jsonl")
+
+    @property
+    def history_lock_path(self):
+        return self._p("var", "run", "history.lock")
+
+    @property
     def records_dir(self):
         return self._p("var", "instances")
 

@@ -126,13 +126,15 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
         note(f"{app}: configuration saved; {instance.id} runs with it")
         echo(instance.id)
         return
-    from ..variables import configure
-
-    values = configure(ctx.home, app, assignments, unset)
     if assignments or unset:
+        ctx.deployer().set_variables(app, assignments, unset)
         note(f"{app}: configuration saved; it takes effect with the next deploy "
              "(or: config --deploy)")
-    elif as_json:
+        return
+    from ..variables import configure
+
+    values = configure(ctx.home, app, (), ())
+    if as_json:
         echo_json(values)
     else:
         for key, value in sorted(values.items()):

@@ -7,6 +7,7 @@ import click
 
 from . import deploys, instances
 from .context import Context
+from .history import history
 from .version import print_version
 
 
@@ -27,5 +28,5 @@ def cli(ctx, home):
         ctx.obj = Context(home, ctx.obj if callable(ctx.obj) else None)
 
 
-for _command in (*instances.COMMANDS, *deploys.COMMANDS):
+for _command in (*instances.COMMANDS, *deploys.COMMANDS, history):
     cli.add_command(_command)

@@ -17,6 +17,7 @@ from ..logs import tail
 from ..ports import check_holder
 from ..supervisord import states
 from ..variables import configure, load_app_config, save_app_config
+from .journaled import journaled
 from .plan import can_bind, plan
 from .prepare import prepare
 from .steps import Steps, reason
@@ -73,6 +74,7 @@ class Deployer:
 
     # -- deploy ------------------------------------------------------------------------------
 
+    @journaled("deploy", app_arg=1, source_arg=0)
     def deploy(self, source, app, *, listen=None, check=None, timeout=None):
         """Deploy ``source`` (a folder or a tar archive) as the new version of ``app``."""
         home, steps, switch = self.home, self.steps, self.switch
@@ -173,6 +175,7 @@ class Deployer:
 
     # -- route, rollback, destroy ----------------------------------------------------------------
 
+    @journaled("route")
     def route(self, app, instance_id):
         """Point the front-end of ``app`` at its running instance ``instance_id``."""
         check_app_name(app)
@@ -199,6 +202,7 @@ class Deployer:
         info = self.home.supervisor.process(instance_id + ":web")
         return info is not None and info["statename"] in states.UP
 
+    @journaled("rollback")
     def rollback(self, app):
         """Start the previous instance of ``app``, check it, switch to it, stop the current."""
         self.home.check()
@@ -256,6 +260,7 @@ class Deployer:
                         previous=tuple(p for p in state.previous if p != instance.id))
                     write_file(File(self.home.app_state_path(app), state.to_json()))
 
+    @journaled("undeploy")
     def undeploy(self, app, *, data: bool = False) -> dict:
         """Remove ``app``: its route, instances, state, variables, unused virtualenvs, and
         with ``data`` its data folder (:func:`sarge.deploy.undeploy.undeploy`)."""
@@ -263,6 +268,12 @@ class Deployer:
 
     # -- the app's variables -----------------------------------------------------------------------
 
+    @journaled("config")
+    def set_variables(self, app, assignments=(), unset=()) -> dict:
+        """Change the app's variables for its next deploy; return them all."""
+        return configure(self.home, app, assignments, unset)
+
+    @journaled("config")
     def configure(self, app, assignments=(), unset=()):
         """Change the app's variables and redeploy its current version with them; when the
         redeploy fails, the variables are put back as they were. Returns the new instance."""

@@ -34,6 +34,8 @@ class Steps:
         self.progress = progress or (lambda step, seconds, detail: None)
         self.clock = clock
         self.fault = fault
+        #: (name, seconds) of each step finished, in order: for the deploy history.
+        self.done = []
 
     def fault_point(self, name: str) -> None:
         if self.fault == name:
@@ -53,4 +55,6 @@ class Steps:
             if isinstance(exc, DeployError) and exc.step is not None:
                 raise
             raise DeployError(reason(exc), step=name) from exc
-        self.progress(name, self.clock() - start, detail.get("detail", ""))
+        seconds = self.clock() - start
+        self.done.append((name, round(seconds, 3)))
+        self.progress(name, seconds, detail.get("detail", ""))

@@ -1,0 +1,128 @@
+"""Each change the :class:`~sarge.deploy.Deployer` makes, recorded in the deploy history
+(:mod:`sarge.journal`): :func:`journaled` wraps its deploy, route, rollback, config and
+undeploy. A record says who, which app, from which instance to which, the source
+(path, SHA-256 or git revision), the Procfile's commands, the outcome (``ok``,
+``failed`` at a step, or ``refused`` before any step: another deploy runs, there is
+nothing to roll back to) with its reason, and each step's time.
+
+Bad input (a name, an address, an id) is refused without a record: it changes
+nothing. A call made inside another (the deploy of ``config --deploy``) is part of
+the outer one's record. Writing the record never fails the change itself: a journal
+that cannot be written is said in ``var/log/sarge.log``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from .. import journal
+from ..errors import DeployError, SargeError
+from ..instance import check_app_name, utcnow
+
+
+def journaled(action: str, *, app_arg: int = 0, source_arg=None):
+    """Record each call of the decorated Deployer method as ``action``: its app is the
+    positional argument ``app_arg`` (or the keyword ``app``), its source ``source_arg``."""
+    def wrap(method):
+        @functools.wraps(method)
+        def run(deployer, *args, **kwargs):
+            app = kwargs.get("app", args[app_arg] if len(args) > app_arg else None)
+            try:
+                check_app_name(app)
+            except SargeError:
+                return method(deployer, *args, **kwargs)  # refused before it began: no record
+            if getattr(deployer, "_journaling", False):
+                return method(deployer, *args, **kwargs)
+            source = args[source_arg] if source_arg is not None and len(args) > source_arg \
+                else None
+            deployer._journaling = True
+            try:
+                return _recorded(deployer, action, app, source, method, args, kwargs)
+            finally:
+                deployer._journaling = False
+        return run
+    return wrap
+
+
+def _recorded(deployer, action, app, source, method, args, kwargs):
+    steps = deployer.steps
+    record = {"action": action, "app": app, **journal.who()}
+    record["from"] = _current(deployer, app)
+    if source is not None:
+        record["source"] = str(source)
+    if action == "config":  # the names only: values may be secrets
+        assignments = kwargs.get("assignments", args[1] if len(args) > 1 else ())
+        unset = kwargs.get("unset", args[2] if len(args) > 2 else ())
+        record["keys"] = sorted({a.partition("=")[0] for a in assignments} | set(unset))
+    steps.done = []
+    start = time.monotonic()
+    try:
+        result = method(deployer, *args, **kwargs)
+    except BaseException as exc:
+        if _bad_input(exc) and not steps.done:
+            raise  # refused as bad input, before anything was done: nothing to record
+        record.update(_outcome(exc))
+        _finish(deployer, record, start, None)
+        raise
+    record["outcome"] = "ok"
+    _finish(deployer, record, start, result)
+    return result
+
+
+def _bad_input(exc) -> bool:
+    """A refusal of what the command was given (a name, an address, an id, a home that
+    is none), which must change nothing: only a deploy's own refusals (another deploy
+    runs, nothing to roll back to) and failures are recorded."""
+    return isinstance(exc, SargeError) and not isinstance(exc, DeployError)
+
+
+def _outcome(exc) -> dict:
+    if isinstance(exc, DeployError) and exc.step:
+        return {"outcome": "failed", "step": exc.step, "reason": _first_line(exc)}
+    if isinstance(exc, DeployError):
+        return {"outcome": "refused", "reason": _first_line(exc)}
+    if isinstance(exc, SargeError):  # after some steps were done (undeploy left some)
+        return {"outcome": "failed", "reason": _first_line(exc)}
+    return {"outcome": "failed", "reason": f"{type(exc).__name__}: {_first_line(exc)}"}
+
+
+def _first_line(exc) -> str:
+    return (str(exc).splitlines() or [""])[0]
+
+
+def _finish(deployer, record, start, result) -> None:
+    """Complete ``record`` with what is true now, and append it."""
+    home = deployer.home
+    record["to"] = _current(deployer, record["app"])
+    record["steps"] = [list(step) for step in deployer.steps.done]
+    record["duration"] = round(time.monotonic() - start, 3)
+    if record.get("source") is not None:
+        record["source_identity"] = journal.source_identity(record["source"])
+    if record["outcome"] == "ok" and record["to"]:
+        try:
+            record["procfile"] = home.get(record["to"]).processes
+        except SargeError:
+            pass
+    if record["action"] == "undeploy" and isinstance(result, dict):  # what it removed
+        record["removed"] = result  # (never a config's result: those are the values)
+    try:
+        journal_of(home).append(record)
+    except OSError as exc:
+        try:
+            home.log_action("history-unwritten", f"{record['action']} {record['app']}: "
+                            f"{exc.strerror or exc}")
+        except OSError:
+            pass  # a home with no var/log at all: the change's own error is what counts
+
+
+def _current(deployer, app):
+    try:
+        return deployer.state(app).current
+    except SargeError:
+        return None
+
+
+def journal_of(layout) -> journal.Journal:
+    """The deploy history of the home at ``layout``."""
+    return journal.Journal(layout.history_path, layout.history_lock_path, utcnow)
