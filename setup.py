@@ -29,8 +29,9 @@ setup(
         # uv makes the tests' virtualenvs quick; the pip path is tested too. pytest 9.2
         # breaks xdist's --dist loadgroup without a word (pytest-xdist issue #1386): the
         # tests that share one home for a module would each make it on every worker.
+        # aiosmtpd: a real SMTP server for the notification tests (aio-libs' own).
         "test": ["pytest>=7,<9.2", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6",
-                 "uv"],
+                 "uv", "aiosmtpd>=1.4"],
         "docs": ["sphinx>=5"],
     },
     entry_points={"console_scripts": ["sarge = sarge.cli:main"]},

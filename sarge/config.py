@@ -64,6 +64,19 @@ class Settings:
     user: str = ""
     frontend_user: str = ""
     app_users: tuple = ()
+    #: [notify]: who is told of deploys (:mod:`sarge.notify`): addresses, webhooks, a
+    #: command; on "success", "failure" or both; the SMTP server; each channel's timeout.
+    notify_email: tuple = ()
+    notify_webhook: tuple = ()
+    notify_command: str = ""
+    notify_on: tuple = ("failure", "success")
+    notify_from: str = ""
+    notify_smtp_host: str = "localhost"
+    notify_smtp_port: int = 25
+    notify_smtp_starttls: bool = False
+    notify_smtp_login_file: str = ""
+    notify_webhook_secret_file: str = ""
+    notify_timeout: int = 5
 
     def user_for(self, app: str) -> str:
         """The user named for ``app``'s processes ("" when none is)."""
@@ -131,6 +144,39 @@ def _python(value):
         return "must be the absolute path of a Python interpreter, or \"\""
 
 
+def _emails(value):
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", v) for v in value):
+        return "must be a list of e-mail addresses"
+
+
+def _urls(value):
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and re.fullmatch(r"https?://[^\s]+", v) for v in value):
+        return "must be a list of http:// or https:// URLs"
+
+
+def _on(value):
+    if not isinstance(value, list) or not set(value) <= {"success", "failure"}:
+        return 'must be a list of "success" and "failure"'
+
+
+def _flag(value):
+    if type(value) is not bool:
+        return "must be true or false"
+
+
+def _file(value):
+    if not isinstance(value, str) or (value and not value.startswith("/")) or any(
+            c in value for c in "\n\x00"):
+        return "must be the absolute path of a file, or \"\""
+
+
+def _line(value):
+    if not isinstance(value, str) or "\n" in value or "\x00" in value:
+        return "must be a string on one line"
+
+
 # (table, key) -> (attribute, check returning an error or None)
 _KEYS = {
     ("ports", "first"): ("port_first", _whole(1)),
@@ -154,6 +200,17 @@ _KEYS = {
     ("users", "default"): ("user", _user),
     ("users", "frontend"): ("frontend_user", _user),
     ("users", "apps"): ("app_users", _app_users),
+    ("notify", "email"): ("notify_email", _emails),
+    ("notify", "webhook"): ("notify_webhook", _urls),
+    ("notify", "command"): ("notify_command", _line),
+    ("notify", "on"): ("notify_on", _on),
+    ("notify", "from"): ("notify_from", _line),
+    ("notify", "smtp_host"): ("notify_smtp_host", _text),
+    ("notify", "smtp_port"): ("notify_smtp_port", _whole(1)),
+    ("notify", "smtp_starttls"): ("notify_smtp_starttls", _flag),
+    ("notify", "smtp_login_file"): ("notify_smtp_login_file", _file),
+    ("notify", "webhook_secret_file"): ("notify_webhook_secret_file", _file),
+    ("notify", "timeout"): ("notify_timeout", _whole(1)),
 }
 
 

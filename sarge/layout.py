@@ -54,7 +54,8 @@ FOLDERS = (
 )
 
 #: Folders made on first use, guarded all the same.
-LATER = (Folder("etc/apps/instances", 0o700, guarded_files=True),)
+LATER = (Folder("etc/apps/instances", 0o700, guarded_files=True),
+         Folder("var/outbox", 0o700, guarded_files=True))
 
 
 class Layout:
@@ -161,6 +162,11 @@ class Layout:
     @property
     def history_lock_path(self):
         return self._p("var", "run", "history.lock")
+
+    @property
+    def outbox_dir(self):
+        """``var/outbox``: notifications not delivered yet (:mod:`sarge.notify`)."""
+        return self._p("var", "outbox")
 
     @property
     def records_dir(self):

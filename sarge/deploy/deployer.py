@@ -14,6 +14,7 @@ from ..files import File, locked, write_file
 from ..frontend import frontend_for
 from ..instance import check_app_name
 from ..logs import tail
+from ..notify import Notifier
 from ..ports import check_holder
 from ..supervisord import states
 from ..variables import configure, load_app_config, save_app_config
@@ -32,6 +33,7 @@ class Deployer:
     ``frontend`` and ``environments`` default to the home's nginx and
     ``var/envs``; ``can_bind`` checks a new front-end address; ``check_holder``
     (:func:`sarge.ports.check_holder`) proves an instance's port is its own;
+    ``notifier`` tells people of each change (:class:`~sarge.notify.Notifier`);
     ``fault`` names a point where sarge kills itself with SIGKILL, for the
     fault-injection tests (:class:`~sarge.deploy.steps.Steps`): a step's name,
     ``environment:install`` or ``switch:reload`` (after the app's state is saved,
@@ -40,13 +42,14 @@ class Deployer:
 
     def __init__(self, home, *, progress=None, frontend=None, environments=None,
                  clock=time.monotonic, can_bind=can_bind, check_holder=check_holder,
-                 fault=None):
+                 fault=None, notifier=None):
         self.home = home
         self.can_bind = can_bind
         self.steps = Steps(progress=progress, clock=clock, fault=fault)
         self._check_holder = check_holder
         self._frontend = frontend
         self._environments = environments
+        self._notifier = notifier
         self._switch = None
 
     @property
@@ -62,6 +65,13 @@ class Deployer:
             self._environments = build.Environments.of(
                 self.home.envs_dir, self.home.settings, self.home.python)
         return self._environments
+
+    @property
+    def notifier(self) -> Notifier:
+        """Who is told of each change (:mod:`sarge.notify`, ``[notify]``)."""
+        if self._notifier is None:
+            self._notifier = Notifier(self.home.settings, self.home.outbox_dir)
+        return self._notifier
 
     @property
     def switch(self) -> Switch:

@@ -78,8 +78,10 @@ def _bad_input(exc) -> bool:
 
 
 def _outcome(exc) -> dict:
+    details = str(exc).splitlines()[1:21]  # a failed deploy's last log lines
     if isinstance(exc, DeployError) and exc.step:
-        return {"outcome": "failed", "step": exc.step, "reason": _first_line(exc)}
+        return {"outcome": "failed", "step": exc.step, "reason": _first_line(exc),
+                **({"details": details} if details else {})}
     if isinstance(exc, DeployError):
         return {"outcome": "refused", "reason": _first_line(exc)}
     if isinstance(exc, SargeError):  # after some steps were done (undeploy left some)
@@ -107,13 +109,51 @@ def _finish(deployer, record, start, result) -> None:
     if record["action"] == "undeploy" and isinstance(result, dict):  # what it removed
         record["removed"] = result  # (never a config's result: those are the values)
     try:
-        journal_of(home).append(record)
+        record = journal_of(home).append(record)
     except OSError as exc:
+        _say(home, "history-unwritten", f"{record['action']} {record['app']}: "
+             f"{exc.strerror or exc}")
+    _tell(deployer, record)
+
+
+def _tell(deployer, record) -> None:
+    """Send what ``record`` says to whoever ``[notify]`` names, after what is still in the
+    outbox; record in the history each channel that failed. Never raises: the change
+    is done, and its outcome is what the command reports."""
+    home = deployer.home
+    try:
+        notifier = deployer.notifier
+        failed = [(c, t, w) for c, t, w, _ in notifier.retry()]
+        failed += notifier.notify(record)
+    except Exception as exc:  # noqa: BLE001 - a notification never fails the deploy
+        _say(home, "notify-failed", f"{type(exc).__name__}: {exc}")
+        return
+    for channel, target, why in failed:
         try:
-            home.log_action("history-unwritten", f"{record['action']} {record['app']}: "
-                            f"{exc.strerror or exc}")
+            journal_of(home).append({
+                "action": "notify", "app": record.get("app"), "outcome": "failed",
+                "of": record.get("seq"), "channel": channel, "target": _shown(channel, target),
+                "reason": why, "user": record.get("user")})
         except OSError:
-            pass  # a home with no var/log at all: the change's own error is what counts
+            _say(home, "notify-failed", f"{channel}: {why}")
+
+
+def _shown(channel, target) -> str:
+    """What the history says of a channel's target: a webhook's scheme and host only (its
+    path is often the secret, as a Slack hook's is), a command's first word."""
+    if channel == "webhook":
+        scheme, _, rest = target.partition("://")
+        return f"{scheme}://{rest.split('/')[0].rpartition('@')[2]}/..."
+    if channel == "command":
+        return (target.split() or [""])[0]
+    return target
+
+
+def _say(home, action, detail) -> None:
+    try:
+        home.log_action(action, detail)
+    except OSError:
+        pass  # a home with no var/log at all: the change's own error is what counts
 
 
 def _current(deployer, app):

@@ -1,0 +1,187 @@
+"""Notifications, for real: an SMTP server (aiosmtpd) and an HTTP receiver started here on
+127.0.0.1, and a real command; the deploys are the fast tier's (fake supervisord and
+nginx), since what is tested is what sarge sends, when, and what a failure to send does."""
+
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from sarge.deploy.journaled import journal_of
+from sarge.errors import DeployError
+
+from .conftest import port_base
+from .fakes import Rig
+from .test_deploy_fast import LISTEN, deploy, source  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.fast
+
+SMTP_PORT = port_base() + 970
+HTTP_PORT = port_base() + 971
+SECRET = "s3cret-for-the-hook"
+
+
+class Mails:
+    """A real SMTP server (aiosmtpd's) keeping what it is sent."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.received = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                outer.received.append(envelope)
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=SMTP_PORT)
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+    def messages(self):
+        import email
+
+        return [email.message_from_bytes(e.content) for e in self.received]
+
+
+class Hooks(http.server.ThreadingHTTPServer):
+    """A real HTTP server keeping each POST (headers, body); answers ``status``."""
+
+    def __init__(self, status=204):
+        self.posts, self.status = [], status
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.posts.append((dict(self.headers), body))
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", HTTP_PORT), Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def secret(tmp_path):
+    path = tmp_path / "hook.secret"
+    path.write_text(SECRET + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def notifying(tmp_path_factory, secret, command, on='["failure", "success"]'):
+    return Rig(tmp_path_factory.mktemp("n") / "home", settings={
+        "email = []": 'email = ["ops@example.com", "dev@example.com"]',
+        "webhook = []": f'webhook = ["http://127.0.0.1:{HTTP_PORT}/hooks/T0KEN/x"]',
+        'command = ""': f"command = {json.dumps(command)}",
+        'on = ["failure", "success"]': f"on = {on}",
+        "smtp_port = 25": f"smtp_port = {SMTP_PORT}",
+        'smtp_host = "localhost"': 'smtp_host = "127.0.0.1"',
+        'webhook_secret_file = ""': f"webhook_secret_file = {json.dumps(str(secret))}",
+        "timeout = 5": "timeout = 2"})
+
+
+def test_a_deploy_and_a_failed_one_are_told_on_every_channel(tmp_path_factory, tmp_path,
+                                                             secret, source):
+    told = tmp_path / "told"
+    command = f"cat > {told}.$SARGE_OUTCOME; echo $SARGE_APP $SARGE_STEP >> {told}.env"
+    rig = notifying(tmp_path_factory, secret, command)
+    try:
+        with Mails() as mails, Hooks() as hooks:
+            first = deploy(rig, source, listen=LISTEN)
+            (source / "Procfile").write_text("no procfile line\n")
+            with pytest.raises(DeployError):
+                deploy(rig, source, version=2)
+        ok, failed = journal_of(rig.home).records()
+        mail = mails.messages()
+        assert [m["To"] for m in mail] == ["ops@example.com", "dev@example.com"] * 2
+        assert mail[0]["Subject"].startswith("sarge: deploy of web on ")
+        assert mail[0]["Subject"].endswith(": ok")
+        assert f"serving now: {first.id}" in mail[0].get_payload()
+        assert "steps:" in mail[0].get_payload() and "health check" in mail[0].get_payload()
+        assert "FAILED at step 'environment'" in mail[2]["Subject"]
+        assert "Procfile line 1" in mail[2].get_payload()
+        assert f"serving now: {first.id}" in mail[2].get_payload()  # the old one serves on
+
+        (head, body), (_, body2) = hooks.posts
+        assert json.loads(body) == ok and json.loads(body2) == failed
+        assert head["X-Sarge-Signature"] == "sha256=" + hmac.new(
+            SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert json.loads((tmp_path / "told.ok").read_text()) == ok
+        assert json.loads((tmp_path / "told.failed").read_text()) == failed
+        assert (tmp_path / "told.env").read_text() == "web\nweb environment\n"
+        assert not os.listdir(rig.home.outbox_dir) if os.path.isdir(rig.home.outbox_dir) \
+            else True
+    finally:
+        rig.close()
+
+
+def test_what_cannot_be_sent_never_fails_the_deploy_and_is_sent_later(tmp_path_factory,
+                                                                      secret, source):
+    rig = notifying(tmp_path_factory, secret, "exit 3", on='["success"]')
+    try:
+        start = time.monotonic()
+        first = deploy(rig, source, listen=LISTEN)  # no SMTP, no HTTP server: refused
+        assert time.monotonic() - start < 10
+        records = journal_of(rig.home).records()
+        assert [r["action"] for r in records] == ["deploy", "notify", "notify", "notify",
+                                                 "notify"]
+        notes = records[1:]
+        assert {(n["channel"], n["outcome"], n["of"]) for n in notes} == {
+            ("email", "failed", 1), ("webhook", "failed", 1), ("command", "failed", 1)}
+        hook = [n for n in notes if n["channel"] == "webhook"][0]
+        assert hook["target"] == "http://127.0.0.1:%d/..." % HTTP_PORT  # not the token path
+        assert "T0KEN" not in open(rig.home.history_path).read()
+        assert [n["reason"] for n in notes if n["channel"] == "command"] == [
+            "`exit 3` exited 3"]
+        assert len(os.listdir(rig.home.outbox_dir)) == 4
+        assert oct(os.stat(rig.home.outbox_dir).st_mode & 0o777) == "0o700"
+
+        with Mails() as mails, Hooks() as hooks:
+            second = deploy(rig, source, version=2)
+        # the first deploy's, retried first, then the second's
+        assert [m["Subject"].endswith(": ok") for m in mails.messages()] == [True] * 4
+        assert [json.loads(b)["to"] for _, b in hooks.posts] == [first.id, second.id]
+        left = sorted(os.listdir(rig.home.outbox_dir))
+        assert len(left) == 2 and all("-command-" in name for name in left)  # exit 3 again
+        with pytest.raises(DeployError):
+            rig.deployer().rollback("nothing")  # refused: not told (on = ["success"])
+    finally:
+        rig.close()
+
+
+def test_a_secret_others_can_read_is_refused_and_the_deploy_goes_on(tmp_path_factory,
+                                                                    secret, source):
+    secret.chmod(0o644)
+    rig = notifying(tmp_path_factory, secret, "")
+    try:
+        with Mails() as mails, Hooks() as hooks:
+            deploy(rig, source, listen=LISTEN)
+        assert hooks.posts == [] and len(mails.received) == 2
+        (note,) = [r for r in journal_of(rig.home).records() if r["action"] == "notify"]
+        assert "must be mode 0600" in note["reason"]
+    finally:
+        rig.close()
