@@ -144,8 +144,19 @@ def parse(data: dict, process_types=None) -> Manifest:
               if a != b and b.startswith(a + "/")]
     if nested:
         raise _error("writable", f"{nested[0][1]!r} is inside {nested[0][0]!r}")
+    static = _static(static)
+    for prefix, folder in static:
+        for kind, names in (("writable", writable), ("persistent", persistent)):
+            clash = [n for n in names if _within(folder, n) or _within(n, folder)]
+            if clash:
+                raise _error(f"static.{prefix!r}", f"{folder!r} overlaps the {kind} folder "
+                             f"{clash[0]!r}: nginx serves only folders the app cannot change")
     return Manifest(processes={t: _process(t, v, process_types) for t, v in processes.items()},
-                    static=_static(static), writable=writable, persistent=persistent)
+                    static=static, writable=writable, persistent=persistent)
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + "/")
 
 
 def _error(key: str, problem: str) -> BuildError:
