@@ -227,3 +227,70 @@ def test_django_static_files_are_served_by_nginx_per_instance(app_home, tmp_path
     assert request(port, css_v1)[2] == "li { color: green; }\n"
     wait_until(lambda: request(port, css_v2)[0] == 404, 5, "v2's stylesheet to be gone")
     assert second != first
+
+
+# -- static files through the machine's nginx; after repair -----------------------------------
+
+def test_static_files_through_the_machines_nginx_and_after_repair(app_home, webapp, tmp_path):
+    """[frontend] mode = "system": the static location is in etc/nginx/sites.conf (the
+    machine's nginx, started as root, runs its workers as nobody); the mapping is data in
+    etc/nginx/routes.json, and outlives a repair of lost records."""
+    h, user = app_home
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    system = tmp_path / "system-nginx"
+    system.mkdir()
+    (system / "nginx.conf").write_text(f"""
+pid {system}/nginx.pid;
+error_log {system}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    types {{ text/css css; }}
+    client_body_temp_path {system}/body;
+    proxy_temp_path {system}/proxy;
+    fastcgi_temp_path {system}/fastcgi;
+    uwsgi_temp_path {system}/uwsgi;
+    scgi_temp_path {system}/scgi;
+    include {h.nginx_sites};
+}}
+""")
+    args = f"-c {system}/nginx.conf -p {system}/ -e {system}/error.log"
+    os.makedirs(os.path.dirname(h.nginx_sites), exist_ok=True)
+    open(h.nginx_sites, "w").close()
+    subprocess.run([nginx, *args.split()], check=True)
+    try:
+        edit_settings(h, {
+            'mode = "nginx"': 'mode = "system"',
+            'test_command = "nginx -t"': f'test_command = "{nginx} -t -q {args}"',
+            'reload_command = "nginx -s reload"': f'reload_command = "{nginx} -s reload {args}"',
+        })
+        (webapp / "sarge-app.toml").write_text('[static]\n"/assets/" = "public"\n')
+        (webapp / "public").mkdir()
+        (webapp / "public" / "site.0123456789abcdef.css").write_text("a {}\n")
+        port = listen_port(12)
+        result = deploy(h, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}")
+        assert result.returncode == 0, result.stderr
+        first = result.stdout.strip()
+        folder = h.instance_dir(first)
+        assert f"alias {folder}/public/;" in open(h.nginx_sites).read()
+        status, headers, text = wait_until(
+            lambda: (r := request(port, "/assets/site.0123456789abcdef.css"))[0] == 200 and r,
+            10, "the machine's nginx to serve the file", ignore=OSError)
+        assert text == "a {}\n" and headers["Content-Type"] == "text/css"
+        assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        saved = json.load(open(h.routes_path))
+        assert saved[0]["static"] == [["/assets/", f"{folder}/public"]]
+
+        # the record and the app's state lost: repair rebuilds them from the folder and
+        # routes.json, and the next switch renders the same static location
+        os.unlink(h.record_path(first))
+        os.unlink(h.app_state_path("web"))
+        assert sarge(h, "repair").returncode == 0, "repair"
+        (webapp / "VERSION").write_text("2")
+        second = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
+        assert sarge(h, "rollback", "web").returncode == 0
+        assert f"alias {folder}/public/;" in open(h.nginx_sites).read()
+        assert request(port, "/assets/site.0123456789abcdef.css")[2] == "a {}\n"
+        assert current(h, "web") == first != second
+    finally:
+        subprocess.run([nginx, *args.split(), "-s", "stop"])
