@@ -2,7 +2,8 @@
 
 (Unpacking the source, safely, is :mod:`sarge.unpack`.)
 
-- :func:`read_procfile` parses a Procfile into process types.
+- :func:`read_procfile` parses a Procfile into process types; :func:`split_steps`
+  sets its ``build`` and ``release`` steps apart.
 - :class:`Environments` builds content-addressed virtualenvs under
   ``var/envs``: the same requirements (and Python) reuse the same
   environment, so a code-only redeploy installs nothing.
@@ -61,6 +62,18 @@ def read_procfile(folder: str):
     if "web" not in processes:
         raise BuildError("the Procfile has no 'web' process, the one that serves $PORT")
     return processes
+
+
+#: The Procfile's one-off steps of a deploy, not process types that run: ``build`` runs
+#: in the new instance once its environment is ready (its code writable by the app's user
+#: meanwhile), ``release`` after it (migrations: it changes what outlives the instance).
+STEPS = ("build", "release")
+
+
+def split_steps(processes: dict):
+    """(the process types that run, {step: command}) of a :func:`read_procfile` result."""
+    processes = dict(processes)
+    return processes, {step: processes.pop(step) for step in STEPS if step in processes}
 
 
 # -- virtualenvs ---------------------------------------------------------------------------------

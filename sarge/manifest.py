@@ -11,15 +11,16 @@ passes silently)::
     [processes.beat]
     singleton = true        # never two at once: the old one stops before the new one starts
 
-    # URL prefix -> folder of the instance, served by nginx from the current instance.
-    [static]
-    "/static/" = "staticfiles"
-
     # Folders of the instance the app writes to at run time (Flask's instance/):
-    # made for each instance, owned by the app's user.
+    # made for each instance, owned by the app's user. (Above every [table]: a key
+    # after [static] belongs to it.)
     writable = ["instance"]
     # The same, kept from one deploy to the next: linked to $SARGE_DATA_DIR/NAME.
     persistent = []
+
+    # URL prefix -> folder of the instance, served by nginx from the current instance.
+    [static]
+    "/static/" = "staticfiles"
 
 :func:`load` reads it from an unpacked instance folder into a :class:`Manifest`.
 Pure apart from reading that one file; imports only the standard library and
@@ -144,8 +145,19 @@ def parse(data: dict, process_types=None) -> Manifest:
               if a != b and b.startswith(a + "/")]
     if nested:
         raise _error("writable", f"{nested[0][1]!r} is inside {nested[0][0]!r}")
+    static = _static(static)
+    for prefix, folder in static:
+        for kind, names in (("writable", writable), ("persistent", persistent)):
+            clash = [n for n in names if _within(folder, n) or _within(n, folder)]
+            if clash:
+                raise _error(f"static.{prefix!r}", f"{folder!r} overlaps the {kind} folder "
+                             f"{clash[0]!r}: nginx serves only folders the app cannot change")
     return Manifest(processes={t: _process(t, v, process_types) for t, v in processes.items()},
-                    static=_static(static), writable=writable, persistent=persistent)
+                    static=static, writable=writable, persistent=persistent)
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + "/")
 
 
 def _error(key: str, problem: str) -> BuildError:
@@ -193,6 +205,9 @@ def _static(table) -> tuple:
     pairs = []
     for prefix, folder in table.items():
         key = f"static.{prefix!r}"
+        if prefix in ("writable", "persistent"):
+            raise _error(key, "is not a URL prefix: a key written after [static] belongs to "
+                         f"it; move {prefix} = [...] above [static]")
         if not _PREFIX_RE.fullmatch(prefix) or prefix == "/":
             raise _error(key, "must be a URL prefix like \"/static/\" (starts and ends with /, "
                          "letters, digits and ._~- between; not / alone)")

@@ -109,22 +109,30 @@ def _may(st, run_as: RunAs, user_bit: int) -> bool:
     return bool(st.st_mode & (user_bit >> 6))
 
 
-def hand_over(folder: str, run_as: RunAs | None) -> None:
+def hand_over(folder: str, run_as: RunAs | None, skip=()) -> None:
     """Give ``run_as`` a tree root has just made in a folder only root can write (an
-    empty virtualenv, for the user to install into): no other user could have put a
-    link in it, so a plain walk is safe."""
+    empty virtualenv, for the user to install into; an instance's code, for its build):
+    no other user could have put a link in it, so a plain walk is safe. ``skip``: paths
+    relative to ``folder`` left as they are, and not walked into (the folders an
+    instance's user owns already)."""
     if not switches(run_as) or run_as.uid == 0:
         return
+    skip = {os.path.join(folder, path) for path in skip}
     for root, dirs, files in os.walk(folder):
         os.chown(root, run_as.uid, run_as.gid, follow_symlinks=False)
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]
         for name in dirs + files:
-            os.chown(os.path.join(root, name), run_as.uid, run_as.gid, follow_symlinks=False)
+            if os.path.join(root, name) not in skip:
+                os.chown(os.path.join(root, name), run_as.uid, run_as.gid,
+                         follow_symlinks=False)
 
 
-def reclaim(folder: str, run_as: RunAs | None) -> None:
-    """Take back for root a tree that ``run_as`` wrote (a virtualenv it installed into),
-    leaving it readable, not writable, by the user: every entry becomes root's, in the
-    user's group, without write bits for group and others, nor setuid/setgid/sticky.
+def reclaim(folder: str, run_as: RunAs | None, skip=()) -> None:
+    """Take back for root a tree that ``run_as`` wrote (a virtualenv it installed into,
+    an instance's code after its build), leaving it readable, not writable, by the
+    user: every entry becomes root's, in the user's group, without write bits for group
+    and others, nor setuid/setgid/sticky. ``skip``: paths relative to ``folder`` (an
+    instance's writable folders) left to the user, whatever they have become.
 
     The walk goes through descriptors and never follows a link: each folder is opened
     (``O_NOFOLLOW``) and taken before its entries are looked at, so the user, who may
@@ -133,6 +141,7 @@ def reclaim(folder: str, run_as: RunAs | None) -> None:
     """
     if not switches(run_as) or run_as.uid == 0:
         return
+    skip = {os.path.join(folder, path) for path in skip}
     top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     stack = [(top, folder)]
     try:
@@ -142,6 +151,8 @@ def reclaim(folder: str, run_as: RunAs | None) -> None:
             try:
                 for entry in os.scandir(fd):
                     where = os.path.join(path, entry.name)
+                    if where in skip:
+                        continue
                     child = _reclaim_entry(fd, entry.name, run_as, where)
                     if child is not None:
                         stack.append((child, where))

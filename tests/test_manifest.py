@@ -69,6 +69,12 @@ singleton = true
     ("writable = ['a']\npersistent = ['a']", "persistent names 'a', which writable names too"),
     ("writable = ['a']\npersistent = ['a/b']", "'a/b' is inside 'a'"),
     ("writable = [", "is not valid TOML"),
+    ("[static]\n'/s/' = 'x'\npersistent = ['data']", "move persistent = [...] above [static]"),
+    ("writable = ['public']\n[static]\n'/s/' = 'public/css'",
+     "overlaps the writable folder 'public'"),
+    ("persistent = ['media']\n[static]\n'/media/' = 'media'",
+     "overlaps the persistent folder 'media'"),
+    ("[processes.build]\nsingleton = true", "names a type the Procfile does not have"),
 ])
 def test_bad_manifests_are_refused_in_one_line(tmp_path, text, says):
     with pytest.raises(BuildError) as info:

@@ -96,7 +96,7 @@ def test_nginx_config_is_valid_or_refused(tmp_path, name):
             str(tmp_path / "nginx.conf"), home=str(home), prefix=str(home / "var" / "nginx"),
             log_dir=str(home / "var" / "log"), user=None, drain_timeout=5,
             routes=[{"app": "web", "instance": "web-abcdef", "listen": "127.0.0.1:1",
-                     "port": 2}])
+                     "port": 2, "static": [["/static/", f"{home}/web-abcdef/staticfiles"]]}])
     except RenderError:
         return
     for sub in ("var/nginx/proxy", "var/log"):
@@ -108,6 +108,7 @@ def test_nginx_config_is_valid_or_refused(tmp_path, name):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"error_log {home}/var/log/nginx-error.log;" in conf.text
+    assert f"alias {home}/web-abcdef/staticfiles/;" in conf.text
     shutil.rmtree(home)
 
 

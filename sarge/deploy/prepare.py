@@ -1,11 +1,12 @@
-"""A new instance made ready to serve: unpack, environment, release, start (the steps
-before the health check)."""
+"""A new instance made ready to serve: unpack, environment, folders, build, static,
+release, start (the steps before the health check; folders, build, static and release
+only when the app has them)."""
 
 from __future__ import annotations
 
 import os
 
-from .. import build, manifest, ownership, unpack
+from .. import appfolders, build, manifest, ownership, unpack
 from ..commands import run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
@@ -24,31 +25,63 @@ def prepare(deployer, instance, source, run_as):
         ownership.share_code(folder, run_as)  # readable, not writable, by the app's user
         step["detail"] = os.path.basename(source)
     with steps.step("environment") as step:
-        instance, release = _environment(deployer, instance, run_as, step)
-    if release:
+        instance, commands, declared = _environment(deployer, instance, run_as, step)
+    data_dir = home.data_dir(instance.application_name)
+    if declared.writable or declared.persistent:
+        with steps.step("folders") as step:
+            step["detail"] = appfolders.make(folder, declared, run_as, data_dir)
+    if "build" in commands:
+        with steps.step("build") as step:
+            _build(home, instance, commands["build"], run_as, declared)
+            appfolders.check_made(folder, declared, data_dir)
+            step["detail"] = commands["build"]
+    if declared.static:
+        with steps.step("static") as step:
+            step["detail"] = appfolders.open_static(folder, declared.static)
+    if "release" in commands:
         with steps.step("release") as step:
-            command = run_command(home, home.settings, instance, ["/bin/sh", "-c", release])
-            try:
-                command.prepare()
-                build.run_logged(command.argv, home.log_path(instance.id),
-                                 **command.popen_kwargs())
-            except SargeError as exc:
-                raise DeployError(f"the release command `{release}` failed") from exc
-            step["detail"] = release
+            _run(home, instance, "release", commands["release"])
+            step["detail"] = commands["release"]
     with steps.step("start") as step:
         home.lifecycle.start(instance.id, wait=False)
         step["detail"] = ", ".join(sorted(p for p in instance.processes))
     return instance
 
 
+def _run(home, instance, step, line, before=None):
+    """Run the Procfile's ``step`` (its command ``line``) in the instance, as its app's
+    user, its output in the instance's log; ``before()`` once the user's folders are made."""
+    command = run_command(home, home.settings, instance, ["/bin/sh", "-c", line])
+    try:
+        command.prepare()
+        if before is not None:
+            before()
+        build.run_logged(command.argv, home.log_path(instance.id), **command.popen_kwargs())
+    except SargeError as exc:
+        raise DeployError(f"the {step} command `{line}` failed") from exc
+
+
+def _build(home, instance, line, run_as, declared):
+    """The build step: the instance's code is the app user's while it runs (its declared
+    folders are the user's already), root's again after, readable, not writable, by the
+    user, whatever the build left (ownership.reclaim never follows a link)."""
+    folder = home.instance_dir(instance.id)
+    mine = declared.writable + declared.persistent
+    try:
+        _run(home, instance, "build", line,
+             before=lambda: ownership.hand_over(folder, run_as, skip=mine))
+    finally:
+        ownership.reclaim(folder, run_as, skip=declared.writable)
+
+
 def _environment(deployer, instance, run_as, step):
-    """The Procfile read and the virtualenv made or reused; (the record, the release
-    command or None)."""
+    """The Procfile read and the virtualenv made or reused; (the record, the Procfile's
+    build and release commands, the manifest)."""
     home = deployer.home
     folder = home.instance_dir(instance.id)
-    processes = build.read_procfile(folder)
-    release = processes.pop("release", None)
+    processes, commands = build.split_steps(build.read_procfile(folder))
     declared = manifest.load(folder, set(processes))
+    appfolders.check_source(folder, declared)
     requirements = os.path.join(folder, "requirements.txt")
     venv = None
     if os.path.isfile(requirements):
@@ -68,4 +101,4 @@ def _environment(deployer, instance, run_as, step):
         step["detail"] = ("built " if built else "reused ") + os.path.basename(venv)
     else:
         step["detail"] = "no requirements.txt"
-    return instance, release
+    return instance, commands, declared

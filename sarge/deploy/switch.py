@@ -4,12 +4,14 @@ that comes before any switch, and the switch of the front-end itself."""
 from __future__ import annotations
 
 import contextlib
+import os
 
 from .. import health
 from ..apps import AppState, load_state, load_states
 from ..errors import DeployError, InstanceNotFound
 from ..files import File, locked, write_file
 from ..logs import tail
+from ..manifest import Manifest
 from ..ports import check_unix_holder
 from ..processes import tree_pids
 from ..supervisord import states
@@ -96,10 +98,15 @@ class Switch:
                 raise DeployError(
                     f"the app {state.name} routes to {state.current}, which has no record: "
                     "`sarge HOME repair` rebuilds it (or deploy that app again)") from None
-            routes.append({"app": state.name, "instance": instance.id,
-                           "listen": state.listen, "port": instance.port,
-                           "socket": self.home.app_socket(instance.id)
-                           if instance.unix_socket else None})
+            route = {"app": state.name, "instance": instance.id, "listen": state.listen,
+                     "port": instance.port, "socket": self.home.app_socket(instance.id)
+                     if instance.unix_socket else None}
+            static = Manifest.from_dict(instance.manifest).static
+            if static:  # nginx serves them from the instance's folder
+                folder = self.home.instance_dir(instance.id)
+                route["static"] = [[prefix, os.path.join(folder, name)]
+                                   for prefix, name in static]
+            routes.append(route)
         return routes
 
     def switch(self, old: AppState, new: AppState):

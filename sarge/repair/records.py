@@ -110,7 +110,7 @@ class Records:
             processes = build.read_procfile(folder)
         except SargeError:
             processes = {"web": None}
-        processes.pop("release", None)
+        processes = build.split_steps(processes)[0]
         try:
             declared = manifest.load(folder, set(processes)).to_dict()
         except SargeError:
