@@ -279,6 +279,19 @@ def _state_files(h, top):
 
 WEBAPP = os.path.join(HERE, "apps", "webapp")
 
+
+@pytest.fixture
+def source(tmp_path):
+    """The fast tier's app source: a Procfile (its command is never run: the fake
+    supervisord "runs" an in-process server), a VERSION, requirements for an
+    environment (tests/fakes.py)."""
+    path = tmp_path / "src"
+    path.mkdir()
+    (path / "Procfile").write_text("web: serve --port $PORT\n")
+    (path / "VERSION").write_text("1")
+    (path / "requirements.txt").write_text("gunicorn\n")
+    return path
+
 #: The wheels of the real apps (tests/apps/wheels.txt), fetched by scripts/setup.
 WHEELS = os.path.join(os.path.dirname(HERE), ".cache", "wheels")
 #: Settings for a home whose deploys install from :data:`WHEELS` only: no network.

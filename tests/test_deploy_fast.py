@@ -31,18 +31,6 @@ def rig(tmp_path_factory):
     rig.close()
 
 
-@pytest.fixture
-def source(tmp_path):
-    """An app's source: a Procfile (its command is never run: the fake supervisord
-    "runs" an in-process server), a VERSION, requirements for an environment."""
-    path = tmp_path / "src"
-    path.mkdir()
-    (path / "Procfile").write_text("web: serve --port $PORT\n")
-    (path / "VERSION").write_text("1")
-    (path / "requirements.txt").write_text("gunicorn\n")
-    return path
-
-
 def state(rig, app="web"):
     return rig.deployer().state(app)
 

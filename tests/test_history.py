@@ -14,7 +14,7 @@ from sarge.errors import DeployError, InstanceNotFound, UsageError
 from .conftest import deploy as real_deploy
 from .conftest import listen_port, sarge
 from .fakes import Rig
-from .test_deploy_fast import LISTEN, deploy, source  # noqa: F401 - the fixture
+from .test_deploy_fast import LISTEN, deploy
 
 fast = pytest.mark.fast
 
@@ -114,7 +114,8 @@ def test_each_change_is_recorded_with_its_outcome(rig, source):
     assert summary[-1] == ("deploy", "failed", "environment", first.id, first.id)
     assert len(records) == 5  # the route to no instance and the bad address: bad input
     deployed = records[0]
-    assert deployed["source"] == str(source) and len(deployed["source_identity"]["tree_sha256"]) == 64
+    assert deployed["source"] == str(source)
+    assert len(deployed["source_identity"]["tree_sha256"]) == 64
     assert deployed["procfile"] == {"web": "serve --port $PORT"}
     assert [name for name, _ in deployed["steps"]][:2] == ["new instance", "unpack"]
     assert deployed["user"] and deployed["time"].endswith("Z")

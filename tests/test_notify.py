@@ -17,7 +17,7 @@ from sarge.errors import DeployError
 
 from .conftest import port_base
 from .fakes import Rig
-from .test_deploy_fast import LISTEN, deploy, source  # noqa: F401 - the fixture
+from .test_deploy_fast import LISTEN, deploy
 
 pytestmark = pytest.mark.fast
 
