@@ -8,6 +8,7 @@ import pwd
 import select
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -215,6 +216,13 @@ def in_a_terminal(script, then=b"", after=b"DONE", slow=False, delay=0.0):
     ``slow``: read as a slow terminal would (an ssh link), so that output piles up."""
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover
+        # An operator's shell starts with every signal at its default and none blocked;
+        # this test worker may not be so (what it ignores or blocks, an exec keeps: ^C
+        # would then never reach the command, as seen in the full suite on one worker).
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP,
+                    signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
         os.execv("/bin/sh", ["/bin/sh", "-c", script])
     out, status, seen = b"", None, None
     deadline = time.monotonic() + 60
