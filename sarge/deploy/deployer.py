@@ -13,13 +13,13 @@ from ..errors import DeployError, HomeError, SargeError, UsageError
 from ..files import File, locked, write_file
 from ..frontend import frontend_for
 from ..instance import check_app_name
-from ..logs import tail
 from ..ports import check_holder
 from ..supervisord import states
 from ..variables import configure, load_app_config, save_app_config
+from .failure import abandon
 from .plan import can_bind, plan
 from .prepare import prepare
-from .steps import Steps, reason
+from .steps import Steps
 from .switch import Switch
 
 
@@ -102,29 +102,10 @@ class Deployer:
                     drain = switch.switch(old, new)
                     step["detail"] = f"{state.listen} -> {switch.target(instance)}"
             except BaseException as exc:
-                raise self._abandon(instance.id, exc) from exc
+                raise abandon(home, instance.id, exc, app, old.current) from exc
             self._finish(old.current, new, drain)
         home.log_action("deployed", f"{app} {instance.id}")
         return home.get(instance.id)
-
-    def _abandon(self, instance_id, exc) -> BaseException:
-        """Destroy a new instance that failed; return the error to raise."""
-        lines = tail(self.home.log_path(instance_id), 10)
-        try:
-            self.home.lifecycle.destroy(self.home.get(instance_id))
-            removed = f"The new instance {instance_id} was removed"
-        except (SargeError, OSError) as error:
-            removed = (f"The new instance {instance_id} could not all be removed ({error}); "
-                       f"`sarge HOME destroy {instance_id}` finishes it")
-        if not isinstance(exc, Exception):
-            return exc  # KeyboardInterrupt and the like: the new instance is gone, stop here
-        step = exc.step if isinstance(exc, DeployError) and exc.step else "deploy"
-        why = str(exc) if isinstance(exc, DeployError) and exc.step else reason(exc)
-        message = (f"deploy failed at step '{step}': {why}. {removed}; the current version "
-                   "keeps serving.")
-        if lines:
-            message += "\nLast lines of its log:\n" + "\n".join("  " + line for line in lines)
-        return DeployError(message, step=step)
 
     def _finish(self, old_current, new, drain):
         """After a switch: drain, stop the instance that served before, clean up."""
