@@ -36,7 +36,8 @@ def read_procfile(folder: str):
         server = os.path.join(folder, "server")
         if os.path.isfile(server) and os.access(server, os.X_OK):
             return dict(SERVER_ONLY)
-        raise BuildError("the source has neither a Procfile nor an executable server")
+        raise BuildError("the source has neither a Procfile nor an executable server "
+                         f"at its root, which holds {_some_names(folder)}")
     if not os.path.isfile(path) or os.path.islink(path):
         raise BuildError("the Procfile is not a regular file")
     try:
@@ -61,6 +62,20 @@ def read_procfile(folder: str):
     if "web" not in processes:
         raise BuildError("the Procfile has no 'web' process, the one that serves $PORT")
     return processes
+
+
+def _some_names(folder: str, shown: int = 6) -> str:
+    """The first names in ``folder`` (a folder's with a /), for an error message."""
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(" ".join(e.name.split())  # on one line, whatever the name
+                           + ("/" if e.is_dir(follow_symlinks=False) else "") for e in entries)
+    except OSError:
+        return "what sarge cannot list"
+    if not names:
+        return "nothing"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 # -- virtualenvs ---------------------------------------------------------------------------------

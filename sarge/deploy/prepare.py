@@ -20,9 +20,10 @@ def prepare(deployer, instance, source, run_as):
     folder = home.instance_dir(instance.id)
     freeze_config(home, instance)
     with steps.step("unpack") as step:
-        unpack.unpack(source, folder)
+        inner = unpack.unpack(source, folder)
         ownership.share_code(folder, run_as)  # readable, not writable, by the app's user
-        step["detail"] = os.path.basename(source)
+        step["detail"] = os.path.basename(source) + (
+            f" (the content of its one folder, {inner}/)" if inner else "")
     with steps.step("environment") as step:
         instance, release = _environment(deployer, instance, run_as, step)
     if release:
