@@ -142,20 +142,29 @@ def destroy(ctx, instance_id):
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("instance_id", metavar="ID")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-e", "--env", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Set a variable for this command (repeatable); it wins over the others.")
 @pass_home
-def run(ctx, instance_id, command):
+def run(ctx, instance_id, command, assignments):
     """Run COMMAND (default: a shell) in the instance's folder and environment.
 
-    The environment is exactly the one its server gets: PORT, SARGE_*, the
-    app's configured variables and its virtualenv first on PATH. Run by root,
-    it runs as the app's user (etc/sarge.toml [users]), on a terminal of its
-    own when run from one.
+    \b
+    sarge HOME run ID -e DEBUG=1 -- python manage.py shell
+    The variables are those its server gets: PORT, SARGE_*, the app's
+    configured variables and its virtualenv first on PATH, then each -e.
+    Run by root, it runs as the app's user (etc/sarge.toml [users]), on a
+    terminal of its own when run from one, and root's environment is not
+    passed: only PATH, LANG, LC_*, TZ, TERM, COLORTERM, COLUMNS, LINES and
+    SHELL of it. Pass what the command needs with -e. Put -- before a
+    command that has options of its own.
     """
     from ..commands import execute, run_command
+    from ..variables import parse_assignments
 
+    env = parse_assignments(assignments, "NAME=VALUE (-e)")  # a bad one: exit 2
     home = ctx.home
-    return execute(run_command(home, home.settings, home.get(instance_id), list(command)),
-                   relay=True)
+    return execute(run_command(home, home.settings, home.get(instance_id), list(command),
+                               env=env), relay=True)
 
 
 @click.command()
