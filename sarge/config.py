@@ -127,6 +127,11 @@ def _pip_args(value):
     return problem
 
 
+def check_python(value):
+    """None for a good ``[deploy] python`` value, else what is wrong with it."""
+    return _python(value)
+
+
 def _python(value):
     if not isinstance(value, str) or (value and not value.startswith("/")) or any(
             c in value for c in "\n\x00"):

@@ -320,11 +320,15 @@ class FakeEnvironments:
         self.collected = []  # the names each collect removed
         self.fail = None
 
-    def path_for(self, requirements_path, user=None):
-        with open(requirements_path, "rb") as f:
-            return os.path.join(self.folder, hashlib.sha256(f.read()).hexdigest()[:16])
+    def path_for(self, requirements_path, user=None, python=None):
+        digest = hashlib.sha256(python.path.encode() if python else b"")
+        if requirements_path is not None:
+            with open(requirements_path, "rb") as f:
+                digest.update(f.read())
+        return os.path.join(self.folder, digest.hexdigest()[:16])
 
-    def ensure(self, path, requirements_path, log_path, *, user=None, cwd=None, env=None):
+    def ensure(self, path, requirements_path, log_path, *, user=None, cwd=None, env=None,
+               python=None):
         if self.fail is not None:
             message, self.fail = self.fail, None
             raise BuildError(message)

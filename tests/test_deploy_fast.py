@@ -9,6 +9,7 @@ a failure leaves.
 
 import io
 import os
+import sys
 import tarfile
 
 import pytest
@@ -79,7 +80,9 @@ def test_a_first_deploy_then_a_second(rig, source):
     second = deploy(rig, source, version=2)  # the address is remembered
     serves(rig, second.id, 2)
     assert "stop old" in [step for step, _ in rig.steps]
-    assert ("environment", "reused " + os.path.basename(first.virtualenv)) in rig.steps
+    assert ("environment", f"reused {os.path.basename(first.virtualenv)}, python "
+            f"{'.'.join(map(str, sys.version_info[:3]))} ({sys.executable}; sarge's own)"
+            ) in rig.steps
     assert route_of(rig)["instance"] == second.id
     assert (state(rig).current, state(rig).previous) == (second.id, (first.id,))
     # the first is stopped, and stays stopped at boot: in its file and in supervisord

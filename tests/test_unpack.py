@@ -359,8 +359,8 @@ class FullDisk:
     def __init__(self, environments):
         self.environments = environments
 
-    def path_for(self, requirements, user=None):
-        return self.environments.path_for(requirements, user)
+    def path_for(self, requirements, user=None, **kwargs):
+        return self.environments.path_for(requirements, user, **kwargs)
 
     def ensure(self, path, requirements, log, **build):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(path, "big.whl"))

@@ -15,13 +15,21 @@ from .output import duration, echo, echo_json, note, size, table
 @click.option("--user", default="", metavar="NAME",
               help="Who runs the apps when supervisord runs as root: written to a new "
                    "etc/sarge.toml as [users] default (default: none, and nothing runs).")
+@click.option("--python", default="", metavar="PATH",
+              help="The Python the apps' virtualenvs are made with: written to a new "
+                   "etc/sarge.toml as [deploy] python (default: sarge's own).")
 @pass_home
-def init(ctx, logrotate, user):
-    """Create the home folder (or complete it; nothing existing is lost)."""
+def init(ctx, logrotate, user, python):
+    """Create the home folder (or complete it; nothing existing is lost).
+
+    With --user, that user must be able to run the apps' Python (--python, or
+    sarge's own): one under a folder only root can enter (a pyenv in /root) is
+    refused, and --python /usr/bin/python3 is the fix.
+    """
     if logrotate:
         echo(ctx.home.logrotate(), nl=False)
         return
-    changed = ctx.home.init(user=user)
+    changed = ctx.home.init(user=user, python=python)
     home = ctx.home.path
     if changed:
         note(f"sarge home ready in {home}")
@@ -154,8 +162,8 @@ def run(ctx, instance_id, command, assignments):
     configured variables and its virtualenv first on PATH, then each -e.
     Run by root, it runs as the app's user (etc/sarge.toml [users]), on a
     terminal of its own when run from one, and root's environment is not
-    passed: only PATH, LANG, LC_*, TZ, TERM, COLORTERM, COLUMNS, LINES and
-    SHELL of it. Pass what the command needs with -e. Put -- before a
+    passed: only PATH, LANG, LANGUAGE, LC_*, TZ, TERM, COLORTERM, COLUMNS,
+    LINES and SHELL of it. Pass what the command needs with -e. Put -- before a
     command that has options of its own.
     """
     from ..commands import execute, run_command

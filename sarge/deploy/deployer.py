@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 
-from .. import build, unpack
+from .. import build, pythons, unpack
 from ..apps import AppState, check_path, check_timeout, load_state, parse_listen
 from ..commands import run_as as user_for
 from ..errors import DeployError, HomeError, SargeError, UsageError
@@ -85,6 +85,9 @@ class Deployer:
         settings = home.settings
         plan(switch, settings, app, listen, check, timeout, self.can_bind)  # before any lock
         run_as = user_for(home, settings, app)  # and a user the app cannot run as
+        python = pythons.configured(settings, home.python)  # one that user can run
+        pythons.check_runnable(python.path, python.why, run_as,
+                               pythons.fix_hint(home.settings_path))
         self.frontend.check_user()
         home.supervisor.processes()  # supervisord must be running: say so now
         with switch.app_lock(app):
@@ -95,7 +98,7 @@ class Deployer:
                 instance = home.lifecycle.new(app, origin="deploy")
                 step["detail"] = f"{instance.id}, port {instance.port}"
             try:
-                instance = prepare(self, instance, source, run_as)
+                instance = prepare(self, instance, source, run_as, python)
                 switch.health_check(instance, state)
                 new = state.promote(instance.id)
                 with steps.step("switch") as step:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .. import build, manifest, ownership, unpack
+from .. import build, manifest, ownership, pythons, unpack
 from ..commands import run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
@@ -13,9 +13,11 @@ from ..home import MAX_SOCKET_PATH
 from ..variables import freeze_config
 
 
-def prepare(deployer, instance, source, run_as):
+def prepare(deployer, instance, source, run_as, python):
     """Run the steps that make ``instance`` (just made by ``new``) a started version of its
-    app built from ``source``, its processes as ``run_as``; return its record then."""
+    app built from ``source``, its processes as ``run_as``, its virtualenv with ``python``
+    (the home's, a :class:`~sarge.pythons.Python`) unless the source asks for another;
+    return its record then."""
     home, steps = deployer.home, deployer.steps
     folder = home.instance_dir(instance.id)
     freeze_config(home, instance)
@@ -25,7 +27,7 @@ def prepare(deployer, instance, source, run_as):
         step["detail"] = os.path.basename(source) + (
             f" (the content of its one folder, {inner}/)" if inner else "")
     with steps.step("environment") as step:
-        instance, release = _environment(deployer, instance, run_as, step)
+        instance, release = _environment(deployer, instance, run_as, python, step)
     if release:
         with steps.step("release") as step:
             command = run_command(home, home.settings, instance, ["/bin/sh", "-c", release])
@@ -42,18 +44,23 @@ def prepare(deployer, instance, source, run_as):
     return instance
 
 
-def _environment(deployer, instance, run_as, step):
-    """The Procfile read and the virtualenv made or reused; (the record, the release
-    command or None)."""
+def _environment(deployer, instance, run_as, home_python, step):
+    """The Procfile read, the Python chosen and the virtualenv made or reused (for a
+    requirements.txt, or a Python the source asks for: its ``python`` is then that one);
+    (the record, the release command or None)."""
     home = deployer.home
     folder = home.instance_dir(instance.id)
     processes = build.read_procfile(folder)
     release = processes.pop("release", None)
     declared = manifest.load(folder, set(processes))
+    python = pythons.choose(folder, home_python, run_as)
+    pythons.check_runnable(python.path, python.why, run_as, "install one every user can run")
     requirements = os.path.join(folder, "requirements.txt")
+    if not os.path.isfile(requirements):
+        requirements = None
     venv = None
-    if os.path.isfile(requirements):
-        venv = deployer.environments.path_for(requirements, run_as)
+    if requirements is not None or python is not home_python:
+        venv = deployer.environments.path_for(requirements, run_as, python=python)
     instance = home.lifecycle.set_processes(instance.id, processes, venv,  # venv now in use
                                             manifest=declared)
     socket = home.app_socket(instance.id)
@@ -65,8 +72,10 @@ def _environment(deployer, instance, run_as, step):
     if venv:
         built = deployer.environments.ensure(venv, requirements, home.log_path(instance.id),
                                              user=run_as, cwd=folder,
-                                             env=build_environment(home, run_as))
-        step["detail"] = ("built " if built else "reused ") + os.path.basename(venv)
+                                             env=build_environment(home, run_as),
+                                             python=python)
+        step["detail"] = (("built " if built else "reused ") + os.path.basename(venv)
+                          + f", {python.describe()}")
     else:
         step["detail"] = "no requirements.txt"
     return instance, release

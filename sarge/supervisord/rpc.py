@@ -74,8 +74,7 @@ class SargeNamespace:
         """Say how a process last exited, as supervisord's log says it.
 
         @param string name   the process's name, GROUP:NAME
-        @return string how   "exit status 3", "terminated by SIGKILL"; "" when it has not
-                             exited since supervisord started
+        @return string how   "exit status 3", "terminated by SIGKILL"; "" when it has not exited
         """
         from supervisor.xmlrpc import Faults, RPCError
 
