@@ -114,3 +114,52 @@ def test_the_exit_is_read_from_supervisords_log_after_the_processs_spawn(tmp_pat
     assert exits.last_exit(str(tmp_path), "clock", 13) is None
     assert exits.status_of("exit status 3") == 3
     assert exits.status_of("terminated by SIGKILL") is None and exits.status_of(None) is None
+
+
+def test_the_extension_says_the_exit_status_supervisord_forgets(running):
+    instance_id = new(running)
+    put_server(running, instance_id, script="#!/bin/sh\nexit 3\n")
+    assert sarge(running, "start", instance_id).returncode == 1
+    wait_until(lambda: running.supervisor.process(instance_id + ":web")["statename"] == "FATAL",
+               20, "supervisord to give up")
+    assert running.supervisor.process(instance_id + ":web")["exitstatus"] == 0  # forgotten
+    assert running.supervisor.last_exit(instance_id + ":web") == "exit status 3"
+    assert running.supervisor.last_exit(instance_id + ":nothing") is None
+
+
+class OldExtension:
+    """A supervisord whose sarge extension is version 1, without getLastExit: a proxy
+    answering ``getattr(proxy, "sarge.METHOD")`` as ``xmlrpc.client.ServerProxy`` does."""
+
+    def __getattr__(self, name):
+        import xmlrpc.client
+
+        from supervisor.xmlrpc import Faults
+
+        if name == "sarge.getAPIVersion":
+            return lambda: "1"
+
+        def unknown(*args):
+            raise xmlrpc.client.Fault(Faults.UNKNOWN_METHOD, "UNKNOWN_METHOD")
+        return unknown
+
+
+@pytest.mark.fast
+def test_a_supervisord_without_get_last_exit_leaves_it_to_the_log(tmp_path):
+    from sarge.layout import Layout
+    from sarge.supervisord.client import Supervisor
+
+    client = Supervisor("/nowhere.sock", connect=OldExtension)
+    assert client.last_exit("web-abc123:web") is None
+    layout = Layout(tmp_path)
+    os.makedirs(layout.state_dir("web-abc123"))
+    os.makedirs(layout.log_dir)
+    with open(layout.pid_path("web-abc123", "web"), "w") as f:
+        f.write("10\n")
+    (tmp_path / "var" / "log" / "supervisord.log").write_text(LOG)
+    assert exits.how_exited(layout, client, "web-abc123", "web") == "exit status 1"
+    assert exits.how_exited(layout, client, "web-abc123", "clock",
+                            info={"statename": "FATAL", "exitstatus": 0}) == (
+        "exit status unknown")  # never supervisord's made-up 0
+    assert exits.how_exited(layout, client, "web-abc123", "clock",
+                            info={"statename": "EXITED", "exitstatus": 4}) == "exit status 4"

@@ -1,4 +1,4 @@
-"""What a failed deploy or rollback leaves, and the error that says so.
+"""What a failed deploy leaves, and the error that says so.
 
 A deploy that fails before its switch destroys its new instance; its logs are kept
 first, as ``var/log/failed/ID-TYPE.log`` (``[deploy] keep_failed_logs``), and the
@@ -35,16 +35,19 @@ def abandon(home, instance_id, exc, app, serving) -> BaseException:
     """Destroy the new instance ``instance_id`` of ``app`` after ``exc``, keeping its logs;
     return the error to raise. ``serving``: the instance that serves ``app`` (None when
     nothing does)."""
-    instance = home.get(instance_id)
-    process = failing_process(home, instance)
+    try:
+        instance = home.get(instance_id)
+        process = failing_process(home, instance)
+    except SargeError:  # its record cannot be read: the destroy below says so
+        instance, process = None, "web"
     lines = tail(home.log_path(instance_id, process), LOG_LINES)
     try:
-        kept = keep_failed(home, instance_id, sorted(instance.processes),
+        kept = keep_failed(home, instance_id, sorted(instance.processes if instance else ["web"]),
                            home.settings.keep_failed_logs)
-    except OSError:
+    except (OSError, SargeError):
         kept = []  # a full disk, say: the error says nothing of logs kept, and goes on
     try:
-        home.lifecycle.destroy(instance)
+        home.lifecycle.destroy(instance or home.get(instance_id))
         removed = f"The new instance {instance_id} was removed"
     except (SargeError, OSError) as error:
         removed = (f"The new instance {instance_id} could not all be removed ({error}); "

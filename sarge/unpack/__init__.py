@@ -49,7 +49,7 @@ __all__ = ["ARCHIVE_SUFFIXES", "MAX_DEPTH", "Member", "check_members", "check_tr
 
 def unpack(source: str, target: str, *, after_check=None):
     """Copy or extract ``source`` into the existing folder ``target``, safely (see above).
-    Returns the name of the source's one folder whose content was taken (see below), or
+    Returns the name of the source's one folder whose content was taken (see above), or
     None.
 
     ``after_check()``, when given, runs once the source is checked and before anything
