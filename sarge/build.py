@@ -5,8 +5,9 @@
 - :func:`read_procfile` parses a Procfile into process types; :func:`split_steps`
   sets its ``build`` and ``release`` steps apart.
 - :class:`Environments` builds content-addressed virtualenvs under
-  ``var/envs``: the same requirements (and Python) reuse the same
-  environment, so a code-only redeploy installs nothing.
+  ``var/envs``: the same requirements (and Python: its real path and version,
+  :mod:`sarge.pythons`) reuse the same environment, so a code-only redeploy
+  installs nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 import subprocess
 import sys
 
-from . import ownership, users
+from . import ownership, pythons, users
 from .errors import BuildError
 from .files import locked, remove_tree
 from .instance import PROCESS_TYPE_RE, SERVER_ONLY
@@ -37,7 +38,8 @@ def read_procfile(folder: str):
         server = os.path.join(folder, "server")
         if os.path.isfile(server) and os.access(server, os.X_OK):
             return dict(SERVER_ONLY)
-        raise BuildError("the source has neither a Procfile nor an executable server")
+        raise BuildError("the source has neither a Procfile nor an executable server "
+                         f"at its root, which holds {_some_names(folder)}")
     if not os.path.isfile(path) or os.path.islink(path):
         raise BuildError("the Procfile is not a regular file")
     try:
@@ -76,6 +78,20 @@ def split_steps(processes: dict):
     return processes, {step: processes.pop(step) for step in STEPS if step in processes}
 
 
+def _some_names(folder: str, shown: int = 6) -> str:
+    """The first names in ``folder`` (a folder's with a /), for an error message."""
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(" ".join(e.name.split())  # on one line, whatever the name
+                           + ("/" if e.is_dir(follow_symlinks=False) else "") for e in entries)
+    except OSError:
+        return "what sarge cannot list"
+    if not names:
+        return "nothing"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 # -- virtualenvs ---------------------------------------------------------------------------------
 
 class Environments:
@@ -102,16 +118,23 @@ class Environments:
         return cls(folder, python=settings.python or python, installer=settings.installer,
                    pip_args=settings.pip_args, **kwargs)
 
-    def key(self, requirements: bytes, user=None) -> str:
+    def key(self, requirements: bytes, user=None, python=None) -> str:
         """The environment's name: a hash of the requirements, the Python that runs them
-        and the user who installs them (no user shares an environment another wrote)."""
+        (``python``, a :class:`~sarge.pythons.Python`; default: :attr:`python`): its real
+        path and version, and the user who installs them (no user shares an
+        environment another wrote)."""
+        python = python or self.default_python()
         digest = hashlib.sha256()
-        digest.update(os.path.realpath(self.python).encode() + b"\0")
-        digest.update(("%d.%d.%d" % sys.version_info[:3]).encode() + b"\0")
+        digest.update(os.path.realpath(python.path).encode() + b"\0")
+        digest.update(("%d.%d.%d" % tuple(python.version)).encode() + b"\0")
         if users.switches(user):
             digest.update(f"uid={user.uid}\0".encode())
         digest.update(requirements)
         return digest.hexdigest()[:16]
+
+    def default_python(self):
+        """:attr:`python` as a :class:`~sarge.pythons.Python`."""
+        return pythons.Python(self.python, pythons.version_of(self.python), "")
 
     def uv(self, user=None):
         """The uv executable to install with (one ``user`` can run), or None for pip."""
@@ -128,13 +151,13 @@ class Environments:
             raise BuildError("[deploy] installer = 'uv' but uv is not installed")
         return found
 
-    def path_for(self, requirements_path: str, user=None) -> str:
-        """Where the environment for these requirements is (or will be built)."""
-        with open(requirements_path, "rb") as f:
-            return os.path.join(self.folder, self.key(f.read(), user))
+    def path_for(self, requirements_path, user=None, python=None) -> str:
+        """Where the environment for these requirements (None: none, an environment with
+        nothing installed) and ``python`` is (or will be built)."""
+        return os.path.join(self.folder, self.key(_read(requirements_path), user, python))
 
-    def ensure(self, path: str, requirements_path: str, log_path: str, *, user=None,
-               cwd=None, env=None) -> bool:
+    def ensure(self, path: str, requirements_path, log_path: str, *, user=None,
+               cwd=None, env=None, python=None) -> bool:
         """Build the environment at ``path`` unless it is complete; True if it was built.
 
         The requirements are installed as ``user`` (a :class:`~sarge.users.RunAs`;
@@ -150,8 +173,8 @@ class Environments:
         lock of its own, and counts only once its ``.sarge-complete`` marker is
         written: a build that was interrupted is started again from scratch.
         """
-        with open(requirements_path, "rb") as f:
-            requirements = f.read()
+        requirements = _read(requirements_path)
+        python = python or self.default_python()
         marker = os.path.join(path, ".sarge-complete")
         if os.path.isfile(marker):
             return False
@@ -161,10 +184,11 @@ class Environments:
                 return False
             remove_tree(path)
             try:
-                argv = self._create(path, log_path, user)
+                argv = self._create(path, log_path, user, python.path)
                 ownership.hand_over(path, user)
-                self.run(argv + ["-r", requirements_path] + self.pip_args, log_path,
-                         cwd=cwd, env=env, **(user.popen_kwargs() if user else {}))
+                if requirements_path is not None:
+                    self.run(argv + ["-r", requirements_path] + self.pip_args, log_path,
+                             cwd=cwd, env=env, **(user.popen_kwargs() if user else {}))
                 ownership.reclaim(path, user)
                 with open(marker, "wb") as f:
                     f.write(requirements)
@@ -173,25 +197,26 @@ class Environments:
                 raise
         return True
 
-    def _create(self, path: str, log_path: str, user) -> list:
-        """Make the empty virtualenv at ``path`` as sarge's user (in the folder of the
-        environments, where no app's file is); return the install command for it."""
-        if users.switches(user) and not ownership.can_execute(self.python, user):
+    def _create(self, path: str, log_path: str, user, interpreter: str) -> list:
+        """Make the empty virtualenv at ``path`` with ``interpreter`` as sarge's user (in the
+        folder of the environments, where no app's file is); return the install command
+        for it."""
+        if users.switches(user) and not ownership.can_execute(interpreter, user):
             raise BuildError(
-                f"{user.name}, who runs the app, cannot run {self.python} (it lives in a "
+                f"{user.name}, who runs the app, cannot run {interpreter} (it lives in a "
                 "folder that user cannot enter): set [deploy] python in etc/sarge.toml to "
                 "an interpreter every user can run, such as /usr/bin/python3")
         uv = self.uv(user)
         python = os.path.join(path, "bin", "python")
         if uv:
-            self.run([uv, "venv", "--quiet", "--python", self.python, path], log_path,
+            self.run([uv, "venv", "--quiet", "--python", interpreter, path], log_path,
                      cwd=self.folder)
             # --compile-bytecode: as pip does; without it every process start
             # compiles the app's dependencies again where .pyc cannot be written.
             return [uv, "pip", "install", "--compile-bytecode", "--python", python]
         # virtualenv is a module of sarge's own Python, which makes one for any other
         self.run([sys.executable, "-I", "-m", "virtualenv", "--quiet", "--python",
-                  self.python, path], log_path, cwd=self.folder)
+                  interpreter, path], log_path, cwd=self.folder)
         return [python, "-I", "-m", "pip", "install", "--disable-pip-version-check"]
 
     def collect(self, keep) -> list:
@@ -211,6 +236,13 @@ class Environments:
                 remove_tree(os.path.join(self.folder, name))
                 removed.append(name)
         return removed
+
+
+def _read(requirements_path) -> bytes:
+    if requirements_path is None:
+        return b""
+    with open(requirements_path, "rb") as f:
+        return f.read()
 
 
 def _beside_python(name, python):

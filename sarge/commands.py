@@ -104,12 +104,16 @@ def process_command(layout, settings, instance, process: str = "web") -> Command
     return command
 
 
-def run_command(layout, settings, instance, argv=None) -> Command:
+def run_command(layout, settings, instance, argv=None, env=None) -> Command:
     """``argv`` (default: the user's shell) in the instance's folder and environment, as
-    the app's user."""
+    the app's user; ``env`` ({NAME: VALUE}, ``run -e``) is set last, over every other
+    variable."""
     if not argv:
         argv = [os.environ.get("SHELL") or "/bin/sh"]
-    return _command(layout, settings, instance, list(argv))
+    command = _command(layout, settings, instance, list(argv))
+    if env:
+        command = dataclasses.replace(command, env={**command.env, **env})
+    return command
 
 
 def _command(layout, settings, instance, argv, process="web") -> Command:

@@ -43,6 +43,8 @@ class Settings:
     crash_window: int = 60
     #: Previous instances of an app kept (stopped) for rollback after a deploy.
     keep: int = 1
+    #: The logs of this many failed deploys' new instances kept in var/log/failed.
+    keep_failed_logs: int = 5
     #: Who installs requirements: "pip", "uv", or "auto" (uv when installed).
     installer: str = "auto"
     #: Extra arguments for every install, e.g. ["--no-index", "--find-links", "/srv/wheels"].
@@ -138,6 +140,11 @@ def _pip_args(value):
     return problem
 
 
+def check_python(value):
+    """None for a good ``[deploy] python`` value, else what is wrong with it."""
+    return _python(value)
+
+
 def _python(value):
     if not isinstance(value, str) or (value and not value.startswith("/")) or any(
             c in value for c in "\n\x00"):
@@ -189,6 +196,7 @@ _KEYS = {
     ("processes", "crash_limit"): ("crash_limit", _whole(1)),
     ("processes", "crash_window"): ("crash_window", _whole(1)),
     ("deploy", "keep"): ("keep", _whole(0)),
+    ("deploy", "keep_failed_logs"): ("keep_failed_logs", _whole(0)),
     ("deploy", "installer"): ("installer", _one_of("auto", "pip", "uv")),
     ("deploy", "pip_args"): ("pip_args", _pip_args),
     ("deploy", "python"): ("python", _python),

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import sys
 
-from . import config, render, users
+from . import config, pythons, render, users
 from .commands import module_argv
-from .errors import HomeError
+from .errors import HomeError, UsageError
 from .files import locked, read_text, write_file
 from .instance import utcnow
 from .instances import InstanceStore
@@ -61,26 +61,52 @@ class Home(Layout):
             self._settings = config.load(self.settings_path)
         return self._settings
 
-    def init(self, user: str = "") -> list:
+    def init(self, user: str = "", python: str = "") -> list:
         """Create the home, or complete it; return the paths created or updated.
 
-        ``user`` is written to a new ``sarge.toml`` as ``[users] default``.
+        ``user`` is written to a new ``sarge.toml`` as ``[users] default``, ``python`` as
+        ``[deploy] python``; that user must be able to run the apps' Python (that one,
+        else sarge's own).
         """
+        initialized = self.is_initialized()
+        if python:
+            if config.check_python(python) or not os.access(python, os.X_OK):
+                raise UsageError(f"--python {python}: not the absolute path of a program")
+            if initialized and self.settings.python != python:
+                raise HomeError(f"{self.settings_path} exists and names the Python "
+                                f"{self.settings.python or 'sarge runs with'}; edit "
+                                "[deploy] python there instead")
         if user:
+            run_as = users.lookup(user, "--user")
             # a new sarge.toml leaves [users] frontend to its default, nobody
-            users.check_apart(users.lookup(user, "--user"), "[users] default",
-                              [(users.FRONTEND, "nobody")], "--user")
-            if self.is_initialized() and self.settings.user != user:
+            users.check_apart(run_as, "[users] default", [(users.FRONTEND, "nobody")],
+                              "--user")
+            if initialized and self.settings.user != user:
                 raise HomeError(f"{self.settings_path} exists and names the user "
                                 f"{self.settings.user or 'none'}; edit [users] default "
                                 "there instead")
+            self._check_python(run_as, python)
         try:
-            return self._init(user)
+            return self._init(user, python)
         except OSError as exc:
             raise HomeError(f"cannot initialize {self.path}: {exc.strerror} "
                             f"({exc.filename or self.path})") from exc
 
-    def _init(self, user: str) -> list:
+    def _check_python(self, run_as, python: str) -> None:
+        """Refuse a ``run_as`` who cannot run the apps' Python (before anything is made)."""
+        if python:
+            pythons.check_runnable(python, "--python", run_as,
+                                   "choose one every user can run")
+        elif self.is_initialized() and self.settings.python:
+            pythons.check_runnable(self.settings.python, "[deploy] python", run_as,
+                                   pythons.fix_hint(self.settings_path))
+        else:
+            pythons.check_runnable(
+                self.python, "sarge's own, which makes the apps' virtualenvs", run_as,
+                f"add --python {pythons.every_users()} (a Python every user can run, "
+                "written as [deploy] python)")
+
+    def _init(self, user: str, python: str = "") -> list:
         """The work of :meth:`init`. Existing files are kept: ``sarge.toml`` is never
         rewritten, generated files only when sarge would generate them differently."""
         if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -114,7 +140,8 @@ class Home(Layout):
                 changed.append(file.path)
         if not os.path.exists(self.settings_path):
             # Last: its presence is what marks the home as initialized.
-            write_file(render.settings_file(self.settings_path, config.Settings(user=user)))
+            write_file(render.settings_file(self.settings_path,
+                                            config.Settings(user=user, python=python)))
             changed.append(self.settings_path)
         if changed:
             self.log_action("init", "; ".join(os.path.relpath(p, self.path) for p in changed))

@@ -40,6 +40,7 @@ FOLDERS = (
     Folder("etc/nginx", 0o755, guarded_files=True),
     Folder("var", 0o755),
     Folder("var/log", 0o750),
+    Folder("var/log/failed", 0o750),
     Folder("var/run", 0o700),
     Folder("var/runtime", 0o711),
     Folder("var/sockets", 0o711),
@@ -186,6 +187,16 @@ class Layout:
         """``var/log/ID.log`` for the web process, ``var/log/ID.TYPE.log`` for the others."""
         suffix = ".log" if process == "web" else f".{process}.log"
         return self._p("var", "log", instance_id + suffix)
+
+    @property
+    def failed_logs_dir(self):
+        """``var/log/failed``: the logs of the new instances of failed deploys."""
+        return self._p("var", "log", "failed")
+
+    def failed_log_path(self, instance_id, process="web"):
+        """Where a failed deploy's new instance keeps the log of one process type:
+        ``var/log/failed/ID-TYPE.log``."""
+        return self._p("var", "log", "failed", f"{instance_id}-{process}.log")
 
     def runtime_dir(self, instance_id):
         """The instance's private runtime folder (its ``XDG_RUNTIME_DIR``), owned by the

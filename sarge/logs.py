@@ -89,3 +89,45 @@ def follow(path: str, poll: float = 0.25, sleep=time.sleep, should_stop=lambda: 
     finally:
         if f is not None:
             f.close()
+
+
+def keep_failed(layout, instance_id: str, processes, keep: int) -> list:
+    """Move the logs of ``instance_id``'s ``processes`` (types) to ``var/log/failed`` as
+    ``ID-TYPE.log`` before the instance is destroyed (a process still writing goes on
+    writing there: a rename keeps the open file), and remove the oldest there beyond
+    the last ``keep`` instances' (0 keeps none). Returns the paths kept."""
+    if keep <= 0:
+        return []
+    os.makedirs(layout.failed_logs_dir, 0o750, exist_ok=True)  # homes made before it
+    kept = []
+    for process in processes:
+        source, target = layout.log_path(instance_id, process), layout.failed_log_path(
+            instance_id, process)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            continue
+        os.utime(target)  # the age that pruning goes by: when it failed
+        kept.append(target)
+    _prune_failed(layout.failed_logs_dir, keep)
+    return kept
+
+
+def _prune_failed(folder: str, keep: int) -> None:
+    """Keep the logs of the ``keep`` instances that failed last (``ID-TYPE.log``: the type
+    has no '-')."""
+    newest = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and entry.name.endswith(".log"):
+                instance_id = entry.name.rpartition("-")[0]
+                mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+                names, latest = newest.get(instance_id, ([], 0))
+                newest[instance_id] = (names + [entry.name], max(latest, mtime))
+    ordered = sorted(newest.values(), key=lambda item: item[1], reverse=True)
+    for names, _ in ordered[keep:]:
+        for name in names:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except FileNotFoundError:
+                pass

@@ -82,19 +82,33 @@ def can_execute(path: str, run_as: RunAs) -> bool:
     """True when ``run_as`` may run the program at ``path``: it can search every folder on
     the way (links followed, as exec does) and execute the file. (From the modes alone:
     no process is started.)"""
+    return barrier(path, run_as) is None
+
+
+def barrier(path: str, run_as: RunAs):
+    """What stops ``run_as`` from running the program at ``path``: the first folder on the
+    way it cannot search (of ``path`` as given, then of the file its links lead to), or
+    the file itself; None when nothing does. A path that does not exist is its own
+    barrier."""
     real = os.path.realpath(path)
     folders = []
-    parent = os.path.dirname(real)
-    while True:
-        folders.append(parent)
-        if parent == os.path.dirname(parent):
-            break
-        parent = os.path.dirname(parent)
+    for start in (os.path.abspath(path), real):
+        parent = os.path.dirname(start)
+        while parent not in folders:
+            folders.append(parent)
+            if parent == os.path.dirname(parent):
+                break
+            parent = os.path.dirname(parent)
+    for folder in sorted(folders, key=len):  # the outermost first: /root before what is in it
+        try:
+            if not _may(os.stat(folder), run_as, stat.S_IXUSR):
+                return folder
+        except OSError:
+            return folder
     try:
-        return (all(_may(os.stat(f), run_as, stat.S_IXUSR) for f in folders)
-                and _may(os.stat(real), run_as, stat.S_IXUSR))
+        return None if _may(os.stat(real), run_as, stat.S_IXUSR) else real
     except OSError:
-        return False
+        return real
 
 
 def _may(st, run_as: RunAs, user_bit: int) -> bool:

@@ -58,6 +58,19 @@ def check_value(key: str, value) -> str:
     return value
 
 
+def parse_assignments(assignments, what: str = "KEY=VALUE") -> dict:
+    """``{KEY: VALUE}`` of ``KEY=VALUE`` strings (``config``'s, ``run -e``'s), each
+    checked; a bad one is a :class:`UsageError` that names it (``what``: how the command
+    line spells it)."""
+    changes = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise UsageError(f"{assignment!r} is not {what}")
+        changes[check_key(key)] = check_value(key, value)
+    return changes
+
+
 def save_app_config(path: str, config: dict) -> None:
     """Write the app's variables to ``path``, mode 0600, atomically."""
     for key in config:
@@ -78,12 +91,7 @@ def configure(home, application_name, assignments=(), unset=()) -> dict:
     """Set (``KEY=VALUE`` strings) and remove variables of an app in ``home``; return them all."""
     home.check()
     path = home.app_config_path(application_name)
-    changes = {}
-    for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        if not sep:
-            raise UsageError(f"{assignment!r} is not KEY=VALUE")
-        changes[check_key(key)] = check_value(key, value)
+    changes = parse_assignments(assignments)
     for key in unset:
         check_key(key)
     if not changes and not unset:

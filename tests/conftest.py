@@ -461,7 +461,16 @@ def running_on_tmpfs(tmpfs_path):
 
 
 def name_user(h, user, key="default"):
+    """Name ``user`` in the home's [users] (``key``), and, when it cannot run this Python
+    (it lives in root's private home here), set [deploy] python to one it can, as an
+    operator must: a deploy refuses a home whose apps' user cannot run its Python."""
     edit_settings(h, {f'{key} = ""': f'{key} = "{user}"'})
+    with open(h.settings_path) as f:
+        unset = 'python = ""' in f.read()
+    if unset and key != "frontend" and user != "root":
+        python = python_for(users.lookup(str(user)))
+        if python != sys.executable:
+            edit_settings(h, {'python = ""': f'python = "{python}"'})
 
 
 def owner(path):

@@ -46,6 +46,7 @@ class FakeSupervisor:
     def __init__(self, on_start=None, on_stop=None):
         self.on_start = on_start or (lambda group, process: None)
         self.on_stop = on_stop or (lambda group, process: None)
+        self.log_dir = None  # where it logs as supervisord does (supervisord.log), if set
         self.up = True
         self.infos = {}  # "group:process" -> info dict
         self.autostart = {}  # group -> what set_autostart last said
@@ -71,7 +72,9 @@ class FakeSupervisor:
         info = self.infos[name]
         assert info["statename"] == "RUNNING", info
         self.on_stop(info["group"], info["name"])
+        self._log(f"exited: {info['name']} (exit status {status}; not expected)")
         self._set(name, "EXITED", exitstatus=status)
+        info["last_exit"] = f"exit status {status}"
 
     # -- the interface of sarge.supervisor.Supervisor ----------------------------------
 
@@ -90,6 +93,12 @@ class FakeSupervisor:
         self._check_up("process", name)
         info = self.infos.get(name)
         return dict(info) if info else None
+
+    def last_exit(self, name):
+        """What sarge's extension says of the process's last exit (None: not exited)."""
+        self._check_up("last_exit", name)
+        info = self.infos.get(name)
+        return info and info.get("last_exit")
 
     def add(self, name, path):
         """Read the program file at ``path`` (its group ``name``), as supervisord's
@@ -140,11 +149,19 @@ class FakeSupervisor:
             if self.infos[name]["statename"] in ("RUNNING", "STARTING"):
                 continue
             started = True
-            status = self.on_start(group, self.infos[name]["name"])
+            process = self.infos[name]["name"]
+            if self.infos[name]["stdout_logfile"]:  # supervisord opens it as it spawns
+                open(self.infos[name]["stdout_logfile"], "a").close()
+            status = self.on_start(group, process)
+            self._log(f"spawned: '{process}' with pid {FAKE_PID}")
             if status is None:
                 self._set(name, "RUNNING", pid=FAKE_PID)
             else:
-                self._set(name, "BACKOFF", exitstatus=status)
+                # as supervisord: the status of an exit before startsecs is in its log
+                # alone, its process info says 0
+                self._log(f"exited: {process} (exit status {status}; not expected)")
+                self._set(name, "BACKOFF", exitstatus=0)
+                self.infos[name]["last_exit"] = f"exit status {status}"
                 if wait:
                     raise ProcessFailed(f"{name} exited as soon as it was started")
         return started
@@ -169,6 +186,11 @@ class FakeSupervisor:
         self._check_up("signal", name)
         if self.state(name) != "RUNNING":
             raise SupervisorError(f"supervisord failed on {name}: NOT_RUNNING")
+
+    def _log(self, line):
+        if self.log_dir is not None:
+            with open(os.path.join(self.log_dir, "supervisord.log"), "a") as f:
+                f.write(f"2024-05-01 12:00:00,000 WARN {line}\n")
 
     def _set(self, name, statename, pid=0, exitstatus=None):
         info = self.infos[name]
@@ -298,11 +320,15 @@ class FakeEnvironments:
         self.collected = []  # the names each collect removed
         self.fail = None
 
-    def path_for(self, requirements_path, user=None):
-        with open(requirements_path, "rb") as f:
-            return os.path.join(self.folder, hashlib.sha256(f.read()).hexdigest()[:16])
+    def path_for(self, requirements_path, user=None, python=None):
+        digest = hashlib.sha256(python.path.encode() if python else b"")
+        if requirements_path is not None:
+            with open(requirements_path, "rb") as f:
+                digest.update(f.read())
+        return os.path.join(self.folder, digest.hexdigest()[:16])
 
-    def ensure(self, path, requirements_path, log_path, *, user=None, cwd=None, env=None):
+    def ensure(self, path, requirements_path, log_path, *, user=None, cwd=None, env=None,
+               python=None):
         if self.fail is not None:
             message, self.fail = self.fail, None
             raise BuildError(message)
@@ -356,6 +382,7 @@ class Rig:
         self.home = make_home(path, self.PORT_OFFSET, supervisor=self.supervisor,
                               settings=settings)
         self.apps.home = self.home
+        self.supervisor.log_dir = self.home.log_dir
         self.frontend = FakeFrontend()
         self.environments = FakeEnvironments(self.home.envs_dir)
         self.clock = FakeClock(step=0.5)

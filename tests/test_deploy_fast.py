@@ -9,6 +9,7 @@ a failure leaves.
 
 import io
 import os
+import sys
 import tarfile
 
 import pytest
@@ -67,7 +68,9 @@ def test_a_first_deploy_then_a_second(rig, source):
     second = deploy(rig, source, version=2)  # the address is remembered
     serves(rig, second.id, 2)
     assert "stop old" in [step for step, _ in rig.steps]
-    assert ("environment", "reused " + os.path.basename(first.virtualenv)) in rig.steps
+    assert ("environment", f"reused {os.path.basename(first.virtualenv)}, python "
+            f"{'.'.join(map(str, sys.version_info[:3]))} ({sys.executable}; sarge's own)"
+            ) in rig.steps
     assert route_of(rig)["instance"] == second.id
     assert (state(rig).current, state(rig).previous) == (second.id, (first.id,))
     # the first is stopped, and stays stopped at boot: in its file and in supervisord
@@ -157,7 +160,7 @@ def test_a_failure_at_any_step_leaves_the_old_version_serving(rig, source, break
         rig.deployer().deploy(str(deployed), "web")
     text = str(info.value)
     assert f"deploy failed at step '{step}'" in text and message in text, text
-    assert "the current version keeps serving" in text
+    assert f"the current version ({first.id}) keeps serving" in text
     # the new instance is gone: its record, folder, port, program, supervisord's group
     assert [i.id for i in rig.home.instances()] == [first.id]
     assert rig.supervisor.groups() == known
@@ -445,5 +448,69 @@ def test_an_undeploy_that_cannot_remove_everything_says_so_and_finishes_later(
         subprocess.run(["rm", "-rf", rig.home.runtime_dir(web.id)], check=True)
         assert rig.deployer().undeploy("web")["instances"] == [web.id]
         assert rig.home.instances() == []
+    finally:
+        rig.close()
+
+
+def test_a_failed_first_deploy_says_nothing_was_serving(rig, source):
+    (source / "EXIT").write_text("1")
+    with pytest.raises(DeployError) as info:
+        deploy(rig, source, listen=LISTEN)
+    text = str(info.value)
+    assert "nothing was serving web, and nothing does now" in text, text
+    assert "keeps serving" not in text
+    assert "its web process exited (exit status 1)" in text  # not supervisord's 0
+
+
+@pytest.mark.parametrize("status", [1, 3])
+def test_a_dead_worker_is_reported_with_its_status_and_its_own_log(rig, source, status):
+    """supervisord's info says 0 for a process that exits before startsecs: the status
+    comes from its log; the log shown is the worker's, not the web process's."""
+    deploy(rig, source, listen=LISTEN)
+    (source / "Procfile").write_text("web: serve\nworker: work\n")
+    start = rig.supervisor.on_start
+
+    def worker_dies(group, process):
+        if process != "worker":
+            return start(group, process)
+        with open(rig.home.log_path(group, "worker"), "w") as f:
+            f.write("worker: cannot reach the broker\n")
+        with open(rig.home.log_path(group), "a") as f:
+            f.write("web: listening\n")
+        return status
+
+    rig.supervisor.on_start = worker_dies
+    with pytest.raises(DeployError) as info:
+        deploy(rig, source, version=2)
+    text = str(info.value)
+    assert f"its worker process exited (exit status {status})" in text, text
+    assert "Last lines of its worker log:\n  worker: cannot reach the broker" in text
+    assert "web: listening" not in text
+    (new,) = [path for path in os.listdir(rig.home.failed_logs_dir) if "-worker" in path]
+    kept = os.path.join(rig.home.failed_logs_dir, new)
+    assert kept in text and open(kept).read() == "worker: cannot reach the broker\n"
+    instance_id = new[:-len("-worker.log")]
+    assert open(rig.home.failed_log_path(instance_id, "web")).read() == "web: listening\n"
+    assert not os.path.exists(rig.home.log_path(instance_id, "worker"))  # moved, not copied
+
+
+@pytest.mark.parametrize("keep", [0, 2])
+def test_the_logs_of_the_last_failed_deploys_are_kept(tmp_path_factory, source, keep):
+    rig = Rig(tmp_path_factory.mktemp("f") / "home",
+              settings={"keep_failed_logs = 5": f"keep_failed_logs = {keep}"})
+    try:
+        deploy(rig, source, listen=LISTEN)
+        (source / "EXIT").write_text("2")
+        failed = []
+        for _ in range(4):
+            with pytest.raises(DeployError) as info:
+                deploy(rig, source)
+            (instance_id,) = [w for w in str(info.value).split() if w.startswith("web-")
+                              and not w.endswith(")")][:1]
+            failed.append(instance_id)
+            if keep == 0:
+                assert "kept" not in str(info.value)
+        names = sorted(os.listdir(rig.home.failed_logs_dir))
+        assert names == sorted(f"{i}-web.log" for i in failed[len(failed) - keep:])
     finally:
         rig.close()

@@ -8,9 +8,11 @@ import sys
 import pytest
 
 from .conftest import (
+    as_root,
     get,
     kill_home,
     make_home,
+    name_user,
     new,
     put_server,
     sarge,
@@ -121,3 +123,46 @@ def test_a_home_path_that_cannot_be_written_safely_is_refused(tmp_path_factory, 
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "cannot be written" in result.stderr
     assert os.listdir(parent) == []
+
+
+def test_run_sets_the_variables_given_with_e_over_the_others(running):
+    instance_id = new(running)
+    result = sarge(running, "run", instance_id, "-e", "A=1", "--env", "B=two words",
+                   "-e", "PORT=9", "-e", "EMPTY=", "--", "sh", "-c",
+                   'echo "$A|$B|$PORT|${EMPTY-unset}|$SARGE_INSTANCE"')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"1|two words|9||{instance_id}\n"
+    # a command's own -e, after --, is the command's
+    result = sarge(running, "run", instance_id, "--", "sh", "-c", 'echo "$0 $1"', "-e", "x")
+    assert (result.returncode, result.stdout) == (0, "-e x\n"), result.stderr
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("1A=x", "invalid variable name '1A'"),
+    ("NOVALUE", "'NOVALUE' is not NAME=VALUE (-e)"),
+    ("A-B=x", "invalid variable name 'A-B'"),
+    ("A=line\nbreak", "invalid value for A"),
+])
+def test_run_refuses_a_bad_variable_as_a_usage_error(running, assignment, message):
+    instance_id = new(running)
+    result = sarge(running, "run", instance_id, "-e", assignment, "--", "touch", "ran")
+    assert result.returncode == 2
+    assert result.stderr.startswith("sarge: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not os.path.exists(os.path.join(running.instance_dir(instance_id), "ran"))
+
+
+@as_root
+def test_run_as_the_apps_user_gets_none_of_roots_environment_but_what_e_gives(
+        open_home, throwaway_user):
+    h = open_home
+    name_user(h, throwaway_user.name)
+    instance_id = new(h)
+    env = {**os.environ, "OPERATOR_TOKEN": "s3cret", "LANG": "C.UTF-8"}
+    argv = [os.path.join(h.path, "bin", "sarge"), "run", instance_id]
+    script = ["--", "sh", "-c", 'echo "${OPERATOR_TOKEN-none}|$LANG|$(id -un)"']
+    result = subprocess.run(argv + script, env=env, capture_output=True, text=True)
+    assert result.stdout == f"none|C.UTF-8|{throwaway_user.name}\n", result.stderr
+    result = subprocess.run(argv + ["-e", "OPERATOR_TOKEN=given"] + script, env=env,
+                            capture_output=True, text=True)
+    assert result.stdout == f"given|C.UTF-8|{throwaway_user.name}\n", result.stderr

@@ -8,10 +8,20 @@ import sys
 
 import pytest
 
+from sarge import users
 from sarge.errors import HomeError
 from sarge.home import Home
 
-from .conftest import kill_home, put_server, rpc, run_main, sarge, snapshot, start_supervisord
+from .conftest import (
+    kill_home,
+    put_server,
+    python_for,
+    rpc,
+    run_main,
+    sarge,
+    snapshot,
+    start_supervisord,
+)
 
 
 def mode(path):
@@ -202,7 +212,10 @@ def test_init_user_names_the_apps_user(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 1 and "no user 'no-such-user-here'" in result.stderr
     assert not os.path.exists(tmp_path / "h")  # nothing made
-    subprocess.run(cli + ["init", "--user", "daemon"], check=True, capture_output=True)
+    # daemon must be able to run the apps' Python: this one may be in root's private home
+    python = python_for(users.lookup("daemon"))
+    subprocess.run(cli + ["init", "--user", "daemon", "--python", python], check=True,
+                   capture_output=True)
     assert Home(tmp_path / "h").settings.user == "daemon"
     subprocess.run(cli + ["init", "--user", "daemon"], check=True, capture_output=True)
     result = subprocess.run(cli + ["init", "--user", "root"], capture_output=True, text=True)

@@ -88,8 +88,7 @@ def test_root_never_imports_the_apps_modules(open_home, throwaway_user, marks, t
                                              installer):
     h, user = open_home, throwaway_user
     name_user(h, user.name)
-    edit_settings(h, {'installer = "auto"': f'installer = "{installer}"',
-                      'python = ""': 'python = "/usr/bin/python3"'})
+    edit_settings(h, {'installer = "auto"': f'installer = "{installer}"'})
     source = shadowing_app(tmp_path / "app", marks)
     port = listen_port(60 + (installer == "uv"))
 
@@ -152,8 +151,7 @@ def test_requirements_are_built_as_the_app_user_without_roots_environment(
     variables of etc/build.env reach the installer."""
     h, user = open_home, throwaway_user
     name_user(h, user.name)
-    edit_settings(h, {'python = ""': 'python = "/usr/bin/python3"',
-                      'installer = "auto"': 'installer = "pip"',
+    edit_settings(h, {'installer = "auto"': 'installer = "pip"',
                       # the virtualenv's own setuptools: no index needed to build it
                       "pip_args = []": 'pip_args = ["--no-build-isolation"]'})
     source = tmp_path / "app"
@@ -192,8 +190,7 @@ def test_requirements_are_built_as_the_app_user_without_roots_environment(
 def test_an_installed_environment_is_roots_and_only_readable_by_the_app(
         open_home, throwaway_user, tmp_path):
     h, user = open_home, throwaway_user
-    name_user(h, user.name)
-    edit_settings(h, {'python = ""': 'python = "/usr/bin/python3"'})
+    name_user(h, user.name)  # and [deploy] python, one the user can run
     source = tmp_path / "app"
     shutil.copytree(os.path.join(os.path.dirname(__file__), "apps", "webapp"), source)
     port = listen_port(64)

@@ -209,10 +209,14 @@ def test_two_homes_with_one_port_range_never_serve_each_other(tmp_path_factory, 
         result = deploy(b, stubborn_app(tmp_path / "b1", "b-v1"), "--app", "blog",
                         "--listen", f"127.0.0.1:{port_b}")
         assert result.returncode == 0, result.stderr
-        assert b.get(result.stdout.strip()).port == a.get(v1).port  # free, so given again
+        blog = result.stdout.strip()
+        assert b.get(blog).port == a.get(v1).port  # free, so given again
 
         result = sarge(a, "rollback", "shop")
-        assert result.returncode == 1 and "is held by pid" in result.stderr
+        holder = b.supervisor.process(f"{blog}:web")["pid"]  # the other home's app, named
+        assert result.returncode == 1, result.stderr
+        assert f"port {b.get(blog).port} is held by pid {holder} " in result.stderr
+        assert f"rollback of shop to {v1} failed at step 'health check'" in result.stderr
         assert front(port_a) == (200, "a-v2") and front(port_b) == (200, "b-v1")
     finally:
         kill_home(a)

@@ -240,7 +240,7 @@ class Recorder:
             raise SupervisorError("supervisord is not running")
         self.stopped.append(instance_id)
 
-    def mark(self, instance_id, process, reason):
+    def mark(self, instance_id, process, reason, pid=None):
         self.marks.append((instance_id, process, reason))
 
     def log(self, action, detail):

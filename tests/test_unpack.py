@@ -133,7 +133,8 @@ def test_a_hard_link_through_a_link_cannot_reach_out_on_a_python_without_filters
 def test_a_later_member_of_the_same_name_replaces_an_earlier_one(tmp_path):
     archive = tmp_path / "a.tar"
     with tarfile.open(archive, "w") as tar:
-        for name, data in [("d", None), ("d/x", b"one"), ("d", None), ("d/x", b"two")]:
+        for name, data in [("d", None), ("d/x", b"one"), ("d", None), ("d/x", b"two"),
+                           ("Procfile", b"web: x\n")]:  # not one folder alone: see below
             info = tarfile.TarInfo(name)
             info.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
             info.mode, info.size = 0o755, len(data or b"")
@@ -301,6 +302,7 @@ def test_a_source_nested_too_deep_is_refused_in_one_line(tmp_path):
     deepest = source.joinpath(*["d"] * (unpack.MAX_DEPTH - 1))
     deepest.mkdir(parents=True)
     (deepest / "f").write_text("MAX_DEPTH names")
+    (source / "Procfile").write_text("web: x\n")  # one folder alone would be stripped
     target = target_of(tmp_path)
     unpack.unpack(str(source), str(target))
     assert (target.joinpath(*["d"] * (unpack.MAX_DEPTH - 1)) / "f").exists()
@@ -357,8 +359,8 @@ class FullDisk:
     def __init__(self, environments):
         self.environments = environments
 
-    def path_for(self, requirements, user=None):
-        return self.environments.path_for(requirements, user)
+    def path_for(self, requirements, user=None, **kwargs):
+        return self.environments.path_for(requirements, user, **kwargs)
 
     def ensure(self, path, requirements, log, **build):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(path, "big.whl"))

@@ -15,13 +15,21 @@ from .output import duration, echo, echo_json, note, size, table
 @click.option("--user", default="", metavar="NAME",
               help="Who runs the apps when supervisord runs as root: written to a new "
                    "etc/sarge.toml as [users] default (default: none, and nothing runs).")
+@click.option("--python", default="", metavar="PATH",
+              help="The Python the apps' virtualenvs are made with: written to a new "
+                   "etc/sarge.toml as [deploy] python (default: sarge's own).")
 @pass_home
-def init(ctx, logrotate, user):
-    """Create the home folder (or complete it; nothing existing is lost)."""
+def init(ctx, logrotate, user, python):
+    """Create the home folder (or complete it; nothing existing is lost).
+
+    With --user, that user must be able to run the apps' Python (--python, or
+    sarge's own): one under a folder only root can enter (a pyenv in /root) is
+    refused, and --python /usr/bin/python3 is the fix.
+    """
     if logrotate:
         echo(ctx.home.logrotate(), nl=False)
         return
-    changed = ctx.home.init(user=user)
+    changed = ctx.home.init(user=user, python=python)
     home = ctx.home.path
     if changed:
         note(f"sarge home ready in {home}")
@@ -142,20 +150,29 @@ def destroy(ctx, instance_id):
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("instance_id", metavar="ID")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-e", "--env", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Set a variable for this command (repeatable); it wins over the others.")
 @pass_home
-def run(ctx, instance_id, command):
+def run(ctx, instance_id, command, assignments):
     """Run COMMAND (default: a shell) in the instance's folder and environment.
 
-    The environment is exactly the one its server gets: PORT, SARGE_*, the
-    app's configured variables and its virtualenv first on PATH. Run by root,
-    it runs as the app's user (etc/sarge.toml [users]), on a terminal of its
-    own when run from one.
+    \b
+    sarge HOME run ID -e DEBUG=1 -- python manage.py shell
+    The variables are those its server gets: PORT, SARGE_*, the app's
+    configured variables and its virtualenv first on PATH, then each -e.
+    Run by root, it runs as the app's user (etc/sarge.toml [users]), on a
+    terminal of its own when run from one, and root's environment is not
+    passed: only PATH, LANG, LANGUAGE, LC_*, TZ, TERM, COLORTERM, COLUMNS,
+    LINES and SHELL of it. Pass what the command needs with -e. Put -- before a
+    command that has options of its own.
     """
     from ..commands import execute, run_command
+    from ..variables import parse_assignments
 
+    env = parse_assignments(assignments, "NAME=VALUE (-e)")  # a bad one: exit 2
     home = ctx.home
-    return execute(run_command(home, home.settings, home.get(instance_id), list(command)),
-                   relay=True)
+    return execute(run_command(home, home.settings, home.get(instance_id), list(command),
+                               env=env), relay=True)
 
 
 @click.command()

@@ -6,22 +6,22 @@ import contextlib
 import os
 import time
 
-from .. import build, unpack
+from .. import build, pythons, unpack
 from ..apps import AppState, check_path, check_timeout, load_state, parse_listen
 from ..commands import run_as as user_for
 from ..errors import DeployError, HomeError, SargeError, UsageError
 from ..files import File, locked, write_file
 from ..frontend import frontend_for
 from ..instance import check_app_name
-from ..logs import tail
 from ..notify import Notifier
 from ..ports import check_holder
 from ..supervisord import states
 from ..variables import configure, load_app_config, save_app_config
+from .failure import abandon
 from .journaled import journaled
 from .plan import can_bind, plan
 from .prepare import prepare
-from .steps import Steps, reason
+from .steps import Steps
 from .switch import Switch
 from .undeploy import undeploy
 
@@ -98,6 +98,9 @@ class Deployer:
         settings = home.settings
         plan(switch, settings, app, listen, check, timeout, self.can_bind)  # before any lock
         run_as = user_for(home, settings, app)  # and a user the app cannot run as
+        python = pythons.configured(settings, home.python)  # one that user can run
+        pythons.check_runnable(python.path, python.why, run_as,
+                               pythons.fix_hint(home.settings_path))
         self.frontend.check_user()
         home.supervisor.processes()  # supervisord must be running: say so now
         with switch.app_lock(app):
@@ -108,36 +111,17 @@ class Deployer:
                 instance = home.lifecycle.new(app, origin="deploy")
                 step["detail"] = f"{instance.id}, port {instance.port}"
             try:
-                instance = prepare(self, instance, source, run_as)
+                instance = prepare(self, instance, source, run_as, python)
                 switch.health_check(instance, state)
                 new = state.promote(instance.id)
                 with steps.step("switch") as step:
                     drain = switch.switch(old, new)
                     step["detail"] = f"{state.listen} -> {switch.target(instance)}"
             except BaseException as exc:
-                raise self._abandon(instance.id, exc) from exc
+                raise abandon(home, instance.id, exc, app, old.current) from exc
             self._finish(old.current, new, drain)
         home.log_action("deployed", f"{app} {instance.id}")
         return home.get(instance.id)
-
-    def _abandon(self, instance_id, exc) -> BaseException:
-        """Destroy a new instance that failed; return the error to raise."""
-        lines = tail(self.home.log_path(instance_id), 10)
-        try:
-            self.home.lifecycle.destroy(self.home.get(instance_id))
-            removed = f"The new instance {instance_id} was removed"
-        except (SargeError, OSError) as error:
-            removed = (f"The new instance {instance_id} could not all be removed ({error}); "
-                       f"`sarge HOME destroy {instance_id}` finishes it")
-        if not isinstance(exc, Exception):
-            return exc  # KeyboardInterrupt and the like: the new instance is gone, stop here
-        step = exc.step if isinstance(exc, DeployError) and exc.step else "deploy"
-        why = str(exc) if isinstance(exc, DeployError) and exc.step else reason(exc)
-        message = (f"deploy failed at step '{step}': {why}. {removed}; the current version "
-                   "keeps serving.")
-        if lines:
-            message += "\nLast lines of its log:\n" + "\n".join("  " + line for line in lines)
-        return DeployError(message, step=step)
 
     def _finish(self, old_current, new, drain):
         """After a switch: drain, stop the instance that served before, clean up."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .. import appfolders, build, manifest, ownership, unpack
+from .. import appfolders, build, manifest, ownership, pythons, unpack
 from ..commands import run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
@@ -14,18 +14,21 @@ from ..home import MAX_SOCKET_PATH
 from ..variables import freeze_config
 
 
-def prepare(deployer, instance, source, run_as):
+def prepare(deployer, instance, source, run_as, python):
     """Run the steps that make ``instance`` (just made by ``new``) a started version of its
-    app built from ``source``, its processes as ``run_as``; return its record then."""
+    app built from ``source``, its processes as ``run_as``, its virtualenv with ``python``
+    (the home's, a :class:`~sarge.pythons.Python`) unless the source asks for another;
+    return its record then."""
     home, steps = deployer.home, deployer.steps
     folder = home.instance_dir(instance.id)
     freeze_config(home, instance)
     with steps.step("unpack") as step:
-        unpack.unpack(source, folder)
+        inner = unpack.unpack(source, folder)
         ownership.share_code(folder, run_as)  # readable, not writable, by the app's user
-        step["detail"] = os.path.basename(source)
+        step["detail"] = os.path.basename(source) + (
+            f" (the content of its one folder, {inner}/)" if inner else "")
     with steps.step("environment") as step:
-        instance, commands, declared = _environment(deployer, instance, run_as, step)
+        instance, commands, declared = _environment(deployer, instance, run_as, python, step)
     data_dir = home.data_dir(instance.application_name)
     if declared.writable or declared.persistent:
         with steps.step("folders") as step:
@@ -74,18 +77,23 @@ def _build(home, instance, line, run_as, declared):
         ownership.reclaim(folder, run_as, skip=declared.writable)
 
 
-def _environment(deployer, instance, run_as, step):
-    """The Procfile read and the virtualenv made or reused; (the record, the Procfile's
-    build and release commands, the manifest)."""
+def _environment(deployer, instance, run_as, home_python, step):
+    """The Procfile read, the Python chosen and the virtualenv made or reused (for a
+    requirements.txt, or a Python the source asks for: its ``python`` is then that one);
+    (the record, the Procfile's build and release commands, the manifest)."""
     home = deployer.home
     folder = home.instance_dir(instance.id)
     processes, commands = build.split_steps(build.read_procfile(folder))
     declared = manifest.load(folder, set(processes))
     appfolders.check_source(folder, declared)
+    python = pythons.choose(folder, home_python, run_as)
+    pythons.check_runnable(python.path, python.why, run_as, "install one every user can run")
     requirements = os.path.join(folder, "requirements.txt")
+    if not os.path.isfile(requirements):
+        requirements = None
     venv = None
-    if os.path.isfile(requirements):
-        venv = deployer.environments.path_for(requirements, run_as)
+    if requirements is not None or python is not home_python:
+        venv = deployer.environments.path_for(requirements, run_as, python=python)
     instance = home.lifecycle.set_processes(instance.id, processes, venv,  # venv now in use
                                             manifest=declared)
     socket = home.app_socket(instance.id)
@@ -97,8 +105,10 @@ def _environment(deployer, instance, run_as, step):
     if venv:
         built = deployer.environments.ensure(venv, requirements, home.log_path(instance.id),
                                              user=run_as, cwd=folder,
-                                             env=build_environment(home, run_as))
-        step["detail"] = ("built " if built else "reused ") + os.path.basename(venv)
+                                             env=build_environment(home, run_as),
+                                             python=python)
+        step["detail"] = (("built " if built else "reused ") + os.path.basename(venv)
+                          + f", {python.describe()}")
     else:
         step["detail"] = "no requirements.txt"
     return instance, commands, declared

@@ -14,7 +14,7 @@ from ..logs import tail
 from ..manifest import Manifest
 from ..ports import check_unix_holder
 from ..processes import tree_pids
-from ..supervisord import states
+from ..supervisord import exits, states
 
 
 class Switch:
@@ -72,9 +72,10 @@ class Switch:
         for process in instance.processes:
             info = self.home.supervisor.process(f"{instance_id}:{process}")
             if info is None or info["statename"] in states.DEAD:
-                status = info["exitstatus"] if info else "?"
+                how = exits.how_exited(self.home, self.home.supervisor, instance_id, process,
+                                       info=info)
                 last = " | ".join(tail(self.home.log_path(instance_id, process), 1))
-                return (f"its {process} process exited (exit status {status}) before it "
+                return (f"its {process} process exited ({how}) before it "
                         f"answered the health check" + (f"; it said: {last}" if last else ""))
         return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from .. import build, manifest
+from .. import build, manifest, pythons
 from ..commands import run_as
 from ..errors import SargeError
 from ..files import File, write_file
@@ -128,11 +128,18 @@ class Records:
         home = self.home
         requirements = os.path.join(folder, "requirements.txt")
         if not os.path.isfile(requirements):
-            return None
+            requirements = None
         environments = build.Environments.of(home.envs_dir, home.settings, home.python)
         try:
             user = run_as(home, home.settings, app)
         except SargeError:
             user = None
-        candidate = environments.path_for(requirements, user)
+        try:
+            home_python = pythons.configured(home.settings, home.python)
+            python = pythons.choose(folder, home_python, user)
+        except SargeError:
+            return None
+        if requirements is None and python is home_python:
+            return None
+        candidate = environments.path_for(requirements, user, python=python)
         return candidate if os.path.isdir(candidate) else None

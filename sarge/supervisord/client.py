@@ -187,6 +187,21 @@ class Supervisor:
                 return None
             raise
 
+    def last_exit(self, name: str):
+        """How the process ``name`` last exited ("exit status 3", "terminated by SIGKILL"),
+        as sarge's extension remembers it; None when it has not exited, or when
+        supervisord cannot say (no extension, or one older than this method)."""
+        from supervisor.xmlrpc import Faults
+
+        if not self.has_extension():
+            return None
+        try:
+            return self._call("sarge.getLastExit", name) or None
+        except SupervisorError as exc:
+            if exc.code in (Faults.UNKNOWN_METHOD, Faults.BAD_NAME):
+                return None
+            raise
+
     def add(self, name: str, path: str) -> None:
         """Make the program ``name``, defined in the file at ``path``, known to supervisord.
 

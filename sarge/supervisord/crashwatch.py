@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 import sys
 import time
 
@@ -29,8 +28,7 @@ from ..errors import SargeError
 from ..home import Home
 from ..instance import INSTANCE_ID_RE
 from ..layout import Layout
-from ..logs import tail
-from . import crashmark
+from . import crashmark, exits
 from .client import Supervisor
 
 
@@ -39,7 +37,8 @@ class CrashWatch:
     ``limit`` times within ``window`` seconds.
 
     What it does about it is given: ``stop(instance_id)`` stops the instance,
-    ``mark(instance_id, process, reason)`` records why (the crash mark), and
+    ``mark(instance_id, process, reason, pid)`` records why (the crash mark; ``pid``: the
+    exited process's, from the event), and
     ``log(action, detail)`` tells the home's action log; ``clock()`` is the time in
     seconds. Groups not named like an instance (nginx, the watch itself) never count.
     """
@@ -68,36 +67,19 @@ class CrashWatch:
         if len(exits) <= self.limit:
             return False
         del self.exits[group]
-        self._stop(group, headers.get("processname", "web"), len(exits))
+        self._stop(group, headers.get("processname", "web"), len(exits), headers.get("pid"))
         return True
 
-    def _stop(self, instance_id: str, process: str, count: int) -> None:
+    def _stop(self, instance_id: str, process: str, count: int, pid) -> None:
         reason = (f"{process} exited {count} times in {self.window:g}s (more than "
                   f"[processes] crash_limit = {self.limit}); stopped")
         try:
-            self.mark(instance_id, process, reason)
+            self.mark(instance_id, process, reason, pid)
             self.stop(instance_id)
         except SargeError as exc:
             sys.stderr.write(f"sarge-crashwatch: cannot stop {instance_id}: {exc}\n")
             return
         self.log("crash-loop", f"{instance_id}: {reason}")
-
-
-def last_status(log_dir: str, process: str):
-    """The exit status supervisord last logged (in ``log_dir/supervisord.log``) for a
-    process of that name, or None.
-
-    supervisord restarts the process before its event reaches the watch, and
-    a new start clears the status it reports; its log line keeps it. The
-    line names the process type only, so with two instances crashing in the
-    same instant the status may be the other's.
-    """
-    pattern = re.compile(r"exited: %s \(exit status (\d+);" % re.escape(process))
-    for line in reversed(tail(os.path.join(log_dir, "supervisord.log"), 50)):
-        found = pattern.search(line)
-        if found:
-            return int(found.group(1))
-    return None
 
 
 def supervisor_for(socket_path: str, environ=os.environ):
@@ -112,8 +94,9 @@ def supervisor_for(socket_path: str, environ=os.environ):
 
 def watch_of(home) -> CrashWatch:
     """The crash watch of ``home``: its settings, its ``stop``, crash mark and action log."""
-    def mark(instance_id, process, reason):
-        crashmark.write(home, instance_id, process, reason, last_status(home.log_dir, process))
+    def mark(instance_id, process, reason, pid=None):
+        how = exits.how_exited(home, home.supervisor, instance_id, process, pid)
+        crashmark.write(home, instance_id, process, reason, exits.status_of(how))
 
     settings = home.settings
     return CrashWatch(settings.crash_limit, settings.crash_window, stop=home.lifecycle.stop,

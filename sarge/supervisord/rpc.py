@@ -8,6 +8,14 @@ group, so creating an instance costs the same at any size of home.  It is
 declared in ``etc/supervisord.conf`` as ``[rpcinterface:sarge]``; the client
 falls back to ``reloadConfig`` when a supervisord does not have it.
 
+``sarge.getLastExit(name)`` says how a process last exited ("exit status 3",
+"terminated by SIGKILL"): supervisord forgets the status of a process that exits
+before ``startsecs`` (``getProcessInfo`` reports 0 for it, in BACKOFF and FATAL), so
+the extension, once loaded, has each process remember what it was told when it was
+reaped (:func:`remember_exits`). The method came after version 1 of these methods,
+and adds to them: a supervisord started before it answers UNKNOWN_METHOD, and sarge
+then reads supervisord's log instead (:mod:`sarge.supervisord.exits`).
+
 This module runs inside supervisord; it imports supervisor, never the rest of sarge.
 """
 
@@ -62,6 +70,20 @@ class SargeNamespace:
         return added
 
 
+    def getLastExit(self, name):
+        """Say how a process last exited, as supervisord's log says it.
+
+        @param string name   the process's name, GROUP:NAME
+        @return string how   "exit status 3", "terminated by SIGKILL"; "" when it has not exited
+        """
+        from supervisor.xmlrpc import Faults, RPCError
+
+        group, _, process = name.partition(":")
+        found = self.supervisord.process_groups.get(group)
+        if found is None or (process or group) not in found.processes:
+            raise RPCError(Faults.BAD_NAME, name)
+        return getattr(found.processes[process or group], "sarge_last_exit", "")
+
     def setAutostart(self, group, autostart):
         """Set autostart of every program of a group in supervisord's configuration, as sarge
         has just written it to the group's file (so that ``supervisorctl update`` does not
@@ -84,6 +106,26 @@ class SargeNamespace:
         return True
 
 
+def remember_exits() -> None:
+    """Have every supervisord process keep how it last exited (``sarge_last_exit``):
+    :meth:`Subprocess.finish` is given the wait status, and its message, for an exit
+    before startsecs, goes to the log alone."""
+    from supervisor import process
+    from supervisor.options import decode_wait_status
+
+    finish = process.Subprocess.finish
+    if getattr(finish, "sarge_remembers", False):
+        return
+
+    def remembering(self, pid, sts):
+        self.sarge_last_exit = decode_wait_status(sts)[1]
+        return finish(self, pid, sts)
+
+    remembering.sarge_remembers = True
+    process.Subprocess.finish = remembering
+
+
 def make_interface(supervisord, **config):
     """The rpcinterface factory named in supervisord.conf."""
+    remember_exits()
     return SargeNamespace(supervisord)

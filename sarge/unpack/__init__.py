@@ -22,6 +22,14 @@ member itself, never with :func:`shutil.copytree` or ``TarFile.extractall``:
   belongs to the user that unpacked it, none can be written by group or others,
   and its links stay inside.
 
+A source whose root holds one folder and nothing else (``tar czf app.tgz app/``,
+``git archive --prefix=app/``, a GitHub tarball's ``owner-repo-sha/``; a folder
+with one subfolder) has that folder's content unpacked as the app: an archive's
+members lose that first name as they are checked and written (a hard link's target
+too; a link that pointed out of the folder points out of the instance, and is
+refused), a folder source is copied from that subfolder, opened by descriptor
+without following a link. One level only.
+
 On failure the folder may hold part of the source; the deploy removes the whole
 instance. This package imports only the standard library and :mod:`sarge.errors`.
 """
@@ -30,26 +38,29 @@ from __future__ import annotations
 
 from ..errors import BuildError
 from .archive import extract
-from .checks import MAX_DEPTH, Member, check_members, why
+from .checks import MAX_DEPTH, Member, check_members, single_folder, why
 from .folder import copy
 from .sources import ARCHIVE_SUFFIXES, source_kind
 from .tree import check_tree
 
 __all__ = ["ARCHIVE_SUFFIXES", "MAX_DEPTH", "Member", "check_members", "check_tree",
-           "source_kind", "unpack"]
+           "single_folder", "source_kind", "unpack"]
 
 
-def unpack(source: str, target: str, *, after_check=None) -> None:
+def unpack(source: str, target: str, *, after_check=None):
     """Copy or extract ``source`` into the existing folder ``target``, safely (see above).
+    Returns the name of the source's one folder whose content was taken (see above), or
+    None.
 
     ``after_check()``, when given, runs once the source is checked and before anything
     is written: the tests change the source there, as a hostile app user could.
     """
     if source_kind(source) == "dir":
         try:
-            copy(source, target, after_check)
+            folder = copy(source, target, after_check)
         except OSError as exc:
             raise BuildError(f"cannot copy {source}: {why(exc)}") from exc
     else:
-        extract(source, target, after_check)
+        folder = extract(source, target, after_check)
     check_tree(target)
+    return folder

@@ -7,24 +7,31 @@ from __future__ import annotations
 import tarfile
 
 from ..errors import BuildError
-from .checks import Member, check_members, check_space, why
+from .checks import Member, check_members, check_space, single_folder, strip_folder, why
 from .sources import UNREADABLE
 from .tree import opened
 from .writer import Writer
 
 
-def extract(source, target, after_check) -> None:
+def extract(source, target, after_check):
+    """Extract the archive ``source`` into ``target``; return the name of the one folder
+    whose content was extracted (:func:`~.checks.single_folder`), or None."""
     try:
         with tarfile.open(source) as archive, opened(target) as root:
             infos = archive.getmembers()
-            budget = check_members(_tar_member(info) for info in infos)
+            members = [_tar_member(info) for info in infos]
+            folder = single_folder(members)
+            if folder is not None:  # its prefix is stripped from every name as it is written
+                members = [strip_folder(m, folder) for m in members]
+            budget = check_members(members)
             check_space(target, budget)
             if after_check is not None:
                 after_check()
             with Writer(root, budget) as writer:
-                for info in infos:
-                    _extract_member(archive, info, writer, source)
+                for info, member in zip(infos, members):
+                    _extract_member(archive, info, member, writer, source)
                 writer.finish()
+            return folder
     except UNREADABLE as exc:
         raise BuildError(f"{source} is not a readable tar archive ({why(exc)})") from exc
     except OSError as exc:
@@ -33,18 +40,19 @@ def extract(source, target, after_check) -> None:
         raise BuildError(f"cannot unpack {source}: {why(exc)}") from exc
 
 
-def _extract_member(archive, info, writer, source) -> None:
-    """Write one checked member of ``archive``; its owner is never restored."""
+def _extract_member(archive, info, member, writer, source) -> None:
+    """Write one checked member of ``archive`` (``info``) where ``member`` (the checked
+    value: its name, and a link's target) says; its owner is never restored."""
     try:
         if info.isdir():
-            writer.folder(info.name, info.mode, _mtime_ns(info))
+            writer.folder(member.name, info.mode, _mtime_ns(info))
         elif info.issym():
-            writer.symlink(info.name, info.linkname)
+            writer.symlink(member.name, member.target)
         elif info.islnk():
-            writer.hardlink(info.name, info.linkname)
+            writer.hardlink(member.name, member.target)
         else:
             with archive.extractfile(info) as data:
-                writer.file(info.name, data.read, info.mode, _mtime_ns(info))
+                writer.file(member.name, data.read, info.mode, _mtime_ns(info))
     except OSError as exc:
         if not exc.errno:
             raise

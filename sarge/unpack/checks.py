@@ -131,3 +131,40 @@ def why(exc) -> str:
     if isinstance(exc, OSError) and exc.filename:
         text += f": {exc.filename}"
     return " ".join(text.split())
+
+
+def single_folder(members) -> str | None:
+    """The name of the one folder a source's root holds, when it holds that and nothing
+    else (``tar czf app.tgz app/``, ``git archive --prefix=app/``, a GitHub tarball's
+    ``owner-repo-sha/``): its content is then the app. None otherwise. ``members``:
+    :class:`Member` values; a folder is one named as such, or one that holds others."""
+    top, folders = set(), set()
+    for m in members:
+        parts = path_parts(m.name)
+        if not parts:
+            continue  # "." or "./": the root itself
+        top.add(parts[0])
+        if len(parts) > 1 or m.kind == "dir":
+            folders.add(parts[0])
+    if len(top) != 1:
+        return None
+    (name,) = top
+    kinds = {m.kind for m in members if path_parts(m.name) == [name]}
+    if name not in folders or kinds - {"dir"}:
+        return None  # a file, or a link, named like the folder: not a folder
+    return name
+
+
+def strip_folder(member: Member, folder: str) -> Member:
+    """``member`` as it is inside ``folder`` (:func:`single_folder`): its name without
+    the folder, and a hard link's target too (a target outside the folder would lead
+    out of the instance, and stays refused: it becomes ``../TARGET``). A symbolic
+    link's target is relative to where the link is, and moves up with it."""
+    parts = path_parts(member.name)
+    name = "/".join(parts[1:]) or "."
+    target = member.target
+    if member.kind == "hardlink":
+        target_parts = path_parts(posixpath.normpath(target))
+        target = ("/".join(target_parts[1:]) if target_parts[:1] == [folder]
+                  else "../" + target)
+    return dataclasses.replace(member, name=name, target=target)

@@ -10,23 +10,42 @@ import stat
 
 from ..errors import BuildError
 from .checks import check_link, check_members, check_space, special
-from .tree import dir_members, opened
+from .tree import FOLDER, dir_members, opened
 from .writer import Writer
 
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
-def copy(source, target, after_check) -> None:
-    with opened(source) as src, opened(target) as root:
-        members = dir_members(src)
-        budget = check_members(members)
-        check_space(target, budget)
-        if after_check is not None:
-            after_check()
-        links = {m.name: m.target for m in members if m.kind == "symlink"}
-        with Writer(root, budget) as writer:
-            _FolderCopy(source, writer, links).folder(src)
-            writer.finish()
+def copy(source, target, after_check):
+    """Copy the folder ``source`` into ``target``; return the name of its one folder whose
+    content was copied (a folder that holds one folder and nothing else), or None."""
+    with opened(source) as top, opened(target) as root:
+        folder = _single_folder(top)
+        src = top if folder is None else os.open(folder, FOLDER, dir_fd=top)
+        try:
+            members = dir_members(src)
+            budget = check_members(members)
+            check_space(target, budget)
+            if after_check is not None:
+                after_check()
+            links = {m.name: m.target for m in members if m.kind == "symlink"}
+            with Writer(root, budget) as writer:
+                _FolderCopy(source, writer, links).folder(src)
+                writer.finish()
+        finally:
+            if src != top:
+                os.close(src)
+    return folder
+
+
+def _single_folder(fd: int):
+    """The name of the one entry of the folder open at ``fd`` when it is a folder (not a
+    link to one), else None."""
+    names = os.listdir(fd)
+    if len(names) != 1:
+        return None
+    st = os.stat(names[0], dir_fd=fd, follow_symlinks=False)
+    return names[0] if stat.S_ISDIR(st.st_mode) else None
 
 
 class _FolderCopy:
