@@ -130,17 +130,22 @@ def test_the_history_command_on_a_real_home(running, webapp):
                         check=True).stdout.strip()
     (webapp / "requirements.txt").write_text("no-such-package-anywhere==0\n")
     assert real_deploy(running, webapp, "--app", "web").returncode == 1
-    assert sarge(running, "rollback", "web").returncode == 1  # nothing to roll back to
+    # refused before any step (nothing to roll back to): no record, as it changed nothing
+    assert sarge(running, "rollback", "web").returncode == 1
+    (webapp / "requirements.txt").write_text("gunicorn\n")
+    second = real_deploy(running, webapp, "--app", "web", check=True).stdout.strip()
+    assert sarge(running, "rollback", "web").returncode == 0
     table = sarge(running, "history", check=True).stdout.splitlines()
     assert table[0].split() == ["SEQ", "TIME", "APP", "ACTION", "FROM", "TO", "OUTCOME",
                                 "SECONDS", "USER"]
     rows = [line.split() for line in table[1:]]
     assert [(r[0], r[3], r[4], r[5]) for r in rows] == [
-        ("1", "deploy", "-", first), ("2", "deploy", first, first), ("3", "rollback", first,
-                                                                      first)]
-    assert "failed at environment" in table[2] and "refused" in table[3]
+        ("1", "deploy", "-", first), ("2", "deploy", first, first),
+        ("3", "deploy", first, second), ("4", "rollback", second, first)]
+    assert "failed at environment" in table[2]
     records = json.loads(sarge(running, "history", "web", "--json", check=True).stdout)
-    assert [r["outcome"] for r in records["records"]] == ["ok", "failed", "refused"]
+    assert [r["outcome"] for r in records["records"]] == ["ok", "failed", "ok", "ok"]
+    assert records["records"][1]["details"][0].startswith("Last lines of its")
     one = json.loads(sarge(running, "history", "--show", "1", check=True).stdout)
     assert one["to"] == first and one["source"] == str(webapp)
     assert sarge(running, "history", "other", check=True).stdout.splitlines()[1:] == []
@@ -148,7 +153,7 @@ def test_the_history_command_on_a_real_home(running, webapp):
     assert missing.returncode == 2 and missing.stderr == "sarge: no record 9 in the history\n"
 
     ok = sarge(running, "history", "--verify")
-    assert ok.returncode == 0 and "3 record(s), each as sarge wrote it" in ok.stderr
+    assert ok.returncode == 0 and "4 record(s), each as sarge wrote it" in ok.stderr
     text = open(running.history_path).read()
     open(running.history_path, "w").write(text.replace('"outcome":"failed"',
                                                        '"outcome":"ok"'))

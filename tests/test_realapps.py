@@ -27,7 +27,6 @@ from .conftest import (
     listen_port,
     name_user,
     needs_wheels,
-    python_for,
     sarge,
     wait_until,
 )
@@ -45,7 +44,7 @@ def app_home(request):
         h = request.getfixturevalue("open_home")
         user = request.getfixturevalue("throwaway_user")
         name_user(h, user.name)
-        edit_settings(h, {'python = ""': f'python = "{python_for(user)}"', **OFFLINE})
+        edit_settings(h, OFFLINE)  # name_user set a Python the user can run
         return h, user
     h = request.getfixturevalue("running")
     edit_settings(h, OFFLINE)

@@ -25,7 +25,7 @@ def history(ctx, app, count, show, verify, as_json):
     \b
     Each is a record of var/log/history.jsonl: when, who, the app, from which
     instance to which, the source (its SHA-256 or git revision), the outcome
-    (ok, failed at a step, refused) and each step's time. Every record holds
+    (ok, or failed at a step) and each step's time. Every record holds
     the SHA-256 of the one before it: --verify finds a record edited by hand.
     """
     from ..deploy.journaled import journal_of

@@ -2,10 +2,10 @@
 (:mod:`sarge.journal`): :func:`journaled` wraps its deploy, route, rollback, config and
 undeploy. A record says who, which app, from which instance to which, the source
 (path, SHA-256 or git revision), the Procfile's commands, the outcome (``ok``,
-``failed`` at a step, or ``refused`` before any step: another deploy runs, there is
-nothing to roll back to) with its reason, and each step's time.
+or ``failed`` at a step) with its reason, and each step's time.
 
-Bad input (a name, an address, an id) is refused without a record: it changes
+What is refused before any step (bad input, an address another program holds,
+another deploy running, nothing to roll back to) makes no record: it changes
 nothing. A call made inside another (the deploy of ``config --deploy``) is part of
 the outer one's record. Writing the record never fails the change itself: a journal
 that cannot be written is said in ``var/log/sarge.log``.
@@ -60,8 +60,8 @@ def _recorded(deployer, action, app, source, method, args, kwargs):
     try:
         result = method(deployer, *args, **kwargs)
     except BaseException as exc:
-        if _bad_input(exc) and not steps.done:
-            raise  # refused as bad input, before anything was done: nothing to record
+        if _nothing_done(exc, steps):
+            raise  # refused before anything was done: it changed nothing, nor does this
         record.update(_outcome(exc))
         _finish(deployer, record, start, None)
         raise
@@ -70,11 +70,13 @@ def _recorded(deployer, action, app, source, method, args, kwargs):
     return result
 
 
-def _bad_input(exc) -> bool:
-    """A refusal of what the command was given (a name, an address, an id, a home that
-    is none), which must change nothing: only a deploy's own refusals (another deploy
-    runs, nothing to roll back to) and failures are recorded."""
-    return isinstance(exc, SargeError) and not isinstance(exc, DeployError)
+def _nothing_done(exc, steps) -> bool:
+    """A refusal before any step (bad input: a name, an address, an id; an address
+    something else holds; another deploy running; nothing to roll back to), which must
+    change nothing, the history included. What failed at a step, or after some were
+    done, is recorded."""
+    return (isinstance(exc, SargeError) and not steps.done
+            and not (isinstance(exc, DeployError) and exc.step))
 
 
 def _outcome(exc) -> dict:
@@ -82,8 +84,6 @@ def _outcome(exc) -> dict:
     if isinstance(exc, DeployError) and exc.step:
         return {"outcome": "failed", "step": exc.step, "reason": _first_line(exc),
                 **({"details": details} if details else {})}
-    if isinstance(exc, DeployError):
-        return {"outcome": "refused", "reason": _first_line(exc)}
     if isinstance(exc, SargeError):  # after some steps were done (undeploy left some)
         return {"outcome": "failed", "reason": _first_line(exc)}
     return {"outcome": "failed", "reason": f"{type(exc).__name__}: {_first_line(exc)}"}
