@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from .. import build, manifest, ownership, unpack
-from ..commands import run_command
+from ..commands import exec_form, run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
 from ..home import MAX_SOCKET_PATH
@@ -27,7 +27,8 @@ def prepare(deployer, instance, source, run_as):
         instance, release = _environment(deployer, instance, run_as, step)
     if release:
         with steps.step("release") as step:
-            command = run_command(home, home.settings, instance, ["/bin/sh", "-c", release])
+            command = run_command(home, home.settings, instance,
+                                  ["/bin/sh", "-c", exec_form(release)])
             try:
                 command.prepare()
                 build.run_logged(command.argv, home.log_path(instance.id),

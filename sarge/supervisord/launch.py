@@ -4,7 +4,8 @@
 
 It builds the instance's environment (:mod:`sarge.environ`) at exec time and
 replaces itself with the process's command (the folder's ``server``, or the
-Procfile's line run by ``/bin/sh -c``), so the process supervisord
+Procfile's line run by ``/bin/sh -c``, which execs it when it is a simple
+command: :func:`sarge.commands.exec_form`), so the process supervisord
 watches, signals and stops is the app itself. When supervisord runs as root,
 it first switches to the app's user (:mod:`sarge.users`), after giving that
 user the app's data and runtime folders.  On failure it writes one line
