@@ -49,6 +49,7 @@ class FakeSupervisor:
         self.up = True
         self.infos = {}  # "group:process" -> info dict
         self.autostart = {}  # group -> what set_autostart last said
+        self.events = []  # ("start" or "stop", "group:process"), in the order they happened
         self._refuse_next_start = None
 
     # -- what the tests tell it -----------------------------------------------------------
@@ -132,22 +133,45 @@ class FakeSupervisor:
         names = [n for n, info in self.infos.items() if info["group"] == group]
         if not names:
             raise SupervisorError(f"supervisord does not know {group}")
-        if self._refuse_next_start is not None:
-            reason, self._refuse_next_start = self._refuse_next_start, None
-            raise ProcessFailed(f"supervisord cannot run {names[0]}: {reason}")
+        self._refuse(sorted(names)[0])
         started = False
         for name in sorted(names):
-            if self.infos[name]["statename"] in ("RUNNING", "STARTING"):
-                continue
-            started = True
-            status = self.on_start(group, self.infos[name]["name"])
-            if status is None:
-                self._set(name, "RUNNING", pid=FAKE_PID)
-            else:
-                self._set(name, "BACKOFF", exitstatus=status)
-                if wait:
-                    raise ProcessFailed(f"{name} exited as soon as it was started")
+            started = self._start(name, wait) or started
         return started
+
+    def start_processes(self, group, processes, wait=True):
+        self._check_up("start_processes", group)
+        started = False
+        for process in processes:
+            name = f"{group}:{process}"
+            if name not in self.infos:
+                raise SupervisorError(f"supervisord does not know {name}")
+            self._refuse(name)
+            started = self._start(name, wait) or started
+        return started
+
+    def _refuse(self, name):
+        if self._refuse_next_start is not None:
+            reason, self._refuse_next_start = self._refuse_next_start, None
+            raise ProcessFailed(f"supervisord cannot run {name}: {reason}")
+
+    def _start(self, name, wait):
+        if self.infos[name]["statename"] in ("RUNNING", "STARTING"):
+            return False
+        self.events.append(("start", name))
+        status = self.on_start(self.infos[name]["group"], self.infos[name]["name"])
+        if status is None:
+            self._set(name, "RUNNING", pid=FAKE_PID)
+        else:
+            self._set(name, "BACKOFF", exitstatus=status)
+            if wait:
+                raise ProcessFailed(f"{name} exited as soon as it was started")
+        return True
+
+    def running(self, process):
+        """The groups whose process ``process`` runs now."""
+        return sorted(info["group"] for info in self.infos.values()
+                      if info["name"] == process and info["statename"] == "RUNNING")
 
     def stop_group(self, group, processes):
         stopped = False
@@ -162,6 +186,7 @@ class FakeSupervisor:
             return False  # supervisord's NOT_RUNNING or BAD_NAME
         if info["statename"] != "BACKOFF":
             self.on_stop(info["group"], info["name"])
+        self.events.append(("stop", name))
         self._set(name, "STOPPED")
         return True
 

@@ -51,7 +51,9 @@ def test_new_prints_only_the_id_and_makes_a_stopped_program(running):
     section = program(running, instance_id)
     assert section["autostart"] == "false"
     assert section["directory"] == running.path  # the launcher goes to the instance itself
-    assert section["stopasgroup"] == section["killasgroup"] == "true"
+    # the stop signal to the main process alone, the group killed after stopwaitsecs
+    assert (section["stopasgroup"], section["killasgroup"]) == ("false", "true")
+    assert (section["stopsignal"], section["stopwaitsecs"]) == ("TERM", "5")
     assert section["stdout_logfile"] == running.log_path(instance_id)
     listing = json.loads(sarge(running, "list", "--json", check=True).stdout)["instances"]
     assert [(i["id"], i["application_name"], i["port"], i["state"]) for i in listing] == [

@@ -11,6 +11,7 @@ from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
 from ..home import MAX_SOCKET_PATH
 from ..variables import freeze_config
+from .singletons import overlapping, singletons
 
 
 def prepare(deployer, instance, source, run_as):
@@ -37,8 +38,8 @@ def prepare(deployer, instance, source, run_as):
                 raise DeployError(f"the release command `{release}` failed") from exc
             step["detail"] = release
     with steps.step("start") as step:
-        home.lifecycle.start(instance.id, wait=False)
-        step["detail"] = ", ".join(sorted(p for p in instance.processes))
+        home.lifecycle.start(instance.id, wait=False, processes=overlapping(instance))
+        step["detail"] = start_detail(instance)
     return instance
 
 
@@ -70,3 +71,10 @@ def _environment(deployer, instance, run_as, step):
     else:
         step["detail"] = "no requirements.txt"
     return instance, release
+
+
+def start_detail(instance) -> str:
+    """The ``start`` step's line: the types started, and the singletons held back."""
+    held = singletons(instance)
+    return ", ".join(sorted(overlapping(instance))) + (
+        f" ({', '.join(held)} after the switch)" if held else "")
