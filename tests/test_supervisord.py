@@ -344,3 +344,19 @@ def test_repair_takes_a_program_of_before_0_2_for_sound(home):
     with open(path, "w") as f:  # any other command is damage all the same
         f.write(program.replace(" sarge.supervisord.launch ", " sarge.other "))
     assert "would fix:" in sarge(home, "repair", "--dry-run").stdout
+
+
+def test_repair_takes_a_program_that_stops_its_whole_group_for_sound(home):
+    """Written before a type's stop signal went to its main process alone."""
+    instance_id = new(home)
+    path = home.program_path(instance_id)
+    with open(path) as f:
+        program = f.read()
+    assert "stopasgroup = false\n" in program
+    with open(path, "w") as f:
+        f.write(program.replace("stopasgroup = false\n", "stopasgroup = true\n"))
+    result = sarge(home, "repair", "--dry-run")
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+    with open(path, "w") as f:
+        f.write(program.replace("killasgroup = true\n", "killasgroup = false\n"))
+    assert "would fix:" in sarge(home, "repair", "--dry-run").stdout
