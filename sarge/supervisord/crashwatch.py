@@ -83,21 +83,32 @@ class CrashWatch:
         self.log("crash-loop", f"{instance_id}: {reason}")
 
 
-def last_status(log_dir: str, process: str):
-    """The exit status supervisord last logged (in ``log_dir/supervisord.log``) for a
-    process of that name, or None.
+def last_status(log_dir: str, process: str, instance_id: str = ""):
+    """The exit status supervisord last logged (in ``log_dir/supervisord.log``) for the
+    process ``instance_id:process``, or None.
 
     supervisord restarts the process before its event reaches the watch, and
-    a new start clears the status it reports; its log line keeps it. The
-    line names the process type only, so with two instances crashing in the
-    same instant the status may be the other's.
+    a new start clears the status it reports; its log line keeps it. The line
+    sarge's extension writes names the instance (:func:`sarge.supervisord.rpc.log_state`);
+    supervisord's own names the process type only, and is read when there is no
+    other (a supervisord started before the extension wrote them): with two
+    instances crashing in the same instant, that status may be the other's.
     """
-    pattern = re.compile(r"exited: %s \(exit status (\d+);" % re.escape(process))
-    for line in reversed(tail(os.path.join(log_dir, "supervisord.log"), 50)):
+    lines = tail(os.path.join(log_dir, "supervisord.log"), 100)
+    if instance_id and any(_STATE_LINE.search(line) for line in lines):
+        pattern = re.compile(r"%s: EXITED \(was \w+, pid \d+, exit status (\d+),"
+                             % re.escape(f"{instance_id}:{process}"))
+    else:
+        pattern = re.compile(r"exited: %s \(exit status (\d+);" % re.escape(process))
+    for line in reversed(lines):
         found = pattern.search(line)
         if found:
             return int(found.group(1))
     return None
+
+
+#: A line of :func:`sarge.supervisord.rpc.log_state`'s.
+_STATE_LINE = re.compile(r" \S+: [A-Z]+ \(was [A-Z]+[,)]")
 
 
 def supervisor_for(socket_path: str, environ=os.environ):
@@ -113,7 +124,8 @@ def supervisor_for(socket_path: str, environ=os.environ):
 def watch_of(home) -> CrashWatch:
     """The crash watch of ``home``: its settings, its ``stop``, crash mark and action log."""
     def mark(instance_id, process, reason):
-        crashmark.write(home, instance_id, process, reason, last_status(home.log_dir, process))
+        crashmark.write(home, instance_id, process, reason,
+                        last_status(home.log_dir, process, instance_id))
 
     settings = home.settings
     return CrashWatch(settings.crash_limit, settings.crash_window, stop=home.lifecycle.stop,

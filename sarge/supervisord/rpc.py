@@ -8,6 +8,10 @@ group, so creating an instance costs the same at any size of home.  It is
 declared in ``etc/supervisord.conf`` as ``[rpcinterface:sarge]``; the client
 falls back to ``reloadConfig`` when a supervisord does not have it.
 
+It also writes a line into supervisord's log at every change of a process's state,
+naming the process as ``ID:TYPE`` (:func:`log_state`), which supervisord's own lines
+do not: the crash watch reads the exit status of the right instance there.
+
 This module runs inside supervisord; it imports supervisor, never the rest of sarge.
 """
 
@@ -84,6 +88,45 @@ class SargeNamespace:
         return True
 
 
+def log_state(event) -> None:
+    """Log a process's change of state in supervisord's log under its full name: the log
+    lines of supervisord itself name the process alone (``spawned: 'web' with pid 12``),
+    which every instance has; this one says whose it is::
+
+        web-jCCbfV:web: RUNNING (was STARTING, pid 12)
+        web-jCCbfV:web: EXITED (was RUNNING, pid 12, exit status 3, not expected)
+
+    Called by supervisord's event bus, inside supervisord: it never raises."""
+    try:
+        from supervisor.states import ProcessStates, getProcessStateDescription
+
+        process = event.process
+        name = process.config.name
+        group = process.group.config.name if process.group is not None else name
+        state = process.get_state()
+        details = [f"was {getProcessStateDescription(event.from_state)}"]
+        if process.pid:
+            details.append(f"pid {process.pid}")
+        if state in (ProcessStates.EXITED, ProcessStates.STOPPED) and \
+                process.exitstatus is not None:
+            details.append(f"exit status {process.exitstatus}")
+        if state == ProcessStates.EXITED:
+            details.append("expected" if event.expected else "not expected")
+        if state in (ProcessStates.BACKOFF, ProcessStates.FATAL) and process.spawnerr:
+            details.append(str(process.spawnerr))
+        process.config.options.logger.info(
+            f"{name if group == name else group + ':' + name}: "
+            f"{getProcessStateDescription(state)} ({', '.join(details)})")
+    except Exception:  # noqa: BLE001 - a log line must never break a change of state
+        pass
+
+
 def make_interface(supervisord, **config):
-    """The rpcinterface factory named in supervisord.conf."""
+    """The rpcinterface factory named in supervisord.conf. It also subscribes
+    :func:`log_state` to supervisord's process state events (once: supervisord clears
+    its subscriptions when it restarts, before it makes its interfaces again)."""
+    from supervisor import events
+
+    if (events.ProcessStateEvent, log_state) not in events.callbacks:
+        events.subscribe(events.ProcessStateEvent, log_state)
     return SargeNamespace(supervisord)
