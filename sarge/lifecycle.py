@@ -19,7 +19,7 @@ from .instance import Instance, check_app_name, uses_socket
 from .logs import tail
 from .manifest import Manifest
 from .processes import instance_member, reap
-from .supervisord import crashmark, states
+from .supervisord import crashmark
 
 _AUTOSTART = {True: "autostart = true\n", False: "autostart = false\n"}
 
@@ -171,10 +171,12 @@ class Lifecycle:
                     self.supervisor.set_autostart(instance.id, True)
 
     def _all_started(self, instance: Instance, started) -> bool:
+        """Whether no process of the instance but ``started`` is one supervisord would
+        start by itself once told of autostart: STOPPED and never started."""
         rest = set(instance.processes) - set(started)
         infos = [self.supervisor.process(f"{instance.id}:{p}") for p in rest]
-        return all(info is not None and info["statename"] not in states.DEAD
-                   for info in infos)
+        return not any(info is None or (info["statename"] == "STOPPED" and not info["start"])
+                       for info in infos)
 
     def stop(self, instance_id, processes=None) -> bool:
         """Stop an instance gracefully, and keep it stopped at boot; False if it was not

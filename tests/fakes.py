@@ -159,6 +159,7 @@ class FakeSupervisor:
         if self.infos[name]["statename"] in ("RUNNING", "STARTING"):
             return False
         self.events.append(("start", name))
+        self.infos[name]["start"] = 1  # supervisord's laststart: started once
         status = self.on_start(self.infos[name]["group"], self.infos[name]["name"])
         if status is None:
             self._set(name, "RUNNING", pid=FAKE_PID)

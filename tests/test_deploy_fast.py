@@ -505,3 +505,21 @@ def test_a_route_stops_the_old_singletons_alone_then_starts_the_new_ones(rig, ce
     serves(rig, second.id, 2)
     serves(rig, first.id, 1)
 
+
+
+def test_supervisord_is_told_of_the_start_at_boot_once_no_type_is_left_unstarted(rig):
+    """Told earlier, supervisord would start the never-started beat by itself; a worker
+    that has exited meanwhile was started all the same (supervisord restarts it, or not,
+    as ever)."""
+    from sarge.manifest import Manifest, ProcessOptions
+
+    lifecycle = rig.home.lifecycle
+    instance = lifecycle.new("web")
+    lifecycle.set_processes(instance.id, {"web": "serve", "worker": "work", "beat": "beat"},
+                            manifest=Manifest({"beat": ProcessOptions(singleton=True)}))
+    lifecycle.start(instance.id, processes=["web", "worker"])
+    assert "autostart = true" in open(rig.home.program_path(instance.id)).read()
+    assert rig.supervisor.autostart[instance.id] is False  # the beat never ran
+    rig.supervisor.exit(f"{instance.id}:worker")
+    lifecycle.start(instance.id, processes=["beat"])
+    assert rig.supervisor.autostart[instance.id] is True
