@@ -668,6 +668,7 @@ serving_tests = pytest.mark.xdist_group("deploy_serving")  # one worker, one hom
     ({"requirements.txt": "gunicorn\nthere-is-no-such-package-sarge-test==1.0\n"},
      "environment", 20),
     ({"Procfile": "worker: sleep 100\n"}, "environment", 20),
+    ({"sarge-app.toml": "[processes.web]\nstop_timeout = 0\n"}, "environment", 20),
 ])
 def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(serving, webapp, breakage,
                                                                  step, timeout):
@@ -681,6 +682,9 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(serving, webapp,
     if "sys.exit(4)" in breakage.get("Procfile", ""):
         assert time.monotonic() - started < 15  # a crash fails fast, not after the timeout
         assert "exited" in result.stderr
+    if "sarge-app.toml" in breakage:
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("sarge:")]
+        assert "sarge-app.toml: processes.web.stop_timeout must be a whole number" in line
 
 
 @serving_tests
