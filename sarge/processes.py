@@ -89,10 +89,12 @@ def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> No
 
     def members():
         found = []
-        for proc in psutil.process_iter():
+        for pid in psutil.pids():  # getpgid first: a syscall, where a Process reads /proc
             try:
-                if os.getpgid(proc.pid) == group and belongs(proc):
-                    found.append(proc)
+                if os.getpgid(pid) == group:
+                    proc = psutil.Process(pid)
+                    if belongs(proc):
+                        found.append(proc)
             except (OSError, psutil.Error):
                 continue
         return found
