@@ -570,7 +570,7 @@ def test_supervisord_killed_during_a_deploy(running, webapp, moment):
         if not new:
             return False
         if moment == "release":  # the release command is logged as it starts
-            path, line = running.log_path(new[0]), "$ /bin/sh -c sleep 3"
+            path, line = running.log_path(new[0]), "$ /bin/sh -c exec sleep 3"
         else:  # the start step logs the start; the health check follows
             path, line = os.path.join(running.log_dir, "sarge.log"), f"start {new[0]}"
         return os.path.exists(path) and line in open(path).read()
