@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 
 from . import ownership, privileges, terminal, users
@@ -92,12 +93,78 @@ def run_as(layout, settings, application_name: str):
                          apart_from=users.others(settings, application_name))
 
 
+#: Outside quotes, what makes a command line more than one simple command for the shell
+#: (lists, pipelines, subshells, redirections, command substitution, several lines).
+_COMPOUND = set(";&|()<>`\n")
+#: First words the shell runs itself, which ``exec`` cannot replace it with.
+_SHELL_WORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "case", "esac", "for",
+                "while", "until", "do", "done", "in", "function", "select", ".", ":",
+                "alias", "break", "cd", "continue", "eval", "exec", "exit", "export",
+                "getopts", "read", "readonly", "return", "set", "shift", "times", "trap",
+                "ulimit", "umask", "unalias", "unset", "wait"}
+_ASSIGNMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def shell_words(command: str):
+    """The words of ``command`` as written (quotes kept), when it is one simple command
+    of the POSIX shell; None when it is anything more (``a && b``, ``a | b``, ``(a)``,
+    ``a > log``, ``$(a)``, a backquote, several lines) or its quotes do not close."""
+    words, word, quote, i = [], "", None, 0
+    while i < len(command):
+        char = command[i]
+        if quote == "'":
+            quote = None if char == "'" else quote
+        elif char == "\\":
+            word += command[i:i + 2]
+            i += 2
+            continue
+        elif char == "`" or command.startswith("$(", i):
+            return None
+        elif quote == '"':
+            quote = None if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        elif char in _COMPOUND:
+            return None
+        elif char == "#" and not word:
+            break  # a comment, to the end of the line
+        elif char in " \t":
+            if word:
+                words.append(word)
+            word = ""
+            i += 1
+            continue
+        word += char
+        i += 1
+    if quote is not None:
+        return None
+    return words + [word] if word else words
+
+
+def exec_form(command: str) -> str:
+    """``command`` (a Procfile line, the release step) as ``/bin/sh -c`` should run it:
+    a simple command gets ``exec`` before its program (after any leading ``NAME=value``
+    assignments, which the shell then exports to it), so that the shell replaces itself
+    with the program and what supervisord watches and signals is the app's own process
+    (Debian's dash does not exec a last command by itself). Anything more is left as it
+    is: the shell stays its parent, and ``exec`` before its last command is the app's to
+    write."""
+    words = shell_words(command)
+    if not words:
+        return command
+    first = next((n for n, w in enumerate(words) if not _ASSIGNMENT_RE.match(w)), None)
+    if first is None or words[first] in _SHELL_WORDS:
+        return command
+    return " ".join(words[:first] + ["exec"] + words[first:])
+
+
 def process_command(layout, settings, instance, process: str = "web") -> Command:
-    """What the launcher execs for one process of ``instance``."""
+    """What the launcher execs for one process of ``instance``: the folder's ``server``,
+    or the Procfile's line run by ``/bin/sh -c`` (in its :func:`exec_form`)."""
     if process not in instance.processes:
         raise UsageError(f"{instance.id} has no process {process!r}")
     command = instance.processes[process]
-    argv = ["./server"] if command is None else ["/bin/sh", "-c", command]
+    argv = ["./server"] if command is None else ["/bin/sh", "-c", exec_form(command)]
     command = _command(layout, settings, instance, argv, process)
     if instance.unix_socket and process == "web":
         command = dataclasses.replace(command, umask=0o007)

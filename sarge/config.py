@@ -34,8 +34,9 @@ class Settings:
     startsecs: int = 1
     #: Quick exits tolerated before the instance is marked FATAL (startretries).
     startretries: int = 3
-    #: Seconds between SIGTERM and SIGKILL when stopping (stopwaitsecs); longer than
-    #: gunicorn's graceful timeout (30 s), so a graceful stop is never cut short.
+    #: Seconds between the stop signal and SIGKILL when stopping (stopwaitsecs), unless a
+    #: type's stop_timeout (sarge-app.toml) says otherwise; longer than gunicorn's
+    #: graceful timeout (30 s), so a graceful stop is never cut short.
     stopwaitsecs: int = 40
     #: More unexpected exits than this within crash_window seconds: the instance is
     #: stopped and shown fatal (supervisord alone restarts it forever).

@@ -17,9 +17,18 @@ from .errors import HomeError, NotStartable, ProcessFailed, SupervisordNotRunnin
 from .files import File, read_text, write_file
 from .instance import Instance, check_app_name, uses_socket
 from .logs import tail
+from .manifest import Manifest
+from .processes import instance_member, reap
 from .supervisord import crashmark
 
 _AUTOSTART = {True: "autostart = true\n", False: "autostart = false\n"}
+
+
+def stop_timeout(declared: Manifest, process: str, settings) -> int:
+    """Seconds a process type has to exit once told to stop, before its process group is
+    killed: its ``stop_timeout`` in ``sarge-app.toml``, else ``[processes] stopwaitsecs``."""
+    timeout = declared.options(process).stop_timeout
+    return settings.stopwaitsecs if timeout is None else timeout
 
 
 class Lifecycle:
@@ -56,11 +65,14 @@ class Lifecycle:
     def program_file(self, instance: Instance, autostart: bool) -> File:
         """The supervisord program file of ``instance`` (one group, a program per process)."""
         home = self.home
+        declared = Manifest.from_dict(instance.manifest)
         programs = [
             {"type": process, "program": f"{instance.id}_{process}",
              "command": module_argv(home.python, "sarge.supervisord.launch", home.path,
                                     instance.id, process),
-             "log_file": home.log_path(instance.id, process)}
+             "log_file": home.log_path(instance.id, process),
+             "stop_signal": declared.options(process).stop_signal,
+             "stop_timeout": stop_timeout(declared, process, home.settings)}
             for process in sorted(instance.processes, key=lambda p: (p != "web", p))
         ]
         return render.program_conf(
@@ -120,10 +132,13 @@ class Lifecycle:
 
     # -- start, stop, destroy ----------------------------------------------------------------
 
-    def start(self, instance_id, wait: bool = True) -> bool:
+    def start(self, instance_id, wait: bool = True, processes=None) -> bool:
         """Start an instance (and mark it to start at boot); False if already running.
 
-        With ``wait``, return once its processes have stayed up startsecs.
+        With ``wait``, return once its processes have stayed up startsecs. ``processes``
+        names the types to start (default: every one); supervisord is told that the
+        instance starts at boot once no type is left unstarted (a program it took for
+        autostarted that never ran, it would start by itself).
         """
         home = self.home
         instance = self.store.get(instance_id)
@@ -142,7 +157,9 @@ class Lifecycle:
             crashmark.clear(home, instance.id)
             home.log_action("start", instance.id)
             try:
-                return self.supervisor.start_group(instance.id, wait=wait)
+                if processes is None:
+                    return self.supervisor.start_group(instance.id, wait=wait)
+                return self.supervisor.start_processes(instance.id, processes, wait=wait)
             except ProcessFailed as exc:
                 last = " | ".join(tail(home.log_path(instance.id), 3)) or "(empty)"
                 raise ProcessFailed(
@@ -150,16 +167,43 @@ class Lifecycle:
                     f"marks it FATAL. Its log ends with: {last[-300:]}"
                 ) from exc
             finally:
-                self.supervisor.set_autostart(instance.id, True)
+                if processes is None or self._all_started(instance, processes):
+                    self.supervisor.set_autostart(instance.id, True)
 
-    def stop(self, instance_id) -> bool:
-        """Stop an instance gracefully, and keep it stopped at boot; False if it was not running."""
+    def _all_started(self, instance: Instance, started) -> bool:
+        """Whether no process of the instance but ``started`` is one supervisord would
+        start by itself once told of autostart: STOPPED and never started."""
+        rest = set(instance.processes) - set(started)
+        infos = [self.supervisor.process(f"{instance.id}:{p}") for p in rest]
+        return not any(info is None or (info["statename"] == "STOPPED" and not info["start"])
+                       for info in infos)
+
+    def stop(self, instance_id, processes=None) -> bool:
+        """Stop an instance gracefully, and keep it stopped at boot; False if it was not
+        running. ``processes`` names the types to stop instead of all (the instance's
+        start at boot left as it is).
+
+        Each type gets its stop signal (``sarge-app.toml``, default SIGTERM) in its main
+        process alone, and its whole process group SIGKILL if it has not exited within its
+        stop timeout (supervisord's stopwaitsecs, killasgroup). What the main process left
+        in its group when it exited gets SIGTERM then, and SIGKILL after the same timeout.
+        """
         instance = self.store.get(instance_id)
         with self.store.instance_lock(instance.id):
             self._ensure_known(instance.id)
-            self._set_autostart(instance, False)
-            self.home.log_action("stop", instance.id)
-            return self.supervisor.stop_group(instance.id, instance.processes)
+            if processes is None:
+                self._set_autostart(instance, False)
+            self.home.log_action("stop", instance.id + (
+                "" if processes is None else ":" + ",".join(processes)))
+            return self._stop(instance, instance.processes if processes is None else processes)
+
+    def _stop(self, instance: Instance, processes) -> bool:
+        stopped = self.supervisor.stop_group(instance.id, processes)
+        declared = Manifest.from_dict(instance.manifest)
+        for process in processes:
+            reap(self.home.pid_path(instance.id, process), instance_member(instance.id),
+                 timeout=stop_timeout(declared, process, self.home.settings))
+        return stopped
 
     def restart(self, instance_id) -> None:
         """Stop, then start an instance."""
@@ -175,7 +219,7 @@ class Lifecycle:
         (not the one an app serves) is the caller's to decide.
         """
         with self.store.instance_lock(instance.id):
-            self.supervisor.stop_group(instance.id, instance.processes)
+            self._stop(instance, instance.processes)
             self.supervisor.remove(instance.id)
             with self.store.lock():
                 left = self.store.remove(instance.id, instance.port)

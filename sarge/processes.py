@@ -1,4 +1,5 @@
-"""What an instance's processes use, read with psutil.
+"""What an instance's processes use, read with psutil; and the end of what a process
+left in its process group (:func:`reap`).
 
 A process tree counts as one: a gunicorn master and its workers, or a shell
 script and the server it started, add up to one instance's memory and CPU.
@@ -6,6 +7,9 @@ script and the server it started, add up to one instance's memory and CPU.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 
 
@@ -68,3 +72,54 @@ def usage(pids, interval: float = 0.1, sleep=time.sleep) -> dict:
         totals["cpu_seconds"] = round(totals["cpu_seconds"], 2)
         result[pid] = totals
     return result
+
+
+def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> None:
+    """End what is left of the process group named in ``pidfile``: each member that
+    ``belongs`` (a test on a psutil.Process: guards against a reused pid, and against a
+    process of another program that joined the group), signalled one by one."""
+    try:
+        with open(pidfile) as f:
+            group = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+    if group <= 1 or group in (os.getpid(), os.getpgid(0)):
+        return
+    import psutil
+
+    def members():
+        found = []
+        for pid in psutil.pids():  # getpgid first: a syscall, where a Process reads /proc
+            try:
+                if os.getpgid(pid) == group:
+                    proc = psutil.Process(pid)
+                    if belongs(proc):
+                        found.append(proc)
+            except (OSError, psutil.Error):
+                continue
+        return found
+
+    # Listed again after each round: a member may fork (a master restarting a worker).
+    deadline = time.monotonic() + timeout
+    signalled = set()
+    while True:
+        alive = members()
+        if not alive:
+            return
+        late = time.monotonic() > deadline
+        for proc in alive:
+            if late or proc.pid not in signalled:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(signal.SIGKILL if late else sig)
+                signalled.add(proc.pid)
+        psutil.wait_procs(alive, timeout=0.2)
+        if late and time.monotonic() > deadline + 5:
+            return  # unkillable (a process stuck in the kernel): nothing more to do
+
+
+def instance_member(instance_id):
+    """A test for :func:`reap`: the process is one of the instance's (its id in its
+    environment)."""
+    def belongs(proc) -> bool:
+        return proc.environ().get("SARGE_INSTANCE") == instance_id
+    return belongs

@@ -151,8 +151,9 @@ def program_conf(
     instance, with one program per process type.
 
     ``programs`` holds one dict per process: ``type`` (its name in the group),
-    ``program`` (its section name, unique in the home), ``command`` (argv) and
-    ``log_file``.
+    ``program`` (its section name, unique in the home), ``command`` (argv),
+    ``log_file``, ``stop_signal`` (a signal's name, sent to the main process alone)
+    and ``stop_timeout`` (seconds before its whole process group is killed).
     """
     return File(
         path,

@@ -50,6 +50,7 @@ class FakeSupervisor:
         self.up = True
         self.infos = {}  # "group:process" -> info dict
         self.autostart = {}  # group -> what set_autostart last said
+        self.events = []  # ("start" or "stop", "group:process"), in the order they happened
         self._refuse_next_start = None
 
     # -- what the tests tell it -----------------------------------------------------------
@@ -141,30 +142,54 @@ class FakeSupervisor:
         names = [n for n, info in self.infos.items() if info["group"] == group]
         if not names:
             raise SupervisorError(f"supervisord does not know {group}")
-        if self._refuse_next_start is not None:
-            reason, self._refuse_next_start = self._refuse_next_start, None
-            raise ProcessFailed(f"supervisord cannot run {names[0]}: {reason}")
+        self._refuse(sorted(names)[0])
         started = False
         for name in sorted(names):
-            if self.infos[name]["statename"] in ("RUNNING", "STARTING"):
-                continue
-            started = True
-            process = self.infos[name]["name"]
-            if self.infos[name]["stdout_logfile"]:  # supervisord opens it as it spawns
-                open(self.infos[name]["stdout_logfile"], "a").close()
-            status = self.on_start(group, process)
-            self._log(f"spawned: '{process}' with pid {FAKE_PID}")
-            if status is None:
-                self._set(name, "RUNNING", pid=FAKE_PID)
-            else:
-                # as supervisord: the status of an exit before startsecs is in its log
-                # alone, its process info says 0
-                self._log(f"exited: {process} (exit status {status}; not expected)")
-                self._set(name, "BACKOFF", exitstatus=0)
-                self.infos[name]["last_exit"] = f"exit status {status}"
-                if wait:
-                    raise ProcessFailed(f"{name} exited as soon as it was started")
+            started = self._start(name, wait) or started
         return started
+
+    def start_processes(self, group, processes, wait=True):
+        self._check_up("start_processes", group)
+        started = False
+        for process in processes:
+            name = f"{group}:{process}"
+            if name not in self.infos:
+                raise SupervisorError(f"supervisord does not know {name}")
+            self._refuse(name)
+            started = self._start(name, wait) or started
+        return started
+
+    def _refuse(self, name):
+        if self._refuse_next_start is not None:
+            reason, self._refuse_next_start = self._refuse_next_start, None
+            raise ProcessFailed(f"supervisord cannot run {name}: {reason}")
+
+    def _start(self, name, wait):
+        if self.infos[name]["statename"] in ("RUNNING", "STARTING"):
+            return False
+        self.events.append(("start", name))
+        self.infos[name]["start"] = 1  # supervisord's laststart: started once
+        process = self.infos[name]["name"]
+        if self.infos[name]["stdout_logfile"]:  # supervisord opens it as it spawns
+            open(self.infos[name]["stdout_logfile"], "a").close()
+        status = self.on_start(self.infos[name]["group"], process)
+        self._log(f"spawned: '{process}' with pid {FAKE_PID}")
+        if status is None:
+            self._set(name, "RUNNING", pid=FAKE_PID)
+        else:
+            # as supervisord: the status of an exit before startsecs is in its log
+            # alone, its process info says 0
+            self._log(f"exited: {process} (exit status {status}; not expected)")
+            self._set(name, "BACKOFF", exitstatus=0)
+            self.infos[name]["last_exit"] = f"exit status {status}"
+            if wait:
+                raise ProcessFailed(f"{name} exited as soon as it was started")
+        return True
+
+    def running(self, process):
+        """The groups whose process ``process`` runs now."""
+        return sorted(info["group"] for info in self.infos.values()
+                      if info["name"] == process and info["statename"] == "RUNNING")
 
     def stop_group(self, group, processes):
         stopped = False
@@ -179,6 +204,7 @@ class FakeSupervisor:
             return False  # supervisord's NOT_RUNNING or BAD_NAME
         if info["statename"] != "BACKOFF":
             self.on_stop(info["group"], info["name"])
+        self.events.append(("stop", name))
         self._set(name, "STOPPED")
         return True
 

@@ -570,7 +570,7 @@ def test_supervisord_killed_during_a_deploy(running, webapp, moment):
         if not new:
             return False
         if moment == "release":  # the release command is logged as it starts
-            path, line = running.log_path(new[0]), "$ /bin/sh -c sleep 3"
+            path, line = running.log_path(new[0]), "$ /bin/sh -c exec sleep 3"
         else:  # the start step logs the start; the health check follows
             path, line = os.path.join(running.log_dir, "sarge.log"), f"start {new[0]}"
         return os.path.exists(path) and line in open(path).read()
@@ -668,6 +668,7 @@ serving_tests = pytest.mark.xdist_group("deploy_serving")  # one worker, one hom
     ({"requirements.txt": "gunicorn\nthere-is-no-such-package-sarge-test==1.0\n"},
      "environment", 20),
     ({"Procfile": "worker: sleep 100\n"}, "environment", 20),
+    ({"sarge-app.toml": "[processes.web]\nstop_timeout = 0\n"}, "environment", 20),
 ])
 def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(serving, webapp, breakage,
                                                                  step, timeout):
@@ -681,6 +682,9 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_serving(serving, webapp,
     if "sys.exit(4)" in breakage.get("Procfile", ""):
         assert time.monotonic() - started < 15  # a crash fails fast, not after the timeout
         assert "exited" in result.stderr
+    if "sarge-app.toml" in breakage:
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("sarge:")]
+        assert "sarge-app.toml: processes.web.stop_timeout must be a whole number" in line
 
 
 @serving_tests

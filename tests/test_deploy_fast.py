@@ -123,6 +123,10 @@ def break_release(rig, source):
     (source / "Procfile").write_text("web: serve\nrelease: exit 3\n")
 
 
+def break_manifest(rig, source):
+    (source / "sarge-app.toml").write_text("[processes.web]\nstop_signal = \"KILL\"\n")
+
+
 def break_start(rig, source):
     rig.supervisor.refuse_next_start("NO_FILE: no such file")
 
@@ -145,6 +149,7 @@ def break_switch(rig, source):
     (break_procfile, "environment", "no 'web' process"),
     (break_install, "environment", "failed (exit status 1)"),
     (break_release, "release", "the release command `exit 3` failed"),
+    (break_manifest, "environment", "sarge-app.toml: processes.web.stop_signal must be one of"),
     (break_start, "start", "supervisord cannot run"),
     (break_health, "health check", "not healthy after 3s: GET /health on port"),
     (break_process, "health check", "its web process exited (exit status 4)"),
@@ -514,3 +519,111 @@ def test_the_logs_of_the_last_failed_deploys_are_kept(tmp_path_factory, source, 
         assert names == sorted(f"{i}-web.log" for i in failed[len(failed) - keep:])
     finally:
         rig.close()
+
+
+# -- singleton types ----------------------------------------------------------------------
+
+@pytest.fixture
+def celery_source(source):
+    """An app with a web, a worker and a singleton beat."""
+    (source / "Procfile").write_text("web: serve\nworker: celery worker\nbeat: celery beat\n")
+    (source / "sarge-app.toml").write_text("[processes.beat]\nsingleton = true\n")
+    return source
+
+
+def watch_beats(rig):
+    """Fail at once, in the fake supervisord, if a beat starts while another runs; and
+    note whether supervisord was told of the instance's start at boot before its beat
+    started (it would then have started the beat itself)."""
+    told_early = []
+
+    def on_start(group, process):
+        if process == "beat":
+            assert rig.supervisor.running("beat") == [], f"two beats: {group} too"
+            told_early.append(rig.supervisor.autostart.get(group))
+        return rig.apps.start(group, process)
+
+    rig.supervisor.on_start = on_start
+    return told_early
+
+
+def events(rig, kind, process):
+    return [name for what, name in rig.supervisor.events
+            if what == kind and name.endswith(":" + process)]
+
+
+def test_a_singleton_starts_after_the_switch_once_the_old_one_stopped(rig, celery_source):
+    told_early = watch_beats(rig)
+    first = deploy(rig, celery_source, listen=LISTEN)
+    assert [step for step, _ in rig.steps][-3:] == ["drain", "start singletons", "clean up"]
+    assert ("start", "web, worker (beat after the switch)") in rig.steps
+    assert rig.supervisor.running("beat") == [first.id]
+    assert rig.supervisor.autostart[first.id] is True  # told once the beat ran
+
+    rig.steps.clear()
+    rig.supervisor.events.clear()
+    second = deploy(rig, celery_source, version=2)
+    assert [step for step, _ in rig.steps][-6:] == [
+        "health check", "switch", "drain", "stop old", "start singletons", "clean up"]
+    order = rig.supervisor.events
+    # web and worker overlap, as before: the new ones start before the old ones stop
+    for process in ("web", "worker"):
+        assert order.index(("start", f"{second.id}:{process}")) < order.index(
+            ("stop", f"{first.id}:{process}"))
+    # the beat does not: the new one starts after the old one has stopped
+    assert order.index(("stop", f"{first.id}:beat")) < order.index(("start", f"{second.id}:beat"))
+    assert rig.supervisor.running("beat") == [second.id]
+    assert told_early == [False, False]
+    assert rig.supervisor.autostart[second.id] is True
+    serves(rig, second.id, 2)
+
+
+def test_a_rollback_starts_the_singleton_after_the_current_one_stopped(rig, celery_source):
+    watch_beats(rig)
+    first = deploy(rig, celery_source, listen=LISTEN)
+    second = deploy(rig, celery_source, version=2)
+    rig.steps.clear()
+    rig.supervisor.events.clear()
+    rig.deployer().rollback("web")
+    assert [step for step, _ in rig.steps] == [
+        "start", "health check", "switch", "drain", "stop old", "start singletons", "clean up"]
+    assert (events(rig, "stop", "beat"), events(rig, "start", "beat")) == (
+        [f"{second.id}:beat"], [f"{first.id}:beat"])
+    assert rig.supervisor.running("beat") == [first.id]
+    serves(rig, first.id, 1)
+
+
+def test_a_route_stops_the_old_singletons_alone_then_starts_the_new_ones(rig, celery_source):
+    first = deploy(rig, celery_source, listen=LISTEN)
+    second = deploy(rig, celery_source, version=2)
+    rig.home.lifecycle.start(first.id)  # by hand, whole: a second beat, the user's doing
+    assert rig.supervisor.running("beat") == sorted([first.id, second.id])
+    rig.steps.clear()
+    rig.deployer().route("web", first.id)
+    assert [step for step, _ in rig.steps] == [
+        "health check", "switch", "drain", "start singletons"]
+    assert dict(rig.steps)["start singletons"] == f"beat, once {second.id}:beat had stopped"
+    assert rig.supervisor.running("beat") == [first.id]
+    # the old instance's other types run on (a route stops nothing else)
+    assert rig.supervisor.state(f"{second.id}:worker") == "RUNNING"
+    serves(rig, second.id, 2)
+    serves(rig, first.id, 1)
+
+
+
+def test_supervisord_is_told_of_the_start_at_boot_once_no_type_is_left_unstarted(rig):
+    """Told earlier, supervisord would start the never-started beat by itself; a worker
+    that has exited meanwhile was started all the same (supervisord restarts it, or not,
+    as ever)."""
+    from sarge.manifest import Manifest, ProcessOptions
+
+    lifecycle = rig.home.lifecycle
+    instance = lifecycle.new("web")
+    lifecycle.set_processes(instance.id, {"web": "serve", "worker": "work", "beat": "beat"},
+                            manifest=Manifest({"beat": ProcessOptions(singleton=True)}))
+    lifecycle.start(instance.id, processes=["web", "worker"])
+    assert "autostart = true" in open(rig.home.program_path(instance.id)).read()
+    assert rig.supervisor.autostart[instance.id] is False  # the beat never ran
+    rig.supervisor.exit(f"{instance.id}:worker")
+    lifecycle.start(instance.id, processes=["beat"])
+    assert rig.supervisor.autostart[instance.id] is True

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from .conftest import (
+    ENVSERVER,
     edit_settings,
     get,
     kill_home,
@@ -51,7 +52,9 @@ def test_new_prints_only_the_id_and_makes_a_stopped_program(running):
     section = program(running, instance_id)
     assert section["autostart"] == "false"
     assert section["directory"] == running.path  # the launcher goes to the instance itself
-    assert section["stopasgroup"] == section["killasgroup"] == "true"
+    # the stop signal to the main process alone, the group killed after stopwaitsecs
+    assert (section["stopasgroup"], section["killasgroup"]) == ("false", "true")
+    assert (section["stopsignal"], section["stopwaitsecs"]) == ("TERM", "5")
     assert section["stdout_logfile"] == running.log_path(instance_id)
     listing = json.loads(sarge(running, "list", "--json", check=True).stdout)["instances"]
     assert [(i["id"], i["application_name"], i["port"], i["state"]) for i in listing] == [
@@ -366,6 +369,21 @@ def test_a_process_that_ignores_sigterm_is_killed_with_its_children(running):
     sarge(running, "stop", instance_id, check=True)
     assert time.monotonic() - started < 10
     gone, alive = psutil.wait_procs(group + tree, timeout=5)
+    assert alive == []
+
+
+def test_what_a_stopped_process_left_in_its_group_is_ended(running):
+    """The stop signal goes to the main process alone; what it leaves in its process
+    group when it exits (a child it did not wait for) gets SIGTERM then."""
+    instance_id = new(running)
+    put_server(running, instance_id, script=(
+        f"#!/bin/sh\nsleep 3600 &\nexec {sys.executable} {ENVSERVER}\n"))
+    sarge(running, "start", instance_id, check=True)
+    root = psutil.Process(running.supervisor.process(instance_id + ":web")["pid"])
+    group = wait_until(lambda: [p for p in psutil.process_iter() if _pgid(p) == root.pid
+                                and p.pid != root.pid], 5, "the sleep in its group")
+    sarge(running, "stop", instance_id, check=True)
+    gone, alive = psutil.wait_procs(group + [root], timeout=5)
     assert alive == []
 
 

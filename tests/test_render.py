@@ -52,14 +52,16 @@ def test_program_values_parse_back_exactly_or_are_refused(tmp_path, word, name):
         program = render.program_conf(
             "unused", instance=instance, directory="/srv/" + word, settings=Settings(),
             autostart=False, programs=[{"type": "web", "program": instance.id + "_web",
-                                        "command": command, "log_file": log_file}])
+                                        "command": command, "log_file": log_file,
+                                        "stop_signal": "TERM", "stop_timeout": 40}])
     except RenderError:
         return  # refused: fine, as long as nothing was written
     config = supervisor_view(str(tmp_path), program.text, instance.id)
     assert shlex.split(config.command) == command
     assert config.directory == "/srv/" + word
     assert config.stdout_logfile == log_file
-    assert config.autostart is False and config.stopasgroup is True
+    assert config.autostart is False and config.stopasgroup is False
+    assert config.killasgroup is True and config.stopwaitsecs == 40
     assert config.name == "web"
 
 

@@ -112,7 +112,10 @@ def test_supervisord_that_cannot_start_for_a_damaged_program_starts_after_repair
     put_server(h, instance_id)
     sarge(h, "start", instance_id, check=True)
     kill_home(h)
-    cut(h.program_path(instance_id), 0.3)  # ends mid-section: supervisord refuses it all
+    path = h.program_path(instance_id)
+    with open(path, "rb") as f:  # ends in a section's header: supervisord refuses it all
+        text = f.read()
+    cut(path, (text.index(b"[program:") + 4) / len(text))
     result = sarge(h, "list")
     assert result.returncode == 0  # the record is sound; the program file is not read
     supervisord = os.path.join(h.path, "bin", "supervisord")

@@ -10,6 +10,7 @@ import pytest
 
 from sarge.layout import Layout
 from sarge.supervisord import crashmark
+from sarge.supervisord.exits import last_exit, status_of
 
 from .conftest import (
     edit_settings,
@@ -20,6 +21,7 @@ from .conftest import (
     put_server,
     sarge,
     start_supervisord,
+    wait_until,
 )
 
 
@@ -344,3 +346,68 @@ def test_repair_takes_a_program_of_before_0_2_for_sound(home):
     with open(path, "w") as f:  # any other command is damage all the same
         f.write(program.replace(" sarge.supervisord.launch ", " sarge.other "))
     assert "would fix:" in sarge(home, "repair", "--dry-run").stdout
+
+
+def test_repair_takes_a_program_that_stops_its_whole_group_for_sound(home):
+    """Written before a type's stop signal went to its main process alone."""
+    instance_id = new(home)
+    path = home.program_path(instance_id)
+    with open(path) as f:
+        program = f.read()
+    assert "stopasgroup = false\n" in program
+    with open(path, "w") as f:
+        f.write(program.replace("stopasgroup = false\n", "stopasgroup = true\n"))
+    result = sarge(home, "repair", "--dry-run")
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+    with open(path, "w") as f:
+        f.write(program.replace("killasgroup = true\n", "killasgroup = false\n"))
+    assert "would fix:" in sarge(home, "repair", "--dry-run").stdout
+
+
+def test_supervisords_log_names_the_instance_of_each_process(running):
+    """supervisord's own lines name the type alone (``spawned: 'web'``); the extension's
+    say whose it is, with the pid and, for an exit, its status."""
+    first, second = new(running), new(running)
+    for instance_id in (first, second):
+        put_server(running, instance_id)
+        sarge(running, "start", instance_id, check=True)
+    pid = running.supervisor.process(first + ":web")["pid"]
+    put_server(running, second, script="#!/bin/sh\nsleep 1.5\nexit 3\n")
+    os.kill(running.supervisor.process(second + ":web")["pid"], 9)  # it restarts, then exits
+    sarge(running, "stop", first, check=True)
+    log = os.path.join(running.log_dir, "supervisord.log")
+
+    def lines():
+        with open(log) as f:
+            return f.read()
+
+    wait_until(lambda: f"{second}:web: EXITED (was RUNNING" in lines() and "exit status 3"
+               in lines(), 20, "the second instance's exit in supervisord.log")
+    text = lines()
+    assert f"spawned: 'web' with pid {pid}" in text  # supervisord's own, as before
+    assert f"{first}:web: RUNNING (was STARTING, pid {pid})" in text
+    assert f"{first}:web: STOPPED (was STOPPING, pid {pid}, exit status" in text
+    assert f"{second}:web: EXITED (was RUNNING, pid " in text
+    assert last_exit(running.log_dir, "web", instance_id=second) == "exit status 3"
+    assert last_exit(running.log_dir, "web", instance_id=first) is None  # never exited itself
+
+
+@pytest.mark.fast
+def test_the_crash_watch_reads_the_status_of_its_own_instance(tmp_path):
+    log = tmp_path / "supervisord.log"
+    log.write_text(
+        "2026-01-01 00:00:01,000 INFO web-aaaaaa:web: EXITED (was RUNNING, pid 10, exit "
+        "status 3, not expected)\n"
+        "2026-01-01 00:00:01,001 WARN exited: web (exit status 3; not expected)\n"
+        "2026-01-01 00:00:02,000 INFO web-bbbbbb:web: EXITED (was RUNNING, pid 11, exit "
+        "status 5, not expected)\n"
+        "2026-01-01 00:00:02,001 WARN exited: web (exit status 5; not expected)\n")
+    def status(instance_id):
+        return status_of(last_exit(str(tmp_path), "web", instance_id=instance_id))
+
+    assert status("web-aaaaaa") == 3  # not the later 5
+    assert status("web-bbbbbb") == 5
+    assert status("web-cccccc") is None
+    # a supervisord without the extension's lines: its own, naming the type alone
+    log.write_text("2026-01-01 00:00:01,001 WARN exited: web (exit status 4; not expected)\n")
+    assert status("web-aaaaaa") == 4

@@ -20,7 +20,8 @@ from ..variables import configure, load_app_config, save_app_config
 from .failure import abandon
 from .journaled import journaled
 from .plan import can_bind, plan
-from .prepare import prepare
+from .prepare import prepare, start_detail
+from .singletons import overlapping, start_singletons
 from .steps import Steps
 from .switch import Switch
 from .undeploy import undeploy
@@ -132,6 +133,7 @@ class Deployer:
             with self.steps.step("stop old") as step:
                 self.home.lifecycle.stop(old_current)
                 step["detail"] = old_current
+        start_singletons(self.home, self.steps, self.home.get(new.current))
         with self.steps.step("clean up") as step:
             removed = self._clean(new)
             step["detail"] = f"removed {', '.join(removed)}" if removed else "nothing to remove"
@@ -189,6 +191,7 @@ class Deployer:
                 drain = self.switch.switch(old, old.promote(instance.id))
             with self.steps.step("drain"):
                 self.frontend.drain(drain)
+            start_singletons(self.home, self.steps, instance)
         self.home.log_action("route", f"{app} {instance.id}")
         return instance
 
@@ -209,8 +212,9 @@ class Deployer:
             was_running = self._running(target.id)
             try:
                 with self.steps.step("start") as step:
-                    self.home.lifecycle.start(target.id, wait=False)
-                    step["detail"] = target.id
+                    self.home.lifecycle.start(target.id, wait=False,
+                                              processes=overlapping(target))
+                    step["detail"] = f"{target.id}: {start_detail(target)}"
                 self.switch.health_check(target, old)
                 new = old.promote(target.id)
                 with self.steps.step("switch"):

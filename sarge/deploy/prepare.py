@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 
 from .. import appfolders, build, manifest, ownership, pythons, unpack
-from ..commands import run_command
+from ..commands import exec_form, run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
 from ..home import MAX_SOCKET_PATH
 from ..variables import freeze_config
+from .singletons import overlapping, singletons
 
 
 def prepare(deployer, instance, source, run_as, python):
@@ -46,15 +47,15 @@ def prepare(deployer, instance, source, run_as, python):
             _run(home, instance, "release", commands["release"])
             step["detail"] = commands["release"]
     with steps.step("start") as step:
-        home.lifecycle.start(instance.id, wait=False)
-        step["detail"] = ", ".join(sorted(p for p in instance.processes))
+        home.lifecycle.start(instance.id, wait=False, processes=overlapping(instance))
+        step["detail"] = start_detail(instance)
     return instance
 
 
 def _run(home, instance, step, line, before=None):
     """Run the Procfile's ``step`` (its command ``line``) in the instance, as its app's
     user, its output in the instance's log; ``before()`` once the user's folders are made."""
-    command = run_command(home, home.settings, instance, ["/bin/sh", "-c", line])
+    command = run_command(home, home.settings, instance, ["/bin/sh", "-c", exec_form(line)])
     try:
         command.prepare()
         if before is not None:
@@ -112,3 +113,10 @@ def _environment(deployer, instance, run_as, home_python, step):
     else:
         step["detail"] = "no requirements.txt"
     return instance, commands, declared
+
+
+def start_detail(instance) -> str:
+    """The ``start`` step's line: the types started, and the singletons held back."""
+    held = singletons(instance)
+    return ", ".join(sorted(overlapping(instance))) + (
+        f" ({', '.join(held)} after the switch)" if held else "")

@@ -15,6 +15,7 @@ from ..manifest import Manifest
 from ..ports import check_unix_holder
 from ..processes import tree_pids
 from ..supervisord import exits, states
+from .singletons import overlapping
 
 
 class Switch:
@@ -69,7 +70,7 @@ class Switch:
         """None while the instance's processes live, else what happened to them (asked at
         every poll of the health check: of supervisord only, not of the record again)."""
         instance_id = instance.id
-        for process in instance.processes:
+        for process in overlapping(instance):  # singletons start after the switch
             info = self.home.supervisor.process(f"{instance_id}:{process}")
             if info is None or info["statename"] in states.DEAD:
                 how = exits.how_exited(self.home, self.home.supervisor, instance_id, process,
@@ -81,7 +82,8 @@ class Switch:
 
     def pids(self, instance) -> set:
         """The pids of the instance's processes and their descendants."""
-        infos = [self.home.supervisor.process(f"{instance.id}:{p}") for p in instance.processes]
+        infos = [self.home.supervisor.process(f"{instance.id}:{p}")
+                 for p in overlapping(instance)]
         return tree_pids(info["pid"] for info in infos if info)
 
     # -- the switch ----------------------------------------------------------------------------

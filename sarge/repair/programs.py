@@ -13,6 +13,10 @@ from .findings import read
 #: How a program's command named the launcher before 0.2 (still there, as a shim).
 _LAUNCHER_BEFORE_0_2 = (" -m sarge.supervisord.launch ", " -m sarge.launch ")
 
+#: Values sound but written by an earlier sarge: before a type's stop signal went to its
+#: main process alone, it went to the whole process group.
+_EARLIER_VALUES = {("stopasgroup", "true")}
+
 #: Keys of a program section whose values come from the settings of the day.
 _SETTINGS_KEYS = {"startsecs", "startretries", "stopwaitsecs", "stdout_logfile_maxbytes",
                   "stdout_logfile_backups"}
@@ -64,8 +68,9 @@ def repair_programs(home, findings, records: dict, states: dict) -> None:
 def program_problem(text, expected: str):
     """Why ``text`` is not a usable program file (``expected`` is how sarge renders it
     now, with autostart false), or None. Values that come from settings may differ,
-    being numbers, and the command may name the launcher as before 0.2; every other
-    key must be as sarge writes it."""
+    being numbers (a type's stop timeout too), the command may name the launcher as
+    before 0.2, and a program may stop its type as an earlier sarge did (the stop signal
+    to its whole process group); every other key must be as sarge writes it."""
     parser, wanted = configparser.RawConfigParser(), configparser.RawConfigParser()
     try:
         parser.read_string(text)
@@ -84,7 +89,7 @@ def program_problem(text, expected: str):
             elif key in _SETTINGS_KEYS:
                 ok = found is not None and found.isdigit()
             else:
-                ok = found == value
+                ok = found == value or (key, found) in _EARLIER_VALUES
             if not ok:
                 return f"damaged ([{section}] {key} is {found!r})"
     return None

@@ -259,6 +259,22 @@ class Supervisor:
                              "startProcessGroup")
         return any(r["status"] == Faults.SUCCESS for r in results)
 
+    def start_processes(self, group: str, processes, wait: bool = True) -> bool:
+        """Start the ``processes`` (names) of ``group``, one by one, in that order; False if
+        all ran already. ``wait`` as for :meth:`start_group`."""
+        from supervisor.xmlrpc import Faults
+
+        started = False
+        for process in processes:
+            try:
+                self._call("startProcess", f"{group}:{process}", wait)
+            except SupervisorError as exc:
+                if exc.code != Faults.ALREADY_STARTED:
+                    raise
+            else:
+                started = True
+        return started
+
     def stop_group(self, group: str, processes) -> bool:
         """Stop the ``processes`` (names) of ``group`` and wait until they are gone; False if
         none ran. One by one: supervisord answers a ``stopProcess`` as soon as the process

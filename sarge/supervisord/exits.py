@@ -12,8 +12,10 @@ lines of this form (``var/log/supervisord.log``)::
     WARN exited: web (exit status 3; not expected)
     WARN exited: web (terminated by SIGKILL; not expected)
 
-The lines name the process type only, not the instance; the pid of the spawn line is
-what ties them to one process: the launcher writes it to ``var/run/ID/TYPE.pid``
+With sarge's extension loaded, its own lines name the instance as well
+(``web-jCCbfV:web: EXITED (was RUNNING, pid 4242, exit status 3, not expected)``),
+and those are read first. supervisord's lines name the process type only; the pid of
+the spawn line is what ties them to one process: the launcher writes it to ``var/run/ID/TYPE.pid``
 before it execs the app, and the crash watch's events carry it. The first ``exited``
 line of that type after the process's ``spawned`` line is its own, unless another
 instance's process of the same type exited in between (within the same moment).
@@ -32,11 +34,21 @@ from ..logs import tail
 LINES = 400
 
 
-def last_exit(log_dir: str, process: str, pid=None):
+def last_exit(log_dir: str, process: str, pid=None, instance_id: str = ""):
     """How the process of type ``process`` whose pid was ``pid`` exited, as supervisord
     logged it ("exit status 3", "terminated by SIGKILL"), or None when the log does not
-    say (it has not exited, or the log has rotated)."""
+    say (it has not exited, or the log has rotated). The lines sarge's extension writes
+    name the instance (:func:`sarge.supervisord.rpc.log_state`): when the log has them,
+    ``instance_id``'s last exit is read there, whatever another instance did since."""
     lines = tail(os.path.join(log_dir, "supervisord.log"), LINES)
+    if instance_id and any(_STATE_LINE.search(line) for line in lines):
+        mine = re.compile(r"\b%s: EXITED \(was \w+, pid \d+, (exit status -?\d+)"
+                          % re.escape(f"{instance_id}:{process}"))
+        for line in reversed(lines):
+            found = mine.search(line)
+            if found:
+                return found.group(1)
+        return None
     exited = re.compile(r"\bexited: %s \((.+?)(?:; (?:not )?expected)?\)$" % re.escape(process))
     spawned = f"spawned: '{process}' with pid {pid}"
     start = None
@@ -54,6 +66,11 @@ def last_exit(log_dir: str, process: str, pid=None):
         if found:
             return found.group(1)
     return None
+
+
+#: A line of :func:`sarge.supervisord.rpc.log_state`'s (``web-jCCbfV:web: EXITED (was
+#: RUNNING, pid 12, exit status 3, not expected)``).
+_STATE_LINE = re.compile(r" \S+:\S+: [A-Z]+ \(was [A-Z]+[,)]")
 
 
 def status_of(how):
@@ -83,7 +100,7 @@ def how_exited(layout, supervisor, instance_id: str, process: str, pid=None,
     if how:
         return how
     pid = pid or read_pid(layout.pid_path(instance_id, process))
-    how = last_exit(layout.log_dir, process, pid)
+    how = last_exit(layout.log_dir, process, pid, instance_id)
     if how:
         return how
     if info and info.get("statename") == "EXITED" and info.get("exitstatus", -1) >= 0:

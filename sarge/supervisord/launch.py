@@ -4,7 +4,8 @@
 
 It builds the instance's environment (:mod:`sarge.environ`) at exec time and
 replaces itself with the process's command (the folder's ``server``, or the
-Procfile's line run by ``/bin/sh -c``), so the process supervisord
+Procfile's line run by ``/bin/sh -c``, which execs it when it is a simple
+command: :func:`sarge.commands.exec_form`), so the process supervisord
 watches, signals and stops is the app itself. When supervisord runs as root,
 it first switches to the app's user (:mod:`sarge.users`), after giving that
 user the app's data and runtime folders.  On failure it writes one line
@@ -19,63 +20,15 @@ before that are the instance's (its id in their environment; nginx: named nginx)
 SIGTERM (nginx: SIGQUIT), then SIGKILL.
 """
 
-import contextlib
 import os
 import signal
 import sys
 
-
-def reap(pidfile: str, belongs, sig=signal.SIGTERM, timeout: float = 10.0) -> None:
-    """End what is left of the process group named in ``pidfile``: each member that
-    ``belongs`` (a test on a psutil.Process: guards against a reused pid, and against a
-    process of another program that joined the group), signalled one by one."""
-    try:
-        with open(pidfile) as f:
-            group = int(f.read().strip())
-    except (OSError, ValueError):
-        return
-    if group <= 1 or group in (os.getpid(), os.getpgid(0)):
-        return
-    import time
-
-    import psutil
-
-    def members():
-        found = []
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == group and belongs(proc):
-                    found.append(proc)
-            except (OSError, psutil.Error):
-                continue
-        return found
-
-    # Listed again after each round: a member may fork (a master restarting a worker).
-    deadline = time.monotonic() + timeout
-    signalled = set()
-    while True:
-        alive = members()
-        if not alive:
-            return
-        late = time.monotonic() > deadline
-        for proc in alive:
-            if late or proc.pid not in signalled:
-                with contextlib.suppress(psutil.Error):
-                    proc.send_signal(signal.SIGKILL if late else sig)
-                signalled.add(proc.pid)
-        psutil.wait_procs(alive, timeout=0.2)
-        if late and time.monotonic() > deadline + 5:
-            return  # unkillable (a process stuck in the kernel): nothing more to do
+from ..processes import instance_member, reap
 
 
 def _is_nginx(proc) -> bool:
     return proc.name().startswith("nginx")
-
-
-def _instance_check(instance_id):
-    def belongs(proc) -> bool:
-        return proc.environ().get("SARGE_INSTANCE") == instance_id
-    return belongs
 
 
 def stop_requested(home, instance_id: str, process: str) -> bool:
@@ -131,7 +84,7 @@ def main(argv=None):
         command = process_command(home, home.settings, home.get(args[1]), process)
         os.makedirs(home.state_dir(args[1]), 0o700, exist_ok=True)
         pidfile = home.pid_path(args[1], process)
-        reap(pidfile, _instance_check(args[1]), timeout=home.settings.stopwaitsecs)
+        reap(pidfile, instance_member(args[1]), timeout=home.settings.stopwaitsecs)
         _write_pid(pidfile)
         execute(command)  # as the app's user, when supervisord runs as root
     except SargeError as exc:

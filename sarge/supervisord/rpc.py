@@ -16,6 +16,10 @@ reaped (:func:`remember_exits`). The method came after version 1 of these method
 and adds to them: a supervisord started before it answers UNKNOWN_METHOD, and sarge
 then reads supervisord's log instead (:mod:`sarge.supervisord.exits`).
 
+It also writes a line into supervisord's log at every change of a process's state,
+naming the process as ``ID:TYPE`` (:func:`log_state`), which supervisord's own lines
+do not: the crash watch reads the exit status of the right instance there.
+
 This module runs inside supervisord; it imports supervisor, never the rest of sarge.
 """
 
@@ -125,7 +129,47 @@ def remember_exits() -> None:
     process.Subprocess.finish = remembering
 
 
+
+def log_state(event) -> None:
+    """Log a process's change of state in supervisord's log under its full name: the log
+    lines of supervisord itself name the process alone (``spawned: 'web' with pid 12``),
+    which every instance has; this one says whose it is::
+
+        web-jCCbfV:web: RUNNING (was STARTING, pid 12)
+        web-jCCbfV:web: EXITED (was RUNNING, pid 12, exit status 3, not expected)
+
+    Called by supervisord's event bus, inside supervisord: it never raises."""
+    try:
+        from supervisor.states import ProcessStates, getProcessStateDescription
+
+        process = event.process
+        name = process.config.name
+        group = process.group.config.name if process.group is not None else name
+        state = process.get_state()
+        details = [f"was {getProcessStateDescription(event.from_state)}"]
+        if process.pid:
+            details.append(f"pid {process.pid}")
+        if state in (ProcessStates.EXITED, ProcessStates.STOPPED) and \
+                process.exitstatus is not None:
+            details.append(f"exit status {process.exitstatus}")
+        if state == ProcessStates.EXITED:
+            details.append("expected" if event.expected else "not expected")
+        if state in (ProcessStates.BACKOFF, ProcessStates.FATAL) and process.spawnerr:
+            details.append(str(process.spawnerr))
+        process.config.options.logger.info(
+            f"{name if group == name else group + ':' + name}: "
+            f"{getProcessStateDescription(state)} ({', '.join(details)})")
+    except Exception:  # noqa: BLE001 - a log line must never break a change of state
+        pass
+
+
 def make_interface(supervisord, **config):
-    """The rpcinterface factory named in supervisord.conf."""
+    """The rpcinterface factory named in supervisord.conf. It also subscribes
+    :func:`log_state` to supervisord's process state events (once: supervisord clears
+    its subscriptions when it restarts, before it makes its interfaces again)."""
+    from supervisor import events
+
     remember_exits()
+    if (events.ProcessStateEvent, log_state) not in events.callbacks:
+        events.subscribe(events.ProcessStateEvent, log_state)
     return SargeNamespace(supervisord)
