@@ -33,6 +33,7 @@ from .conftest import (
 
 FLASKR = os.path.join(HERE, "apps", "flaskr")
 DJANGOSITE = os.path.join(HERE, "apps", "djangosite")
+ASGIAPP = os.path.join(HERE, "apps", "asgiapp")
 
 
 @pytest.fixture
@@ -97,18 +98,23 @@ def test_flaskr_keeps_its_instance_folder_across_deploys_and_rollbacks(app_home,
         assert os.stat(database).st_uid == user.uid
         assert os.stat(h.instance_dir(first)).st_uid == 0  # its code stays root's
 
-    # a new version: the same database (init-db is not run again: it drops the tables)
+    # a new version, under load: the same database (init-db is not run again: it drops
+    # the tables), and no request fails
     hello = source / "flaskr" / "__init__.py"
     hello.write_text(hello.read_text().replace("Hello, World!", "Hello again"))
-    second = deploy(h, source, "--app", "flaskr", check=True).stdout.strip()
+    with Load(port, ["/", "/hello"], clients=4) as load:
+        second = deploy(h, source, "--app", "flaskr", check=True).stdout.strip()
+    assert load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
     assert front(port, "/hello") == (200, "Hello again")
     assert request(port, "/create", "POST", {"title": "two", "body": "second"})[0] == 201
     assert request(port, "/")[2] == "one: first\ntwo: second\n"
     assert os.readlink(os.path.join(h.instance_dir(second), "instance")) == os.path.relpath(
         os.path.dirname(database), h.instance_dir(second))
 
-    # rollback: the old code, the same data
-    assert sarge(h, "rollback", "flaskr").returncode == 0
+    # rollback, under load: the old code, the same data
+    with Load(port, ["/", "/hello"], clients=4) as load:
+        assert sarge(h, "rollback", "flaskr").returncode == 0
+    assert load.failures == [] and load.ok > 10, (load.ok, load.failures[:5])
     assert current(h, "flaskr") == first
     assert front(port, "/hello") == (200, "Hello, World!")
     assert request(port, "/")[2] == "one: first\ntwo: second\n"
@@ -293,3 +299,30 @@ http {{
         assert current(h, "web") == first != second
     finally:
         subprocess.run([nginx, *args.split(), "-s", "stop"])
+
+
+# -- ASGI ------------------------------------------------------------------------------------
+
+def test_a_starlette_app_under_uvicorn_rolls_forward_and_back_under_load(app_home, tmp_path):
+    h, user = app_home
+    source = tmp_path / "asgiapp"
+    shutil.copytree(ASGIAPP, source)
+    port = listen_port(12)
+    first = deploy(h, source, "--app", "asgi", "--listen", f"127.0.0.1:{port}",
+                   check=True).stdout.strip()
+    assert front(port) == (200, f"asgi version 1 from {first}\n")
+    main = h.supervisor.process(f"{first}:web")["pid"]
+    assert "uvicorn" in " ".join(psutil_cmdline(main))  # exec'd: supervisord watches uvicorn
+    (source / "VERSION").write_text("2")
+    with Load(port, ["/", "/health"], clients=4) as load:
+        second = deploy(h, source, "--app", "asgi", check=True).stdout.strip()
+        assert sarge(h, "rollback", "asgi").returncode == 0
+    assert load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
+    assert front(port) == (200, f"asgi version 1 from {first}\n")
+    assert h.supervisor.process(f"{second}:web")["statename"] == "STOPPED"
+
+
+def psutil_cmdline(pid):
+    import psutil
+
+    return psutil.Process(pid).cmdline()
