@@ -44,6 +44,11 @@ class Settings:
     crash_window: int = 60
     #: Previous instances of an app kept (stopped) for rollback after a deploy.
     keep: int = 1
+    #: Seconds the new version is watched after a switch (0: not watched), the share of
+    #: 5xx answers that fails it, and the requests it takes to count that share.
+    watch: int = 30
+    watch_5xx: float = 0.05
+    watch_requests: int = 20
     #: The logs of this many failed deploys' new instances kept in var/log/failed.
     keep_failed_logs: int = 5
     #: Who installs requirements: "pip", "uv", or "auto" (uv when installed).
@@ -169,6 +174,11 @@ def _on(value):
         return 'must be a list of "success" and "failure"'
 
 
+def _share(value):
+    if type(value) not in (int, float) or not 0 <= value <= 1:
+        return "must be a number from 0 to 1"
+
+
 def _flag(value):
     if type(value) is not bool:
         return "must be true or false"
@@ -197,6 +207,9 @@ _KEYS = {
     ("processes", "crash_limit"): ("crash_limit", _whole(1)),
     ("processes", "crash_window"): ("crash_window", _whole(1)),
     ("deploy", "keep"): ("keep", _whole(0)),
+    ("deploy", "watch"): ("watch", _whole(0)),
+    ("deploy", "watch_5xx"): ("watch_5xx", _share),
+    ("deploy", "watch_requests"): ("watch_requests", _whole(1)),
     ("deploy", "keep_failed_logs"): ("keep_failed_logs", _whole(0)),
     ("deploy", "installer"): ("installer", _one_of("auto", "pip", "uv")),
     ("deploy", "pip_args"): ("pip_args", _pip_args),

@@ -165,6 +165,11 @@ class Layout:
         return self._p("var", "run", "history.lock")
 
     @property
+    def watch_log(self):
+        """``var/log/nginx-watch.log``: each answer's status and upstream, for the watch."""
+        return self._p("var", "log", "nginx-watch.log")
+
+    @property
     def outbox_dir(self):
         """``var/outbox``: notifications not delivered yet (:mod:`sarge.notify`)."""
         return self._p("var", "outbox")

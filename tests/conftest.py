@@ -23,7 +23,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ENVSERVER = os.path.join(HERE, "apps", "envserver.py")
 
 # Quick process settings for tests: a crash loop ends in FATAL within seconds.
-TEST_SETTINGS = {"startretries = 3": "startretries = 1", "stopwaitsecs = 40": "stopwaitsecs = 5"}
+# No watch window after a switch (30 s by default): the tests that watch ask for it.
+TEST_SETTINGS = {"startretries = 3": "startretries = 1", "stopwaitsecs = 40": "stopwaitsecs = 5",
+                 "watch = 30": "watch = 0"}
 
 
 def edit_settings(h, replacements):

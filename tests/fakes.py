@@ -427,7 +427,8 @@ class Rig:
 
         kwargs = dict(progress=lambda step, seconds, detail: self.steps.append((step, detail)),
                       frontend=self.frontend, environments=self.environments,
-                      clock=self.clock, can_bind=lambda listen: self.bindable,
+                      clock=self.clock, sleep=lambda seconds: None,
+                      can_bind=lambda listen: self.bindable,
                       check_holder=lambda *args: None)
         kwargs.update(overrides)
         return Deployer(self.home, **kwargs)

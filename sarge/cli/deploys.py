@@ -12,6 +12,21 @@ from .context import pass_home
 from .output import echo, echo_json, note
 
 
+def watch_options(command):
+    """--watch SECONDS and --no-watch, for the commands that switch the front-end."""
+    command = click.option("--no-watch", "no_watch", is_flag=True,
+                           help="Do not watch the new version after the switch.")(command)
+    return click.option(
+        "--watch", type=click.IntRange(0, 86400), metavar="SECONDS",
+        help="Watch the new version this long after the switch, the old one still "
+             "running: if it fails, go back to the old one by itself [default: "
+             "[deploy] watch in etc/sarge.toml, 30].")(command)
+
+
+def _watch(watch, no_watch):
+    return 0 if no_watch else watch
+
+
 @click.command()
 @click.argument("source", metavar="SOURCE")
 @click.option("--app", "app", required=True, metavar="NAME", help="The application's name.")
@@ -21,20 +36,24 @@ from .output import echo, echo_json, note
               help="The path that must answer 2xx or 3xx before traffic moves [default: /].")
 @click.option("--timeout", type=int, metavar="SECONDS",
               help="How long the new version may take to become healthy [default: 60].")
+@watch_options
 @pass_home
-def deploy(ctx, source, app, listen, check, timeout):
+def deploy(ctx, source, app, listen, check, timeout, watch, no_watch):
     """Deploy SOURCE (a folder or a .tar/.tar.gz/.tgz archive) as the new version of NAME.
 
     \b
     A rolling deploy: new instance, unpack, virtualenv (requirements.txt),
     release (the Procfile's release: line), start, health check, switch the
-    front-end, let the old version drain, stop it (kept for rollback).
-    Any failure before the switch removes the new instance; the current
-    version keeps serving. Prints the new instance's id on stdout; the steps
-    and their durations go to stderr.
+    front-end, let the old version drain, watch the new one (30 s: a crash,
+    a failing health check or 5xx answers send the traffic back to the old
+    one), stop the old one (kept for rollback). Any failure before the switch,
+    or in the watch, removes the new instance; the current version serves.
+    Prints the new instance's id on stdout; the steps and their durations go
+    to stderr.
     """
     deployer = ctx.deployer()
-    instance = deployer.deploy(source, app, listen=listen, check=check, timeout=timeout)
+    instance = deployer.deploy(source, app, listen=listen, check=check, timeout=timeout,
+                               watch=_watch(watch, no_watch))
     note(f"{app} now serves {instance.id} on http://{deployer.state(app).listen}/")
     echo(instance.id)
 
@@ -42,19 +61,21 @@ def deploy(ctx, source, app, listen, check, timeout):
 @click.command()
 @click.argument("app", metavar="NAME")
 @click.argument("instance_id", metavar="ID")
+@watch_options
 @pass_home
-def route(ctx, app, instance_id):
+def route(ctx, app, instance_id, watch, no_watch):
     """Point NAME's front-end at its running instance ID, after a health check."""
-    instance = ctx.deployer().route(app, instance_id)
+    instance = ctx.deployer().route(app, instance_id, watch=_watch(watch, no_watch))
     note(f"{app} now serves {instance.id}")
 
 
 @click.command()
 @click.argument("app", metavar="NAME")
+@watch_options
 @pass_home
-def rollback(ctx, app):
+def rollback(ctx, app, watch, no_watch):
     """Go back to NAME's previous instance: start, check, switch, stop the current."""
-    instance = ctx.deployer().rollback(app)
+    instance = ctx.deployer().rollback(app, watch=_watch(watch, no_watch))
     note(f"{app} rolled back to {instance.id}")
     echo(instance.id)
 
@@ -107,8 +128,9 @@ def _is_name(app) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print the variables as JSON.")
 @click.option("--deploy", "redeploy", is_flag=True,
               help="Then redeploy the current version, so that the change takes effect.")
+@watch_options
 @pass_home
-def config(ctx, app, assignments, unset, as_json, redeploy):
+def config(ctx, app, assignments, unset, as_json, redeploy, watch, no_watch):
     """Show or change NAME's environment variables.
 
     \b
@@ -122,7 +144,8 @@ def config(ctx, app, assignments, unset, as_json, redeploy):
     back the values of the version it returns to.
     """
     if redeploy:
-        instance = ctx.deployer().configure(app, assignments, unset)
+        instance = ctx.deployer().configure(app, assignments, unset,
+                                            watch=_watch(watch, no_watch))
         note(f"{app}: configuration saved; {instance.id} runs with it")
         echo(instance.id)
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -16,15 +15,17 @@ from ..instance import check_app_name
 from ..notify import Notifier
 from ..ports import check_holder
 from ..supervisord import states
-from ..variables import configure, load_app_config, save_app_config
+from ..variables import configure
 from .failure import abandon
 from .journaled import journaled
 from .plan import can_bind, plan
 from .prepare import prepare, start_detail
+from .redeploy import configure_and_redeploy, redeploy
 from .singletons import overlapping, start_singletons
 from .steps import Steps
 from .switch import Switch
 from .undeploy import undeploy
+from .watch import watched
 
 
 class Deployer:
@@ -42,8 +43,8 @@ class Deployer:
     """
 
     def __init__(self, home, *, progress=None, frontend=None, environments=None,
-                 clock=time.monotonic, can_bind=can_bind, check_holder=check_holder,
-                 fault=None, notifier=None):
+                 clock=time.monotonic, sleep=time.sleep, can_bind=can_bind,
+                 check_holder=check_holder, fault=None, notifier=None):
         self.home = home
         self.can_bind = can_bind
         self.steps = Steps(progress=progress, clock=clock, fault=fault)
@@ -51,6 +52,7 @@ class Deployer:
         self._frontend = frontend
         self._environments = environments
         self._notifier = notifier
+        self.sleep = sleep
         self._switch = None
 
     @property
@@ -86,7 +88,7 @@ class Deployer:
     # -- deploy ------------------------------------------------------------------------------
 
     @journaled("deploy", app_arg=1, source_arg=0)
-    def deploy(self, source, app, *, listen=None, check=None, timeout=None):
+    def deploy(self, source, app, *, listen=None, check=None, timeout=None, watch=None):
         """Deploy ``source`` (a folder or a tar archive) as the new version of ``app``."""
         home, steps, switch = self.home, self.steps, self.switch
         home.check()
@@ -106,7 +108,7 @@ class Deployer:
         home.supervisor.processes()  # supervisord must be running: say so now
         with switch.app_lock(app):
             old, state = plan(switch, settings, app, listen, check, timeout, self.can_bind)
-            self._clean(old, keep_all_previous=True)
+            self._clean(old, keep_all_previous=True)  # and stops what a killed watch left
             home.log_action("deploy", f"{app} from {source}")
             with steps.step("new instance") as step:
                 instance = home.lifecycle.new(app, origin="deploy")
@@ -120,15 +122,22 @@ class Deployer:
                     step["detail"] = f"{state.listen} -> {switch.target(instance)}"
             except BaseException as exc:
                 raise abandon(home, instance.id, exc, app, old.current) from exc
-            self._finish(old.current, new, drain)
+            self._finish(old, new, drain, watch, failed=lambda exc: abandon(
+                home, instance.id, exc, app, old.current))
         home.log_action("deployed", f"{app} {instance.id}")
         return home.get(instance.id)
 
-    def _finish(self, old_current, new, drain):
-        """After a switch: drain, stop the instance that served before, clean up."""
+    def _finish(self, old, new, drain, watch=None, failed=None):
+        """After a switch: drain, watch the new version (back to ``old`` if it fails:
+        ``failed()`` then removes it, :mod:`sarge.deploy.watch`), stop the instance that
+        served before, clean up."""
+        old_current = old.current
         with self.steps.step("drain") as step:
             drained = self.frontend.drain(drain)
             step["detail"] = "old nginx workers gone" if drained else "timed out"
+        seconds = self.home.settings.watch if watch is None else watch
+        if seconds:
+            watched(self, old, new, seconds, failed)
         if old_current and old_current != new.current:
             with self.steps.step("stop old") as step:
                 self.home.lifecycle.stop(old_current)
@@ -160,6 +169,9 @@ class Deployer:
                 removed.append(f"{instance.id} (not all of it: `sarge HOME destroy "
                                f"{instance.id}` says what is left)")
         if keep_all_previous:
+            for instance_id in keep:  # kept ones are stopped; a watch killed midway left
+                if self._running(instance_id):  # the one it could go back to running
+                    home.lifecycle.stop(instance_id)
             return removed
         if tuple(keep) != state.previous:
             self.switch.save(state.replace(previous=tuple(keep)))
@@ -172,7 +184,7 @@ class Deployer:
     # -- route, rollback, destroy ----------------------------------------------------------------
 
     @journaled("route")
-    def route(self, app, instance_id):
+    def route(self, app, instance_id, *, watch=None):
         """Point the front-end of ``app`` at its running instance ``instance_id``."""
         check_app_name(app)
         instance = self.home.get(instance_id)
@@ -187,10 +199,16 @@ class Deployer:
                 raise DeployError(f"{instance.id} is not running; start it with "
                                   f"`sarge HOME start {instance.id}` first")
             self.switch.health_check(instance, old)
+            new = old.promote(instance.id)
             with self.steps.step("switch"):
-                drain = self.switch.switch(old, old.promote(instance.id))
+                drain = self.switch.switch(old, new)
             with self.steps.step("drain"):
                 self.frontend.drain(drain)
+            seconds = self.home.settings.watch if watch is None else watch
+            if seconds:
+                watched(self, old, new, seconds, lambda exc: DeployError(
+                    f"route of {app} to {instance.id} failed at step 'watch': {exc}; "
+                    f"{old.current} serves again", step="watch"))
             start_singletons(self.home, self.steps, instance)
         self.home.log_action("route", f"{app} {instance.id}")
         return instance
@@ -200,7 +218,7 @@ class Deployer:
         return info is not None and info["statename"] in states.UP
 
     @journaled("rollback")
-    def rollback(self, app):
+    def rollback(self, app, *, watch=None):
         """Start the previous instance of ``app``, check it, switch to it, stop the current."""
         self.home.check()
         check_app_name(app)
@@ -221,7 +239,8 @@ class Deployer:
                     drain = self.switch.switch(old, new)
             except SargeError as exc:
                 raise self._failed_rollback(app, target, exc, was_running) from exc
-            self._finish(old.current, new, drain)
+            self._finish(old, new, drain, watch, failed=lambda exc: self._failed_rollback(
+                app, target, exc, was_running))
         self.home.log_action("rollback", f"{app} {target.id}")
         return target
 
@@ -272,29 +291,11 @@ class Deployer:
         return configure(self.home, app, assignments, unset)
 
     @journaled("config")
-    def configure(self, app, assignments=(), unset=()):
-        """Change the app's variables and redeploy its current version with them; when the
-        redeploy fails, the variables are put back as they were. Returns the new instance."""
-        path = self.home.app_config_path(app)
-        if self.state(check_app_name(app)).current is None:
-            raise DeployError(f"{app} has no current instance to redeploy")
-        before = load_app_config(path)
-        existed = os.path.exists(path)
-        configure(self.home, app, assignments, unset)
-        try:
-            return self.redeploy(app)
-        except BaseException:
-            with self.home.lock():
-                if existed:
-                    save_app_config(path, before)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-            raise
+    def configure(self, app, assignments=(), unset=(), *, watch=None):
+        """Change the app's variables and redeploy its current version with them
+        (:func:`sarge.deploy.redeploy.configure_and_redeploy`); returns the new instance."""
+        return configure_and_redeploy(self, app, assignments, unset, watch=watch)
 
-    def redeploy(self, app):
+    def redeploy(self, app, *, watch=None):
         """Deploy the current instance's code again (after a configuration change)."""
-        state = self.state(check_app_name(app))
-        if state.current is None:
-            raise DeployError(f"{app} has no current instance to redeploy")
-        return self.deploy(self.home.instance_dir(state.current), app)
+        return redeploy(self, app, watch=watch)

@@ -88,8 +88,10 @@ class Switch:
 
     # -- the switch ----------------------------------------------------------------------------
 
-    def routes(self) -> list:
-        """Every app's route, from the states on disk (the caller saved its own first)."""
+    def routes(self, backup=None) -> list:
+        """Every app's route, from the states on disk (the caller saved its own first);
+        ``backup`` ({app: instance}) names the instance that takes a watched app's
+        requests when its new one cannot (:mod:`sarge.deploy.watch`)."""
         routes = []
         for state in self.states():
             if not (state.current and state.listen):
@@ -109,18 +111,24 @@ class Switch:
                 folder = self.home.instance_dir(instance.id)
                 route["static"] = [[prefix, os.path.join(folder, name)]
                                    for prefix, name in static]
+            spare = (backup or {}).get(state.name)
+            if spare is not None and spare.id != instance.id:
+                route["backup"] = {"instance": spare.id, "port": spare.port,
+                                   "socket": self.home.app_socket(spare.id)
+                                   if spare.unix_socket else None}
             routes.append(route)
         return routes
 
-    def switch(self, old: AppState, new: AppState):
-        """Save ``new`` and point the front-end at its current instance; all of it under the
-        front-end's lock, so that a concurrent deploy of another app never loads routes
-        read before this one saved its state. Returns what is left to drain."""
+    def switch(self, old: AppState, new: AppState, backup=None):
+        """Save ``new`` and point the front-end at its current instance (``backup``: see
+        :meth:`routes`); all of it under the front-end's lock, so that a concurrent deploy
+        of another app never loads routes read before this one saved its state. Returns
+        what is left to drain."""
         with self.frontend.lock():
             self.save(new)
             self.steps.fault_point("switch:reload")
             try:
-                return self.frontend.apply(self.routes())
+                return self.frontend.apply(self.routes(backup))
             except BaseException:
                 self.save(old)
                 raise

@@ -52,6 +52,10 @@ class Frontend:
         self.clock = clock
         self.check_holder = check_holder
 
+    #: nginx's log of each answer's status and upstream (:mod:`sarge.deploy.watch`), or
+    #: None when this front-end keeps none (the machine's nginx logs where it will).
+    watch_log = None
+
     def lock(self):
         """The front-end's lock: hold it from reading the apps' states to the reload, so
         that concurrent deploys never load stale routes."""

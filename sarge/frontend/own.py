@@ -35,6 +35,10 @@ INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or se
 class OwnNginx(Frontend):
     """The home's own nginx (see the module's docstring)."""
 
+    @property
+    def watch_log(self):
+        return self.layout.watch_log
+
     _nginx = None
     _has_e = None
 

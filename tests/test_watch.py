@@ -1,0 +1,169 @@
+"""The watch window after a switch: the fast tier's fakes for its branches (a process
+that dies, a health check that stops answering, 5xx answers in nginx's log, a first
+deploy, a rollback, a route), and one real deploy whose new version crashes under load."""
+
+import os
+import time
+
+import pytest
+
+from sarge.deploy.journaled import journal_of
+from sarge.errors import DeployError
+
+from .conftest import deploy as real_deploy
+from .conftest import edit_settings, front, listen_port, sarge
+from .fakes import Rig
+from .test_deploy_fast import LISTEN, deploy, serves, state
+
+
+@pytest.fixture
+def rig(tmp_path_factory):
+    rig = Rig(tmp_path_factory.mktemp("w") / "home")
+    yield rig
+    rig.close()
+
+
+def breaking(rig, after, what):
+    """A sleep for the watch that, at its ``after``-th call, breaks the current instance:
+    ``what(instance_id)``."""
+    calls = []
+
+    def sleep(seconds):
+        calls.append(seconds)
+        if len(calls) == after:
+            what(state(rig).current)
+    return sleep, calls
+
+
+@pytest.mark.fast
+def test_a_version_that_dies_in_the_window_is_rolled_back_by_itself(rig, source):
+    first = deploy(rig, source, listen=LISTEN)
+    sleep, calls = breaking(rig, 2, lambda i: rig.supervisor.exit(f"{i}:web", 1))
+    rig.steps.clear()
+    with pytest.raises(DeployError) as info:
+        rig.deployer(sleep=sleep).deploy(str(source), "web", watch=10)
+    text = str(info.value)
+    assert info.value.step == "watch"
+    assert "deploy failed at step 'watch': its web process exited" in text, text
+    assert f"the current version ({first.id}) keeps serving" in text
+    assert [s for s, _ in rig.steps][-3:] == ["switch", "drain", "switch back"]  # no stop old
+    assert state(rig).current == first.id
+    serves(rig, first.id, 1)
+    assert [i.id for i in rig.home.instances()] == [first.id]  # the new one removed
+    (record,) = [r for r in journal_of(rig.home).records() if r["outcome"] != "ok"]
+    assert (record["step"], record["to"]) == ("watch", first.id)
+
+
+@pytest.mark.fast
+def test_a_health_check_that_stops_answering_fails_the_watch(rig, source):
+    first = deploy(rig, source, listen=LISTEN, check="/health")
+
+    def unhealthy(instance_id):
+        with open(os.path.join(rig.home.instance_dir(instance_id), "HEALTH"), "w") as f:
+            f.write("503")
+    sleep, _ = breaking(rig, 1, unhealthy)
+    with pytest.raises(DeployError, match=r"GET /health answered 503 twice in a row at \+"):
+        rig.deployer(sleep=sleep).deploy(str(source), "web", watch=10)
+    serves(rig, first.id, 1)
+
+
+@pytest.mark.fast
+def test_a_good_version_is_kept_after_its_window(rig, source):
+    first = deploy(rig, source, listen=LISTEN)
+    rig.steps.clear()
+    second = rig.deployer().deploy(str(source), "web", watch=5)
+    steps = [s for s, _ in rig.steps]
+    assert steps.index("watch") < steps.index("stop old")
+    assert dict(rig.steps)["watch"].startswith("5s: processes up, / answering")
+    assert state(rig).current == second.id and state(rig).previous == (first.id,)
+    assert rig.supervisor.state(f"{first.id}:web") == "STOPPED"
+
+
+@pytest.mark.fast
+def test_5xx_answers_in_nginx_log_fail_the_watch_unless_the_old_did_as_badly(rig, source):
+    log = rig.home.watch_log
+    rig.frontend.watch_log = log
+    first = deploy(rig, source, listen=LISTEN)
+    port_of = {}
+
+    def answers(instance_id, status, count):
+        port = port_of.setdefault(instance_id, rig.home.get(instance_id).port)
+        with open(log, "a") as f:
+            for n in range(count):
+                f.write(f"{time.time():.3f} {status if n % 2 else 200} 127.0.0.1:{port}\n")
+    sleep, _ = breaking(rig, 1, lambda i: answers(i, 502, 40))
+    with pytest.raises(DeployError, match=r"5xx rate 50% over 40 requests"):
+        rig.deployer(sleep=sleep).deploy(str(source), "web", watch=10)
+    serves(rig, first.id, 1)
+    # the old version answered as badly before the switch: the new one is no worse
+    answers(first.id, 500, 40)
+    sleep, _ = breaking(rig, 1, lambda i: answers(i, 502, 40))
+    second = rig.deployer(sleep=sleep).deploy(str(source), "web", watch=3)
+    assert state(rig).current == second.id
+
+
+@pytest.mark.fast
+def test_a_first_deploy_that_fails_its_watch_serves_on_and_says_so(rig, source):
+    sleep, _ = breaking(rig, 1, lambda i: rig.supervisor.exit(f"{i}:web", 3))
+    with pytest.raises(DeployError, match="nothing served web before it, so it serves on"):
+        rig.deployer(sleep=sleep).deploy(str(source), "web", listen=LISTEN, watch=10)
+    assert state(rig).current is not None
+
+
+@pytest.mark.fast
+def test_a_rollback_and_a_route_that_fail_their_watch_go_back(rig, source):
+    first = deploy(rig, source, listen=LISTEN)
+    second = deploy(rig, source, version=2)
+    sleep, _ = breaking(rig, 1, lambda i: rig.supervisor.exit(f"{i}:web", 1))
+    with pytest.raises(DeployError, match=f"rollback of web to {first.id} failed at step "
+                       "'watch'"):
+        rig.deployer(sleep=sleep).rollback("web", watch=10)
+    assert state(rig).current == second.id and state(rig).previous == (first.id,)
+    serves(rig, second.id, 2)
+    assert rig.supervisor.state(f"{first.id}:web") != "RUNNING"  # stopped again
+
+    rig.deployer().rollback("web")  # first serves; second is kept, stopped
+    rig.supervisor.start_group(second.id)
+    sleep, _ = breaking(rig, 1, lambda i: rig.supervisor.exit(f"{i}:web", 1))
+    with pytest.raises(DeployError, match=f"route of web to {second.id} failed at step "
+                       f"'watch': .*; {first.id} serves again"):
+        rig.deployer(sleep=sleep).route("web", second.id, watch=10)
+    serves(rig, first.id, 1)
+
+
+def test_a_real_version_that_crashes_after_its_check_is_rolled_back_under_load(
+        running, webapp):
+    """The measure of the issue: a version that passes its health check and dies 3 s
+    later (its gunicorn master killed), under load: with the watch, then without; the
+    requests failed are counted."""
+    from .test_deploy import Load
+
+    edit_settings(running, {"watch = 0": "watch = 15"})
+    port = listen_port()
+    first = real_deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
+                        check=True).stdout.strip()
+    app = webapp / "app.py"
+    good = app.read_text()
+    app.write_text(good + "\nimport os, signal, threading\nthreading.Timer(3, lambda: "
+                   "os.kill(os.getppid(), signal.SIGKILL)).start()\n")
+    with Load(port, clients=8) as load:
+        time.sleep(0.5)
+        result = real_deploy(running, webapp, "--app", "web")
+        time.sleep(0.5)
+    print(f"with the watch: {load.ok} requests, {len(load.failures)} failed")
+    assert result.returncode == 1, result.stderr
+    assert "deploy failed at step 'watch': its web process exited" in result.stderr, \
+        result.stderr
+    assert f"the current version ({first}) keeps serving" in result.stderr
+    assert front(port) == (200, f"version 1 from {first}\n")
+    assert len(load.failures) <= (load.ok + len(load.failures)) * 0.01, (
+        load.ok, load.failures[:5])
+    assert '"step": "watch"' in sarge(running, "history", "--json", check=True).stdout
+
+    # without the watch: the same version, 10 s of the same load after its deploy
+    with Load(port, clients=8) as unwatched:
+        result = real_deploy(running, webapp, "--app", "web", "--no-watch")
+        time.sleep(10)
+    print(f"without: {unwatched.ok} requests, {len(unwatched.failures)} failed")
+    assert result.returncode == 0, result.stderr
+    assert len(unwatched.failures) > len(load.failures)
