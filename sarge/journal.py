@@ -56,10 +56,16 @@ class Journal:
                       "prev": _digest(last)}
             line = json.dumps(record, sort_keys=True, ensure_ascii=False,
                               separators=(",", ":"))
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                          0o640)
             try:
-                os.write(fd, (line + "\n").encode("utf-8"))
+                data = (line + "\n").encode("utf-8")
+                end = os.lseek(fd, 0, os.SEEK_END)
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    data = b"\n" + data  # a torn last line stays one bad line, alone
+                view = memoryview(data)
+                while view:  # a short write (a full disk) is finished or raises
+                    view = view[os.write(fd, view):]
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -29,12 +29,16 @@ import socket
 import ssl
 import stat
 import subprocess
+import urllib.parse
 import urllib.request
 
 from .errors import SettingsError
 
 #: How often an undelivered notification is tried in all before it is given up.
 MAX_ATTEMPTS = 5
+#: How many of the outbox's are tried again with each new notification: at most that
+#: many timeouts more for the command that sends it.
+RETRIES_AT_ONCE = 4
 
 
 class Notifier:
@@ -75,10 +79,11 @@ class Notifier:
         return failed
 
     def retry(self) -> list:
-        """Try again what the outbox holds; return ``(channel, target, why, given_up)`` for
-        each that failed again."""
+        """Try again what the outbox holds; return ``(channel, target, why, seq, given_up)``
+        for each that failed again (``seq``: the history record it tells of)."""
         failed = []
-        for name in sorted(os.listdir(self.outbox)) if os.path.isdir(self.outbox) else []:
+        names = sorted(os.listdir(self.outbox)) if os.path.isdir(self.outbox) else []
+        for name in names[:RETRIES_AT_ONCE]:  # the oldest first; a few at a time
             path = os.path.join(self.outbox, name)
             try:
                 with open(path, encoding="utf-8") as f:
@@ -87,13 +92,13 @@ class Notifier:
                 attempts = int(entry["attempts"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not one of ours, or torn: left for the operator
+            os.unlink(path)  # whatever comes of it: kept again below when it fails
             why = self._send(channel, target, record)
-            os.unlink(path)
             if why is not None:
                 given_up = attempts + 1 >= MAX_ATTEMPTS
                 if not given_up:
                     self._keep(channel, target, record, attempts + 1, why)
-                failed.append((channel, target, why, given_up))
+                failed.append((channel, target, why, record.get("seq"), given_up))
         return failed
 
     # -- the channels ------------------------------------------------------------------------
@@ -103,10 +108,11 @@ class Notifier:
         try:
             {"email": self._email, "webhook": self._webhook,
              "command": self._command}[channel](target, record)
-        except (OSError, smtplib.SMTPException, ssl.SSLError, SettingsError,
-                subprocess.SubprocessError, ValueError) as exc:
-            return " ".join(str(getattr(exc, "strerror", None) or exc).split()) or \
-                type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - any peer's answer: one channel failed
+            text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
+            if isinstance(exc, (OSError, SettingsError)) and text:
+                return text
+            return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         return None
 
     def _email(self, address, record) -> None:
@@ -135,8 +141,9 @@ class Notifier:
                                                                 hashlib.sha256).hexdigest()
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with self.urlopen(request, timeout=self.settings.notify_timeout) as response:
-            if not 200 <= response.status < 300:
-                raise OSError(0, f"{url} answered {response.status}")
+            if not 200 <= response.status < 300:  # the host alone: the path may be secret
+                raise OSError(0, f"{urllib.parse.urlsplit(url).hostname} answered "
+                              f"{response.status}")
 
     def _command(self, command, record) -> None:
         env = {**os.environ, **{f"SARGE_{k.upper()}": str(record.get(k) or "")
@@ -144,10 +151,8 @@ class Notifier:
                                           "reason", "seq")}}
         result = self.run(["/bin/sh", "-c", command], input=json.dumps(record), text=True,
                           env=env, capture_output=True, timeout=self.settings.notify_timeout)
-        if result.returncode != 0:
-            said = (result.stderr or result.stdout).strip().splitlines()
-            raise OSError(0, f"`{command}` exited {result.returncode}"
-                          + (f": {said[-1]}" if said else ""))
+        if result.returncode != 0:  # its first word alone: the rest may hold a token
+            raise OSError(0, f"`{(command.split() or [''])[0]}` exited {result.returncode}")
 
     def _keep(self, channel, target, record, attempts, why) -> None:
         os.makedirs(self.outbox, 0o700, exist_ok=True)

@@ -124,21 +124,45 @@ def _may(st, run_as: RunAs, user_bit: int) -> bool:
 
 
 def hand_over(folder: str, run_as: RunAs | None, skip=()) -> None:
-    """Give ``run_as`` a tree root has just made in a folder only root can write (an
-    empty virtualenv, for the user to install into; an instance's code, for its build):
-    no other user could have put a link in it, so a plain walk is safe. ``skip``: paths
-    relative to ``folder`` left as they are, and not walked into (the folders an
-    instance's user owns already)."""
+    """Give ``run_as`` a tree root has made (an empty virtualenv, for the user to install
+    into; an instance's code, for its build). ``skip``: paths relative to ``folder`` left
+    as they are, and not walked into (the folders an instance's user owns already).
+
+    The tree is given from the bottom up, through descriptors, never following a link:
+    each folder is opened (``O_NOFOLLOW``) from its parent, still root's, and becomes the
+    user's only once everything in it is; an entry is given by name in a folder only
+    root can change. So a process the user already runs (the instance serving now) can
+    never swap an entry for a link and have root give it a file elsewhere.
+    """
     if not switches(run_as) or run_as.uid == 0:
         return
     skip = {os.path.join(folder, path) for path in skip}
-    for root, dirs, files in os.walk(folder):
-        os.chown(root, run_as.uid, run_as.gid, follow_symlinks=False)
-        dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]
-        for name in dirs + files:
-            if os.path.join(root, name) not in skip:
-                os.chown(os.path.join(root, name), run_as.uid, run_as.gid,
-                         follow_symlinks=False)
+    top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        _hand_over_folder(top, folder, run_as, skip, 0)
+    finally:
+        os.close(top)
+
+
+def _hand_over_folder(fd: int, path: str, run_as: RunAs, skip, depth: int) -> None:
+    """Give what the folder open at ``fd`` holds, then the folder itself."""
+    if depth > 256:
+        raise SettingsError(f"{path} is nested too deeply to hand over")
+    for entry in os.scandir(fd):
+        where = os.path.join(path, entry.name)
+        if where in skip:
+            continue
+        st = os.stat(entry.name, dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            child = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                            dir_fd=fd)
+            try:
+                _hand_over_folder(child, where, run_as, skip, depth + 1)
+            finally:
+                os.close(child)
+        else:
+            os.chown(entry.name, run_as.uid, run_as.gid, dir_fd=fd, follow_symlinks=False)
+    os.fchown(fd, run_as.uid, run_as.gid)
 
 
 def reclaim(folder: str, run_as: RunAs | None, skip=()) -> None:

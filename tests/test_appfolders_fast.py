@@ -161,3 +161,21 @@ def test_a_failed_build_or_folder_leaves_the_old_version_serving(rig, source, br
     assert rig.frontend.routes == routes
     assert state(rig).current == first.id
     serves(rig, first.id, 1)
+
+
+# It failed at 'unpack': the persistent link of the current instance was refused as a
+# link out of the instance, so `config --deploy` never worked for such an app (review).
+def test_config_deploy_redeploys_without_the_instances_own_folders(rig, source):
+    first = deploy(rig, source, listen=LISTEN)
+    folder = rig.home.instance_dir(first.id)
+    with open(os.path.join(folder, "instance", "cache.db"), "w") as f:
+        f.write("the running instance's own data")
+    with open(os.path.join(folder, "uploads", "a.txt"), "w") as f:
+        f.write("kept")
+    second = rig.deployer().configure("web", ["A=1"])
+    new = rig.home.instance_dir(second.id)
+    assert os.listdir(os.path.join(new, "instance")) == []  # made anew, not copied
+    assert os.readlink(os.path.join(new, "uploads")) == "../var/data/web/uploads"
+    with open(os.path.join(new, "uploads", "a.txt")) as f:
+        assert f.read() == "kept"
+    serves(rig, second.id, 1)

@@ -57,6 +57,18 @@ def test_the_chain_finds_a_record_changed_removed_or_added(tmp_path):
 
 
 @fast
+def test_a_torn_last_line_stays_alone(tmp_path):
+    j = book(tmp_path)
+    j.append({"n": 1})
+    with open(j.path, "a") as f:
+        f.write('{"cut short')  # a write a full disk cut
+    j.append({"n": 2})
+    lines = open(j.path).read().splitlines()
+    assert lines[1] == '{"cut short' and json.loads(lines[2])["n"] == 2
+    assert [r["n"] for r in j.records()] == [1, 2]
+
+
+@fast
 def test_the_last_line_is_read_from_the_end(tmp_path):
     j = book(tmp_path)
     j.append({"big": "x" * 50_000})

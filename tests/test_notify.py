@@ -156,7 +156,7 @@ def test_what_cannot_be_sent_never_fails_the_deploy_and_is_sent_later(tmp_path_f
         assert hook["target"] == "http://127.0.0.1:%d/..." % HTTP_PORT  # not the token path
         assert "T0KEN" not in open(rig.home.history_path).read()
         assert [n["reason"] for n in notes if n["channel"] == "command"] == [
-            "`exit 3` exited 3"]
+            "`exit` exited 3"]  # the command's first word only: the rest may hold a token
         assert len(os.listdir(rig.home.outbox_dir)) == 4
         assert oct(os.stat(rig.home.outbox_dir).st_mode & 0o777) == "0o700"
 
@@ -183,5 +183,57 @@ def test_a_secret_others_can_read_is_refused_and_the_deploy_goes_on(tmp_path_fac
         assert hooks.posts == [] and len(mails.received) == 2
         (note,) = [r for r in journal_of(rig.home).records() if r["action"] == "notify"]
         assert "must be mode 0600" in note["reason"]
+    finally:
+        rig.close()
+
+
+class Garbage:
+    """A TCP server answering every connection with what no HTTP client can read."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.create_server(("127.0.0.1", HTTP_PORT))
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        import socket
+
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept(): close alone does not
+        self.sock.close()
+        self.thread.join(5)
+
+
+# A webhook answering garbage raised BadStatusLine out of every channel: the command was
+# never run, nothing was kept to send again, nothing recorded (review).
+def test_a_webhook_that_answers_garbage_fails_alone(tmp_path_factory, tmp_path, secret,
+                                                    source):
+    told = tmp_path / "told"
+    rig = notifying(tmp_path_factory, secret, f"cat > {told}")
+    try:
+        with Mails() as mails, Garbage():
+            deploy(rig, source, listen=LISTEN)
+        assert len(mails.received) == 2 and told.exists()  # the other channels went out
+        (note,) = [r for r in journal_of(rig.home).records() if r["action"] == "notify"]
+        assert note["channel"] == "webhook" and "BadStatusLine" in note["reason"]
+        assert len(os.listdir(rig.home.outbox_dir)) == 1
+        with Mails(), Hooks() as hooks:  # retried with the next deploy, and delivered
+            deploy(rig, source, version=2)
+        assert [json.loads(b)["seq"] for _, b in hooks.posts] == [1, 3]
+        assert os.listdir(rig.home.outbox_dir) == []
     finally:
         rig.close()

@@ -123,17 +123,18 @@ def _tell(deployer, record) -> None:
     home = deployer.home
     try:
         notifier = deployer.notifier
-        failed = [(c, t, w) for c, t, w, _ in notifier.retry()]
-        failed += notifier.notify(record)
+        failed = [(c, t, w, seq, given_up) for c, t, w, seq, given_up in notifier.retry()]
+        failed += [(c, t, w, record.get("seq"), False) for c, t, w in notifier.notify(record)]
     except Exception as exc:  # noqa: BLE001 - a notification never fails the deploy
         _say(home, "notify-failed", f"{type(exc).__name__}: {exc}")
         return
-    for channel, target, why in failed:
+    for channel, target, why, seq, given_up in failed:
         try:
             journal_of(home).append({
-                "action": "notify", "app": record.get("app"), "outcome": "failed",
-                "of": record.get("seq"), "channel": channel, "target": _shown(channel, target),
-                "reason": why, "user": record.get("user")})
+                "action": "notify", "app": record.get("app"),
+                "outcome": "given up" if given_up else "failed", "of": seq,
+                "channel": channel, "target": _shown(channel, target), "reason": why,
+                "user": record.get("user")})
         except OSError:
             _say(home, "notify-failed", f"{channel}: {why}")
 

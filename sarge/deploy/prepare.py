@@ -15,7 +15,7 @@ from ..variables import freeze_config
 from .singletons import overlapping, singletons
 
 
-def prepare(deployer, instance, source, run_as, python):
+def prepare(deployer, instance, source, run_as, python, exclude=()):
     """Run the steps that make ``instance`` (just made by ``new``) a started version of its
     app built from ``source``, its processes as ``run_as``, its virtualenv with ``python``
     (the home's, a :class:`~sarge.pythons.Python`) unless the source asks for another;
@@ -24,7 +24,7 @@ def prepare(deployer, instance, source, run_as, python):
     folder = home.instance_dir(instance.id)
     freeze_config(home, instance)
     with steps.step("unpack") as step:
-        inner = unpack.unpack(source, folder)
+        inner = unpack.unpack(source, folder, exclude=exclude)
         ownership.share_code(folder, run_as)  # readable, not writable, by the app's user
         step["detail"] = os.path.basename(source) + (
             f" (the content of its one folder, {inner}/)" if inner else "")

@@ -8,6 +8,7 @@ import os
 
 from ..errors import DeployError
 from ..instance import check_app_name
+from ..manifest import Manifest
 from ..variables import configure, load_app_config, save_app_config
 
 
@@ -34,8 +35,13 @@ def configure_and_redeploy(deployer, app, assignments=(), unset=(), *, watch=Non
 
 
 def redeploy(deployer, app, *, watch=None):
-    """Deploy the current instance's code again (after a configuration change)."""
+    """Deploy the current instance's code again (after a configuration change): its
+    folder, less the folders its app writes to (its ``writable`` ones, its data, and the
+    ``persistent`` links to its data folder), which the new instance makes anew."""
     state = deployer.state(check_app_name(app))
     if state.current is None:
         raise DeployError(f"{app} has no current instance to redeploy")
-    return deployer.deploy(deployer.home.instance_dir(state.current), app, watch=watch)
+    current = deployer.home.get(state.current)
+    declared = Manifest.from_dict(current.manifest)
+    return deployer.deploy(deployer.home.instance_dir(current.id), app, watch=watch,
+                           exclude=declared.writable + declared.persistent)

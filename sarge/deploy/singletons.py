@@ -49,5 +49,7 @@ def start_singletons(home, steps, instance) -> None:
 
 
 def _runs(home, instance_id, process) -> bool:
+    """Whether the process runs or will run again by itself: an EXITED one is about to
+    be started again by supervisord (autorestart), so it must be stopped too."""
     info = home.supervisor.process(f"{instance_id}:{process}")
-    return info is not None and info["statename"] in states.RUNNING
+    return info is not None and info["statename"] in states.RUNNING | {"EXITED"}

@@ -47,17 +47,19 @@ __all__ = ["ARCHIVE_SUFFIXES", "MAX_DEPTH", "Member", "check_members", "check_tr
            "single_folder", "source_kind", "unpack"]
 
 
-def unpack(source: str, target: str, *, after_check=None):
+def unpack(source: str, target: str, *, after_check=None, exclude=()):
     """Copy or extract ``source`` into the existing folder ``target``, safely (see above).
     Returns the name of the source's one folder whose content was taken (see above), or
     None.
 
     ``after_check()``, when given, runs once the source is checked and before anything
     is written: the tests change the source there, as a hostile app user could.
+    ``exclude``: paths of a folder source left out (a redeploy's: the instance's
+    writable and persistent folders, which are its data, not its code).
     """
     if source_kind(source) == "dir":
         try:
-            folder = copy(source, target, after_check)
+            folder = copy(source, target, after_check, exclude)
         except OSError as exc:
             raise BuildError(f"cannot copy {source}: {why(exc)}") from exc
     else:

@@ -16,21 +16,22 @@ from .writer import Writer
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
-def copy(source, target, after_check):
-    """Copy the folder ``source`` into ``target``; return the name of its one folder whose
-    content was copied (a folder that holds one folder and nothing else), or None."""
+def copy(source, target, after_check, exclude=()):
+    """Copy the folder ``source`` into ``target``, less the paths ``exclude`` names (and
+    what is under them); return the name of its one folder whose content was copied (a
+    folder that holds one folder and nothing else), or None."""
     with opened(source) as top, opened(target) as root:
-        folder = _single_folder(top)
+        folder = None if exclude else _single_folder(top)
         src = top if folder is None else os.open(folder, FOLDER, dir_fd=top)
         try:
-            members = dir_members(src)
+            members = dir_members(src, exclude)
             budget = check_members(members)
             check_space(target, budget)
             if after_check is not None:
                 after_check()
             links = {m.name: m.target for m in members if m.kind == "symlink"}
             with Writer(root, budget) as writer:
-                _FolderCopy(source, writer, links).folder(src)
+                _FolderCopy(source, writer, links, set(exclude)).folder(src)
                 writer.finish()
         finally:
             if src != top:
@@ -53,14 +54,17 @@ class _FolderCopy:
     copied: the check before saw the folder as it was then. ``links`` are the links as
     the check saw them ({path: target}), updated as they are copied."""
 
-    def __init__(self, source: str, writer, links: dict):
+    def __init__(self, source: str, writer, links: dict, exclude=frozenset()):
         self.source = source
         self.writer = writer
         self.links = links
+        self.exclude = exclude
 
     def folder(self, fd: int, prefix: str = "") -> None:
         for name in sorted(os.listdir(fd)):
             path = prefix + name
+            if path in self.exclude:
+                continue
             try:
                 self.entry(fd, name, path)
             except OSError as exc:

@@ -24,11 +24,14 @@ def opened(path: str):
         os.close(fd)
 
 
-def walk(fd: int, prefix: str = ""):
+def walk(fd: int, prefix: str = "", exclude=frozenset()):
     """(path, lstat, folder descriptor, name) of every entry under the folder open at
-    ``fd``, a folder before what it holds; links are not followed."""
+    ``fd``, a folder before what it holds; links are not followed; the paths in
+    ``exclude`` (and what they hold) are left out."""
     for name in sorted(os.listdir(fd)):
         path = prefix + name
+        if path in exclude:
+            continue
         if path.count("/") >= MAX_DEPTH:
             raise too_deep(path)
         st = os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -36,7 +39,7 @@ def walk(fd: int, prefix: str = ""):
         if stat.S_ISDIR(st.st_mode):
             sub = os.open(name, FOLDER, dir_fd=fd)
             try:
-                yield from walk(sub, path + "/")
+                yield from walk(sub, path + "/", exclude)
             finally:
                 os.close(sub)
 
@@ -51,9 +54,9 @@ def member(path, st, fd, name) -> Member:
     return Member(path, "special")
 
 
-def dir_members(fd: int) -> list:
-    """The members of the folder open at ``fd``, as the checks see them."""
-    return [member(*entry) for entry in walk(fd)]
+def dir_members(fd: int, exclude=()) -> list:
+    """The members of the folder open at ``fd`` (less ``exclude``), as the checks see them."""
+    return [member(*entry) for entry in walk(fd, exclude=frozenset(exclude))]
 
 
 def check_tree(folder: str) -> None:
