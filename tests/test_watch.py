@@ -131,6 +131,123 @@ def test_a_rollback_and_a_route_that_fail_their_watch_go_back(rig, source):
     serves(rig, first.id, 1)
 
 
+def interrupted(seconds):
+    raise KeyboardInterrupt  # ^C while the watch waits
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("keep", [True, False, None])
+def test_a_ctrl_c_in_the_window_asks_which_version_to_keep(rig, source, keep):
+    """On a terminal the operator is asked (``keep``: the answer); without one (None),
+    the old version serves again."""
+    first = deploy(rig, source, listen=LISTEN)
+    questions = []
+
+    def ask(question):
+        questions.append(question)
+        return keep
+    deployer = rig.deployer(sleep=interrupted, ask=None if keep is None else ask)
+    if keep:
+        second = deployer.deploy(str(source), "web", watch=30)
+        assert state(rig).current == second.id
+        assert dict(rig.steps)["watch"] == "interrupted: the new version kept"
+        assert rig.supervisor.state(f"{first.id}:web") == "STOPPED"  # as after a window
+    else:
+        with pytest.raises(DeployError, match="the watch was interrupted"):
+            deployer.deploy(str(source), "web", watch=30)
+        serves(rig, first.id, 1)
+    assert len(questions) == (1 if keep is not None else 0)
+    if questions:
+        assert questions[0].startswith("Keep web-") and f"{first.id} serves again" in \
+            questions[0]
+
+
+def typed_in_a_terminal(script, answers, timeout=120):
+    """Run ``script`` on a new terminal; each (marker, keys) of ``answers`` is typed once
+    the output holds its marker, in order. Returns the output."""
+    import pty
+    import select
+    import signal
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.execv("/bin/sh", ["/bin/sh", "-c", script])
+    out, deadline, answers = b"", time.monotonic() + timeout, list(answers)
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"hangs: {out[-400:]!r}"
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    pass
+            if answers and answers[0][0] in out:
+                time.sleep(0.3)
+                os.write(fd, answers.pop(0)[1])
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        while select.select([fd], [], [], 0.5)[0]:  # what it printed last
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(fd)
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("answer", [b"y\r", b"n\r"])
+def test_ctrl_c_in_a_real_window_asks_on_the_terminal(running, webapp, answer):
+    port = listen_port()
+    first = real_deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
+                        check=True).stdout.strip()
+    (webapp / "VERSION").write_text("2")
+    command = (f"trap true INT; {running.path}/bin/sarge deploy {webapp} --app web "
+               "--watch 60; echo EXIT=$?")  # the shell lives on through the ^C
+    out = typed_in_a_terminal(command, [(b"drain", b"\x03"), (b"[y/N]", answer)])
+    assert f"(no: {first} serves again) [y/N]" in out, out
+    if answer == b"y\r":
+        assert "interrupted: the new version kept" in out and "EXIT=0" in out, out
+        assert front(port)[1].startswith("version 2 from ")
+    else:
+        assert "the watch was interrupted" in out and "EXIT=1" in out, out
+        assert front(port) == (200, f"version 1 from {first}\n")
+
+
+def test_sarge_killed_in_the_window_leaves_one_version_that_the_next_deploy_keeps(
+        running, webapp):
+    """SIGKILL in the window: the new version serves, the old one runs on; the next
+    deploy stops it and leaves one version serving and one kept."""
+    from .faults import deploy_killed_at
+    from .test_deploy import instances
+
+    edit_settings(running, {"watch = 0": "watch = 20"})
+    port = listen_port()
+    first = real_deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
+                        "--no-watch", check=True).stdout.strip()
+    (webapp / "VERSION").write_text("2")
+    killed = deploy_killed_at(running, webapp, "web", "watch:window")
+    assert killed.returncode == -9, killed.stderr
+    status, text = front(port)
+    assert status == 200 and text.startswith("version 2 from "), text
+    states = {r["id"]: r["state"] for r in instances(running)}
+    assert states[first] == "running"  # the one it could have gone back to
+    (webapp / "VERSION").write_text("3")
+    third = real_deploy(running, webapp, "--app", "web", "--no-watch",
+                        check=True).stdout.strip()
+    assert front(port) == (200, f"version 3 from {third}\n")
+    rows = {r["id"]: r for r in instances(running)}
+    assert rows[third]["role"] == "current" and len(rows) == 2
+    assert [r["state"] for i, r in rows.items() if i != third] == ["stopped"]
+
+
 def test_a_real_version_that_crashes_after_its_check_is_rolled_back_under_load(
         running, webapp):
     """The measure of the issue: a version that passes its health check and dies 3 s

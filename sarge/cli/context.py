@@ -29,7 +29,19 @@ class Context:
         """A :class:`~sarge.deploy.Deployer` of the home, printing its progress."""
         from ..deploy import Deployer
 
-        return Deployer(self.home, progress=progress)
+        return Deployer(self.home, progress=progress, ask=_ask if _terminal() else None)
+
+
+def _terminal() -> bool:
+    return click.get_text_stream("stdin").isatty() and click.get_text_stream("stderr").isatty()
+
+
+def _ask(question: str) -> bool:
+    """A yes or no on the operator's terminal (a second ^C is a no)."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:
+        return False
 
 
 def _default_make_home(path):

@@ -35,7 +35,8 @@ class Deployer:
     ``frontend`` and ``environments`` default to the home's nginx and
     ``var/envs``; ``can_bind`` checks a new front-end address; ``check_holder``
     (:func:`sarge.ports.check_holder`) proves an instance's port is its own;
-    ``notifier`` tells people of each change (:class:`~sarge.notify.Notifier`);
+    ``notifier`` tells people of each change (:class:`~sarge.notify.Notifier`); ``ask``
+    (a question -> yes or no; None without a terminal) decides a ^C in a watch window;
     ``fault`` names a point where sarge kills itself with SIGKILL, for the
     fault-injection tests (:class:`~sarge.deploy.steps.Steps`): a step's name,
     ``environment:install`` or ``switch:reload`` (after the app's state is saved,
@@ -44,7 +45,7 @@ class Deployer:
 
     def __init__(self, home, *, progress=None, frontend=None, environments=None,
                  clock=time.monotonic, sleep=time.sleep, can_bind=can_bind,
-                 check_holder=check_holder, fault=None, notifier=None):
+                 check_holder=check_holder, fault=None, notifier=None, ask=None):
         self.home = home
         self.can_bind = can_bind
         self.steps = Steps(progress=progress, clock=clock, fault=fault)
@@ -53,6 +54,7 @@ class Deployer:
         self._environments = environments
         self._notifier = notifier
         self.sleep = sleep
+        self.ask = ask
         self._switch = None
 
     @property

@@ -19,6 +19,9 @@ the new one cannot take (connection refused or reset: it died) goes to the old o
 once, and is counted as the new one's failure. (A deploy of another app during the
 window renders the routes without it, until this window ends.)
 
+A ^C during the window ends it: on a terminal, sarge asks whether to keep the new
+version; without one, or when the answer is no, it goes back to the old one.
+
 When the new version fails, the front-end routes to the old instance again (one
 reload), the new one is stopped and removed, its logs kept, and the command fails
 saying why and that the previous version serves again; when it passes, nginx routes
@@ -206,7 +209,16 @@ def watched(deployer, old, new, seconds, failed) -> None:
         if previous is not None:  # the old one takes what the new one cannot take, at once
             switch.switch(new, new, backup={new.name: previous})
         with steps.step("watch") as step:
-            step["detail"] = watch.run()
+            steps.fault_point("watch:window")
+            try:
+                step["detail"] = watch.run()
+            except KeyboardInterrupt:
+                # ^C: the operator has seen enough; on a terminal, asked which to keep
+                if previous is not None and not (deployer.ask and deployer.ask(
+                        f"Keep {instance.id}, the new version of {new.name}? (no: "
+                        f"{previous.id} serves again)")):
+                    raise DeployError("the watch was interrupted", step="watch") from None
+                step["detail"] = "interrupted: the new version kept"
         if previous is not None:
             deployer.frontend.drain(switch.switch(new, new))  # the new one alone again
     except DeployError as exc:
