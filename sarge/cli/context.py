@@ -3,6 +3,8 @@ its steps on stderr."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .output import progress
@@ -33,7 +35,8 @@ class Context:
 
 
 def _terminal() -> bool:
-    return click.get_text_stream("stdin").isatty() and click.get_text_stream("stderr").isatty()
+    """Whether the operator is on a terminal, to be asked."""
+    return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stderr))
 
 
 def _ask(question: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -99,7 +100,7 @@ def undeploy(ctx, app, data, yes, as_json):
     """
     if data and not yes:
         path = ctx.home.data_dir(app) if _is_name(app) else app
-        if not click.get_text_stream("stdin").isatty():
+        if sys.stdin is None or not sys.stdin.isatty():
             raise UsageError(f"--data removes {path} for good: add --yes to do it "
                              "without a terminal")
         if not click.confirm(f"Remove {app} and its data in {path} for good?", err=True):
