@@ -237,3 +237,23 @@ def test_a_webhook_that_answers_garbage_fails_alone(tmp_path_factory, tmp_path, 
         assert os.listdir(rig.home.outbox_dir) == []
     finally:
         rig.close()
+
+
+def test_a_watch_rollback_is_told(tmp_path_factory, secret, source):
+    rig = notifying(tmp_path_factory, secret, "")
+    try:
+        with Mails() as mails, Hooks():
+            first = deploy(rig, source, listen=LISTEN)
+
+            def dies(seconds):
+                instance_id = rig.deployer().state("web").current
+                rig.supervisor.exit(f"{instance_id}:web", 1)
+            with pytest.raises(DeployError):
+                rig.deployer(sleep=dies).deploy(str(source), "web", watch=10)
+        mail = mails.messages()[-1]
+        assert "FAILED at step 'watch'" in mail["Subject"]
+        body = mail.get_payload()
+        assert "its web process exited" in body and f"serving now: {first.id}" in body
+        assert "switch back" in body  # the time line of steps
+    finally:
+        rig.close()
