@@ -284,3 +284,38 @@ def test_a_real_version_that_crashes_after_its_check_is_rolled_back_under_load(
     print(f"without: {unwatched.ok} requests, {len(unwatched.failures)} failed")
     assert result.returncode == 0, result.stderr
     assert len(unwatched.failures) > len(load.failures)
+
+
+def test_a_real_version_answering_5xx_goes_back_and_a_good_one_is_kept(running, webapp):
+    """nginx's watch log counts the new version's 5xx answers (its health check still
+    answers); a good version passes its whole window and the old one is stopped."""
+    from .test_deploy import Load, instances
+
+    port = listen_port()
+    first = real_deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
+                        "--check", "/health", check=True).stdout.strip()
+    app = webapp / "app.py"
+    good = app.read_text()
+    app.write_text(good + (
+        "\n_STARTED, _app = time.time(), app\n\n\n"
+        "def app(environ, start_response):  # 500 for all but /health, 2 s after start\n"
+        "    if environ.get('PATH_INFO') != '/health' and time.time() - _STARTED > 2:\n"
+        "        start_response('500 Broken', [('Content-Length', '0')])\n"
+        "        return [b'']\n"
+        "    return _app(environ, start_response)\n"))
+    with Load(port, clients=4):
+        result = real_deploy(running, webapp, "--app", "web", "--watch", "20")
+    assert result.returncode == 1, result.stderr
+    assert "deploy failed at step 'watch': 5xx rate" in result.stderr, result.stderr
+    assert front(port) == (200, f"version 1 from {first}\n")
+
+    app.write_text(good)
+    (webapp / "VERSION").write_text("3")
+    result = real_deploy(running, webapp, "--app", "web", "--watch", "3")
+    assert result.returncode == 0, result.stderr
+    assert "watch           3" in result.stderr and "stop old" in result.stderr
+    third = result.stdout.strip()
+    assert front(port) == (200, f"version 3 from {third}\n")
+    states = {r["id"]: r["state"] for r in instances(running)}
+    assert states == {first: "stopped", third: states[third]}
+    assert "backup" not in open(running.nginx_conf).read()  # nginx routes to it alone
