@@ -72,6 +72,26 @@ def port_base():
     return int(os.environ.get("SARGE_TEST_PORT_BASE", "20000")) + 1000 * int(worker[2:] or 0)
 
 
+def pytest_configure(config):
+    """Refuse a SARGE_TEST_PORT_BASE whose ranges reach the kernel's ephemeral ports: the
+    tests' own clients (thousands of connections under load) take those for outgoing
+    connections, and a test's listen address is then taken already (seen with 30000
+    and 40000: "something on this machine already listens there")."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return
+    workers = config.getoption("numprocesses", default=None) or 1
+    workers = workers if isinstance(workers, int) else os.cpu_count() or 1
+    base = int(os.environ.get("SARGE_TEST_PORT_BASE", "20000"))
+    top = base + 1000 * max(workers, 4)
+    if base <= high and top > low:
+        pytest.exit(f"SARGE_TEST_PORT_BASE={base} reaches the ephemeral ports {low}-{high} "
+                    f"(its ranges end at {top}): pick one below {low - 1000 * max(workers, 4)}",
+                    returncode=4)
+
+
 def make_home(path, offset=0, user=None, supervisor=None, settings=None):
     """Initialize a home at ``path`` with quick test settings and this worker's ports
     (``offset`` moves them within the worker's range); return a new :class:`Home` on it,
