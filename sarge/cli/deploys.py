@@ -99,7 +99,7 @@ def undeploy(ctx, app, data, yes, as_json):
     run again: what could not be removed is named, and a second run finishes.
     """
     if data and not yes:
-        path = ctx.home.data_dir(app) if _is_name(app) else app
+        path = ctx.home.data_dir(check_app_name(app))  # a bad name: refused before asking
         if sys.stdin is None or not sys.stdin.isatty():
             raise UsageError(f"--data removes {path} for good: add --yes to do it "
                              "without a terminal")
@@ -112,14 +112,6 @@ def undeploy(ctx, app, data, yes, as_json):
     kept = "" if data else f"; its data is kept in {ctx.home.data_dir(app)}"
     note(f"{app} undeployed: {len(done['instances'])} instance(s) destroyed"
          + (f", {done['route']} no longer served" if done["route"] else "") + kept)
-
-
-def _is_name(app) -> bool:
-    try:
-        check_app_name(app)
-    except UsageError:
-        return False
-    return True
 
 
 @click.command()

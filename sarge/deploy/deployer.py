@@ -20,7 +20,7 @@ from .failure import abandon
 from .journaled import journaled
 from .plan import can_bind, plan
 from .prepare import prepare, start_detail
-from .redeploy import configure_and_redeploy, redeploy
+from .redeploy import configure_and_redeploy
 from .singletons import overlapping, start_singletons
 from .steps import Steps
 from .switch import Switch
@@ -299,7 +299,3 @@ class Deployer:
         """Change the app's variables and redeploy its current version with them
         (:func:`sarge.deploy.redeploy.configure_and_redeploy`); returns the new instance."""
         return configure_and_redeploy(self, app, assignments, unset, watch=watch)
-
-    def redeploy(self, app, *, watch=None):
-        """Deploy the current instance's code again (after a configuration change)."""
-        return redeploy(self, app, watch=watch)

@@ -44,11 +44,10 @@ _BEFORE = 256 * 1024
 
 
 class WatchFailed(DeployError):
-    """The new version failed its watch: ``reason``, ``at`` seconds after the switch."""
+    """The new version failed its watch: why, ``at`` seconds after the switch."""
 
     def __init__(self, reason: str, at: float):
         super().__init__(f"{reason} at +{at:.1f} s", step="watch")
-        self.reason, self.at = reason, at
 
 
 class Watch:
