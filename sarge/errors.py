@@ -14,10 +14,15 @@
      ├── BuildError            the source cannot be unpacked, parsed or installed
      ├── DeployError           a deploy step failed (the old version keeps serving)
      ├── FrontendError         nginx is missing, or refused its configuration
-     └── SupervisorError       supervisord refused or failed a request (``code``: its fault)
-          ├── SupervisordNotRunning   nothing answers on the home's socket
-          ├── SupervisordShuttingDown supervisord is stopping its processes to exit
-          └── ProcessFailed           the process did not start or stop as asked
+     ├── SupervisorError       supervisord refused or failed a request (``code``: its fault)
+     │    ├── SupervisordNotRunning   nothing answers on the home's socket
+     │    ├── SupervisordShuttingDown supervisord is stopping its processes to exit
+     │    └── ProcessFailed           the process did not start or stop as asked
+     └── FleetError            sarge-fleet (:mod:`sarge.fleet`): many hosts over SSH
+          ├── FleetFileError          fleet.toml cannot be read or is invalid (exit 2)
+          ├── HostUnreachable         a host does not answer over SSH, or has no sarge
+          ├── RolloutLocked           another rollout of this fleet is running
+          └── RolloutFailed           a host of a wave failed: the rollout stopped
 
 The command line prints ``str(error)`` on one line of stderr and exits with the
 error's ``exit_code``: 2 for a :class:`UsageError` (as click's own usage errors),
@@ -115,3 +120,30 @@ class SupervisordShuttingDown(SupervisorError):
 
 class ProcessFailed(SupervisorError):
     """A process did not reach the state it was asked for."""
+
+
+class FleetError(SargeError):
+    """sarge-fleet could not do what it was asked on the hosts of a fleet."""
+
+
+class FleetFileError(FleetError):
+    """The fleet file (``fleet.toml``) or a host selection in it cannot be used."""
+
+    exit_code = 2
+
+
+class HostUnreachable(FleetError):
+    """A host does not answer over SSH, or its home's ``bin/sarge`` does not run."""
+
+
+class RolloutLocked(FleetError):
+    """Another rollout of the same fleet holds its lock."""
+
+
+class RolloutFailed(FleetError):
+    """A host of a wave failed; no further host was touched. ``report`` is the
+    :class:`~sarge.fleet.rollout.Report` of what each host did."""
+
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report

@@ -71,6 +71,26 @@ def parse_assignments(assignments, what: str = "KEY=VALUE") -> dict:
     return changes
 
 
+def read_assignments(path: str):
+    """(assignments, unset) of a variables file (``config --from-file``): a ``KEY=VALUE``
+    per line, ``-KEY`` to remove one, blank lines skipped. How ``sarge-fleet config``
+    hands values over without a command line, where ``ps`` would show them."""
+    assignments, unset = [], []
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except OSError as exc:
+        raise UsageError(f"cannot read the variables file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise UsageError(f"the variables file {path} is not UTF-8 text") from None
+    for line in lines:
+        if line.startswith("-"):
+            unset.append(check_key(line[1:]))
+        elif line:
+            assignments.append(line)
+    return assignments, unset
+
+
 def save_app_config(path: str, config: dict) -> None:
     """Write the app's variables to ``path``, mode 0600, atomically."""
     for key in config:

@@ -118,12 +118,15 @@ def undeploy(ctx, app, data, yes, as_json):
 @click.argument("app", metavar="NAME")
 @click.argument("assignments", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--unset", "unset", multiple=True, metavar="KEY", help="Remove a variable.")
+@click.option("--from-file", "from_file", metavar="PATH",
+              help="Also set the KEY=VALUE lines of PATH (-KEY removes one): values kept "
+                   "off the command line, where ps shows them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the variables as JSON.")
 @click.option("--deploy", "redeploy", is_flag=True,
               help="Then redeploy the current version, so that the change takes effect.")
 @watch_options
 @pass_home
-def config(ctx, app, assignments, unset, as_json, redeploy, watch, no_watch):
+def config(ctx, app, assignments, unset, from_file, as_json, redeploy, watch, no_watch):
     """Show or change NAME's environment variables.
 
     \b
@@ -136,6 +139,11 @@ def config(ctx, app, assignments, unset, as_json, redeploy, watch, no_watch):
     bad value fails its health check like bad code, and a rollback brings
     back the values of the version it returns to.
     """
+    if from_file:
+        from ..variables import read_assignments
+
+        more, less = read_assignments(from_file)
+        assignments, unset = (*assignments, *more), (*unset, *less)
     if redeploy:
         instance = ctx.deployer().configure(app, assignments, unset,
                                             watch=_watch(watch, no_watch))
