@@ -15,7 +15,7 @@ import time
 import pytest
 
 from .conftest import (OFFLINE, WEBAPP, front, kill_home, listen_port, make_home,
-                       needs_wheels, port_base, start_supervisord, wait_until)
+                       needs_wheels, port_base, start_supervisord, stop_supervisord)
 from .sshd import FakeHost, keygen, needs_sshd, write_fleet
 from .test_deploy import Load
 
@@ -94,3 +94,145 @@ def test_a_first_rollout_reaches_every_host_at_once(three):
     for h, port in zip(three.homes, three.ports):
         status, text = front(port)
         assert status == 200 and text == f"version 1 from {current(h)}\n"
+
+
+def test_a_rollout_across_three_hosts_under_load_drops_nothing(three):
+    """limit 1: host after host, each under load the whole time; then a fleet rollback."""
+    before = [current(h) for h in three.homes]
+    (three.source / "VERSION").write_text("2")
+    loads = [Load(port, clients=3) for port in three.ports]
+    for load in loads:
+        load.__enter__()
+    try:
+        time.sleep(0.3)
+        result = fleet(three.path, "deploy", three.source, "--app", "web", "--json")
+        time.sleep(0.3)
+    finally:
+        for load in loads:
+            load.__exit__(None, None, None)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["waves"] == 3
+    assert [(r["host"], r["wave"], r["outcome"]) for r in report["hosts"]] == [
+        ("h1", 1, "ok"), ("h2", 2, "ok"), ("h3", 3, "ok")]
+    after = [current(h) for h in three.homes]
+    assert [r["old"] for r in report["hosts"]] == before
+    assert [r["new"] for r in report["hosts"]] == after
+    for h, port, load in zip(three.homes, three.ports, loads):
+        assert load.failures == [], load.failures[:5]
+        assert load.ok > 20, load.ok
+        assert front(port) == (200, f"version 2 from {current(h)}\n")
+    # each host's own step lines, prefixed with its name, in wave order
+    lines = result.stderr.splitlines()
+    assert lines.index("wave 1/3: h1") < lines.index("wave 2/3: h2") < lines.index(
+        "wave 3/3: h3")
+    assert any(line.startswith("h2:   health check") for line in lines), result.stderr
+    # one archive for all: the same sha256 in every host's history
+    status = json.loads(fleet(three.path, "status", "--app", "web", "--json").stdout)
+    assert {r["version"] for r in status["hosts"]} == {report["sha256"][:12]}
+
+    result = fleet(three.path, "rollback", "web", "--limit", "2")
+    assert result.returncode == 0, result.stderr
+    assert "wave 1/2: h1, h2" in result.stderr and "wave 2/2: h3" in result.stderr
+    assert [current(h) for h in three.homes] == before
+    rows = [line.split() for line in result.stdout.splitlines()]  # the summary table
+    assert rows[0] == ["HOST", "WAVE", "OLD", "->", "NEW", "SECONDS", "OUTCOME"]
+    assert [(r[0], r[1], r[2], r[4], r[6]) for r in rows[1:]] == [
+        (f"h{i + 1}", str(1 + i // 2), after[i], before[i], "ok") for i in range(3)]
+
+
+def test_a_version_failing_on_the_second_host_stops_the_rollout_and_reverts_the_first(three):
+    h1, h2, h3 = three.homes
+    before = [current(h) for h in three.homes]
+    counts = [len(listing(h)) for h in three.homes]
+    serving = [front(port) for port in three.ports]
+    # the same archive fails on h2 only: its variables make the health check answer 503
+    result = fleet(three.path, "config", "web", "FAIL_HEALTH=1", "--hosts", "h2")
+    assert result.returncode == 0, result.stderr
+    (three.source / "VERSION").write_text("3")
+    result = fleet(three.path, "deploy", three.source, "--app", "web", "--timeout", "3",
+                   "--check", "/health", "--revert-on-failure", "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert [(r["host"], r["outcome"]) for r in report["hosts"]] == [
+        ("h1", "reverted"), ("h2", "failed"), ("h3", "untouched")]
+    assert "health check" in report["hosts"][1]["message"]
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("sarge-fleet: deploy of web failed on h2: ")
+    assert "1 host(s) not touched, 1 sent back to their previous instance" in error
+    assert [current(h) for h in three.homes] == before  # nobody stays on version 3
+    assert [front(port) for port in three.ports] == serving
+    assert len(listing(h3)) == counts[2]  # untouched: not even an instance made
+    # without --revert-on-failure: h1 keeps the new version, and the error says so
+    result = fleet(three.path, "deploy", three.source, "--app", "web", "--timeout", "3",
+                   "--check", "/health")
+    assert result.returncode == 1
+    assert "--revert-on-failure sends them back" in result.stderr
+    assert front(three.ports[0])[1].startswith("version 3 ")
+    assert [front(port) for port in three.ports[1:]] == serving[1:]
+    result = fleet(three.path, "config", "web", "--unset", "FAIL_HEALTH")
+    assert result.returncode == 0, result.stderr
+    assert "FAIL_HEALTH" not in subprocess.run(
+        [os.path.join(h2.path, "bin", "sarge"), "config", "web"], capture_output=True,
+        text=True).stdout
+
+
+def test_a_host_that_is_down_stops_the_rollout_before_any_host_is_touched(three):
+    three.hosts[2].stop()
+    try:
+        snapshot = [[r["id"] for r in listing(h)] for h in three.homes]
+        result = fleet(three.path, "deploy", three.source, "--app", "web")
+        assert result.returncode == 1
+        assert result.stderr.startswith("sarge-fleet: 1 of 3 host(s) do not answer, so no "
+                                        "host was touched: h3: cannot reach "), result.stderr
+        assert "--skip-unreachable" in result.stderr
+        assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+        assert [[r["id"] for r in listing(h)] for h in three.homes] == snapshot
+        # status shows it, never hides it; exit status 1
+        result = fleet(three.path, "status", "--app", "web")
+        assert result.returncode == 1
+        rows = [line.split() for line in result.stdout.splitlines()]
+        assert rows[0] == ["HOST", "APP", "CURRENT", "STATE", "VERSION", "INSTANCES"]
+        assert [row[0] for row in rows[1:]] == ["h1", "h2", "h3"]
+        assert rows[3][2:4] == ["-", "unreachable"]
+    finally:
+        three.hosts[2].start()
+
+
+def test_a_second_rollout_while_one_runs_is_refused(three):
+    from sarge.fleet.fleetfile import load
+
+    lock_path = load(three.path).lock_path
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from sarge.fleet.lock import FleetLock\n"
+         f"with FleetLock({lock_path!r}, 'deploy web'):\n"
+         "    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = [current(h) for h in three.homes]
+        for args in (("deploy", three.source, "--app", "web"), ("rollback", "web")):
+            result = fleet(three.path, *args)
+            assert result.returncode == 1
+            assert result.stderr.startswith(
+                "sarge-fleet: another rollout of this fleet is running (deploy web by "), \
+                result.stderr
+        assert [current(h) for h in three.homes] == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_status_with_one_hosts_supervisord_stopped(three):
+    h2 = three.homes[1]
+    stop_supervisord(h2)
+    try:
+        result = fleet(three.path, "status", "--json")
+        assert result.returncode == 0, result.stderr
+        rows = {r["host"]: r for r in json.loads(result.stdout)["hosts"]}
+        assert sorted(rows) == ["h1", "h2", "h3"]
+        assert rows["h1"]["state"] == "running" and rows["h3"]["state"] == "running"
+        assert rows["h2"]["state"] == "unknown" and rows["h2"]["current"] == current(h2)
+    finally:
+        start_supervisord(h2)

@@ -29,9 +29,11 @@ class Answer:
         return self.exited == 0
 
     def reason(self) -> str:
-        """The last line the command wrote on stderr: sarge's own one-line error."""
+        """sarge's own one-line error (its last ``sarge: ...`` line on stderr: the app's
+        log lines may follow it), else the last line."""
         lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
-        return lines[-1] if lines else f"exit status {self.exited}"
+        errors = [line[len("sarge: "):] for line in lines if line.startswith("sarge: ")]
+        return errors[-1] if errors else lines[-1] if lines else f"exit status {self.exited}"
 
 
 class Lines:
