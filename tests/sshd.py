@@ -94,7 +94,7 @@ def write_fleet(folder, hosts, identity, rollout="", extra=""):
     for h in hosts:
         lines += ["[[hosts]]", f'address = "{getpass.getuser()}@127.0.0.1:{h.port}"',
                   f"home = {json.dumps(h.home)}", f'name = "{h.name}"',
-                  f'roles = ["web"]', ""]
+                  'roles = ["web"]', ""]
     path = os.path.join(folder, "fleet.toml")
     with open(path, "w") as f:
         f.write("\n".join(lines))

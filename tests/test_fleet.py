@@ -14,8 +14,18 @@ import time
 
 import pytest
 
-from .conftest import (OFFLINE, WEBAPP, front, kill_home, listen_port, make_home,
-                       needs_wheels, port_base, start_supervisord, stop_supervisord)
+from .conftest import (
+    OFFLINE,
+    WEBAPP,
+    front,
+    kill_home,
+    listen_port,
+    make_home,
+    needs_wheels,
+    port_base,
+    start_supervisord,
+    stop_supervisord,
+)
 from .sshd import FakeHost, keygen, needs_sshd, write_fleet
 from .test_deploy import Load
 

@@ -48,8 +48,28 @@ def graph() -> dict:
 
 
 def command_line(name: str) -> bool:
-    """Whether ``name`` is the command line (:mod:`sarge.cli` and its modules)."""
-    return name == "sarge.cli" or name.startswith("sarge.cli.")
+    """Whether ``name`` is a command line: :mod:`sarge.cli` and its modules, and
+    ``sarge-fleet``'s, :mod:`sarge.fleet.cli` (with ``python -m sarge.fleet``)."""
+    return any(name == top or name.startswith(top + ".")
+               for top in ("sarge.cli", "sarge.fleet.cli", "sarge.fleet.__main__"))
+
+
+def fleet(name: str) -> bool:
+    return name == "sarge.fleet" or name.startswith("sarge.fleet.")
+
+
+def test_the_core_never_imports_the_fleet():
+    """sarge.fleet is optional (Fabric): a server that only runs apps never loads it."""
+    assert [m for m, deps in graph().items()
+            if not fleet(m) and any(fleet(d) for d in deps)] == []
+
+
+def test_the_fleet_uses_no_more_of_sarge_than_its_errors_and_printable():
+    """sarge-fleet is a remote client: it drives sarge through the hosts' bin/sarge."""
+    allowed = {"sarge.errors", "sarge.logs"}
+    assert {m: sorted(d for d in deps if not fleet(d) and d not in allowed)
+            for m, deps in graph().items() if fleet(m)
+            and any(not fleet(d) and d not in allowed for d in deps)} == {}
 
 
 def test_nothing_imports_the_command_line():

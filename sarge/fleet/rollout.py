@@ -16,7 +16,7 @@ import posixpath
 import tempfile
 import time
 
-from ..errors import FleetError, HostUnreachable, RolloutFailed
+from ..errors import HostUnreachable, RolloutFailed
 from .fleetfile import parse_limit
 from .lock import FleetLock
 from .pack import pack
