@@ -31,11 +31,13 @@ setup(
         # tests that share one home for a module would each make it on every worker.
         # aiosmtpd: a real SMTP server for the notification tests (aio-libs' own).
         "test": ["pytest>=7,<9.2", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6",
-                 "uv", "aiosmtpd>=1.4", "fabric>=3,<4"],
+                 "uv", "aiosmtpd>=1.4", "fabric>=3,<4", "wheel"],
         # sarge-fleet: one machine drives sarge on many over SSH (Fabric 3: paramiko and
         # invoke, a well-kept SSH engine; sarge has no SSH code of its own). Optional: a
-        # server that only runs apps does not need it.
-        "fleet": ["fabric>=3,<4"],
+        # server that only runs apps does not need it. wheel: `sarge-fleet bootstrap` builds
+        # the local sarge's wheel without the network (--no-build-isolation; setuptools
+        # before 70.1 needs it for that).
+        "fleet": ["fabric>=3,<4", "wheel"],
         "docs": ["sphinx>=5"],
     },
     entry_points={"console_scripts": ["sarge = sarge.cli:main",

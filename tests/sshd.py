@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -58,6 +59,7 @@ class FakeHost:
     def start(self):
         if os.geteuid() == 0:  # sshd's privilege separation folder, made by its service
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        self.started_at = time.time()
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", self.config],
                                      stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.folder, "sshd.log"), "ab"))

@@ -112,4 +112,52 @@ def config(options, app, assignments, unset, names, role):
                          "(named above); run it again for them with --hosts")
 
 
-COMMANDS = (status, run, config)
+
+@click.command()
+@click.option("--from", "wheel", metavar="WHEEL",
+              help="Install this wheel of sarge [default: one built from the local sarge's "
+                   "source tree: every host runs the same version].")
+@click.option("--find-links", metavar="DIR",
+              help="On the hosts: install sarge's dependencies from the wheels in DIR only "
+                   "(no network).")
+@click.option("--index", metavar="URL", help="On the hosts: the package index (pip).")
+@click.option("--user", default="", metavar="NAME",
+              help="init --user: who runs the apps when supervisord runs as root.")
+@click.option("--python", default="python3", show_default=True, metavar="PATH",
+              help="The hosts' Python (3.10+, with venv).")
+@click.option("--script", metavar="PATH",
+              help="deploy/bootstrap-sarge.py [default: the local source tree's].")
+@click.option("--no-systemd", is_flag=True,
+              help="Do not install the systemd unit even where systemd runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print each host's report as JSON.")
+@selection
+@pass_options
+def bootstrap(options, wheel, find_links, index, user, python, script, no_systemd, as_json,
+              names, role):
+    """Install sarge and make the home on every host of the fleet (safe to run again).
+
+    \b
+    Uploads the wheel of the local sarge and deploy/bootstrap-sarge.py; on each
+    host at once: a virtualenv (HOME.venv), sarge in it, `sarge HOME init`.
+    Where systemd runs and the SSH user is root, the home's systemd unit is
+    installed and enabled; elsewhere supervisord is started, and the crontab
+    line that starts it at boot is printed.
+    """
+    from ..bootstrap import bootstrap_hosts
+
+    results = bootstrap_hosts(options.fleet, options.hosts(names, role), wheel=wheel,
+                              script=script, find_links=find_links, index=index, user=user,
+                              python=python, systemd=not no_systemd, line=progress)
+    if as_json:
+        echo_json({"hosts": [{"host": h.name, "error": str(e) if e else None, **(r or {})}
+                             for h, r, e in results]})
+    else:
+        table(["HOST", "SARGE", "HOME", "AT BOOT"],
+              [[h.name, r["sarge"] if r else "-", h.home, r["boot"] if r else f"failed: {e}"]
+               for h, r, e in results])
+    failed = [h.name for h, _, e in results if e]
+    if failed:
+        raise FleetError(f"bootstrap failed on {', '.join(failed)} (see above)")
+
+
+COMMANDS = (status, run, config, bootstrap)

@@ -1,0 +1,131 @@
+"""deploy/bootstrap-sarge.py on its own, and ``sarge-fleet bootstrap`` over a real sshd
+onto a host with no sarge: the wheel of this work tree, its dependencies from the
+wheels scripts/setup fetched (.cache/fleet-wheels): no network."""
+
+import configparser
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from sarge.home import Home
+
+from .conftest import kill_home, port_base, supervisord_pid
+from .sshd import FakeHost, keygen, needs_sshd, write_fleet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "deploy", "bootstrap-sarge.py")
+WHEELHOUSE = os.path.join(ROOT, ".cache", "fleet-wheels")
+FLEET = [sys.executable, "-m", "sarge.fleet"]
+
+
+def needs_wheelhouse():
+    if not os.path.isfile(os.path.join(WHEELHOUSE, ".setup.py")):
+        pytest.skip("no .cache/fleet-wheels: run scripts/setup")
+
+
+def test_sarge_fleet_bootstraps_a_host_with_no_sarge(tmp_path):
+    needs_sshd()
+    needs_wheelhouse()
+    key = tmp_path / "client_key"
+    home = tmp_path / "fresh" / "home"
+    host = FakeHost(tmp_path / "ssh", "fresh", port_base() + 970, home, keygen(key)).start()
+    path = write_fleet(tmp_path, [host], key)
+    try:
+        argv = [*FLEET, "-f", path, "bootstrap", "--find-links", WHEELHOUSE, "--no-systemd"]
+        result = subprocess.run([*argv, "--json"], capture_output=True, text=True,
+                                timeout=170)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)["hosts"][0]
+        assert report["error"] is None and report["sarge"] == "0.1.0"
+        assert report["crontab"] == f"@reboot {home}/bin/supervisord"
+        assert "crontab line" in report["boot"] and report["started"] is True
+        assert "fresh: bootstrap-sarge: installing " in result.stderr  # its own lines
+        assert Home(home).is_initialized()
+        assert os.readlink(home.parent / "home.venv" / "bin" / "python")  # the virtualenv
+        assert supervisord_pid(Home(home)) is not None
+        # the home answers over the fleet: no app yet
+        result = subprocess.run([*FLEET, "-f", path, "status", "--json"], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["hosts"][0]["app"] is None
+        # safe to run again: the same virtualenv and home, supervisord left running
+        pid = supervisord_pid(Home(home))
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "virtualenv" in result.stderr and "there already" in result.stderr
+        assert "supervisord runs" in result.stdout and supervisord_pid(Home(home)) == pid
+        # nothing left in the host's /tmp
+        assert not [n for n in os.listdir("/tmp") if n.startswith("sarge-bootstrap.")
+                    and os.stat(os.path.join("/tmp", n)).st_mtime > host.started_at]
+    finally:
+        host.stop()
+        if os.path.isdir(home):
+            kill_home(Home(home))
+
+
+def test_the_bootstrap_refuses_without_python3_venv(tmp_path):
+    """Debian's python3 without python3-venv: its ensurepip does not import."""
+    shadow = tmp_path / "shadow" / "ensurepip"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('ensurepip is disabled')\n")
+    home = tmp_path / "home"
+    result = subprocess.run([sys.executable, SCRIPT, str(home)], capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(shadow.parent)})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("bootstrap-sarge: python3-venv is missing (Python's venv and "
+                             "ensurepip): apt-get install python3-venv as root, then run "
+                             "this again\n")
+    assert sorted(os.listdir(tmp_path)) == ["shadow"]  # nothing made
+
+
+def test_the_bootstrap_refuses_a_home_it_cannot_write(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = subprocess.run([sys.executable, SCRIPT, str(blocker / "home")],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr == (f"bootstrap-sarge: cannot make {blocker}/home.venv: {blocker} "
+                             "is not a folder\n")
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        return
+    # a user who may not write where the home would go (the test's folders are root's)
+    folder = tempfile.mkdtemp()
+    try:
+        os.chmod(folder, 0o755)
+        shutil.copy(SCRIPT, folder)
+        result = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3",
+                                 os.path.join(folder, "bootstrap-sarge.py"),
+                                 os.path.join(folder, "home")], capture_output=True,
+                                text=True, cwd=folder)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == (f"bootstrap-sarge: cannot write in {folder} (for "
+                                 f"{folder}/home.venv) as nobody: run this as a user who can "
+                                 "(sudo), or choose a path of your own\n")
+        assert os.listdir(folder) == ["bootstrap-sarge.py"]
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_the_bootstraps_unit_is_deploy_sarge_at_service_for_its_home():
+    """Its boot lines reuse deploy/sarge@.service: the same unit, for one home."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bootstrap_sarge", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def sections(text):
+        parser = configparser.ConfigParser(interpolation=None, strict=True)
+        parser.optionxform = str
+        parser.read_string(text)
+        return {name: dict(parser[name]) for name in parser.sections()}
+
+    with open(os.path.join(ROOT, "deploy", "sarge@.service")) as f:
+        template = f.read().replace("%i", "shop")
+    assert sections(script.UNIT.format(home="/srv/shop", user="shop", name="sarge-shop")) \
+        == sections(template)
