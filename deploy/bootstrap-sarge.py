@@ -6,7 +6,7 @@
 
 or, straight from the repository:
 
-    python3 <(curl -fsSL https://raw.githubusercontent.com/.../deploy/bootstrap-sarge.py) HOME
+    python3 <(curl -fsSL https://SARGE-REPO/raw/main/deploy/bootstrap-sarge.py) HOME
 
 1. a virtualenv (``--venv``, default ``HOME.venv``: beside the home, which ``init``
    wants empty) with Python's own ``venv``;

@@ -87,14 +87,20 @@ def _plain(host, line):
 @click.argument("app", metavar="NAME")
 @click.argument("assignments", nargs=-1, metavar="KEY=VALUE...")
 @click.option("--unset", multiple=True, metavar="KEY", help="Remove a variable.")
+@click.option("--from-file", "from_file", type=click.File(encoding="utf-8"), metavar="PATH",
+              help="Also the KEY=VALUE lines of PATH: values kept off this command line.")
 @selection
 @pass_options
-def config(options, app, assignments, unset, names, role):
+def config(options, app, assignments, unset, from_file, names, role):
     """Set NAME's variables on every host (they take effect with its next deploy).
 
-    The values travel as a file (0600) over SFTP, never on a command line.
+    The values travel as a file (0600) over SFTP, never on a remote command line.
     """
     from ..broadcast import configure_everywhere
+
+    if from_file is not None:
+        assignments = (*assignments, *(line for line in from_file.read().splitlines()
+                                       if line.strip()))
 
     if not assignments and not unset:
         raise UsageError("give KEY=VALUE or --unset KEY (`sarge-fleet run HOST -- config "
