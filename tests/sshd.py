@@ -17,10 +17,12 @@ import pytest
 from .conftest import wait_until
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
 
 def needs_sshd():
-    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
+    if not os.path.exists(SSHD) or not os.path.exists(SFTP_SERVER) \
+            or shutil.which("ssh-keygen") is None:
         pytest.skip("openssh-server is not installed (scripts/setup installs it)")
     pytest.importorskip("fabric", reason="sarge-fleet needs Fabric: pip install -e '.[test]'")
 
@@ -43,6 +45,14 @@ class FakeHost:
         self.host_public = keygen(os.path.join(self.folder, "host_key"))
         with open(os.path.join(self.folder, "authorized_keys"), "w") as f:
             f.write(client_public + "\n")
+        # Every command that reaches the host, logged before it runs (what a test can
+        # check never held a secret); the SFTP server is one of them.
+        self.commands_log = os.path.join(self.folder, "commands.log")
+        wrapper = os.path.join(self.folder, "logged-command")
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\nprintf "%s\\n" "$SSH_ORIGINAL_COMMAND" >> {self.commands_log}\n'
+                    'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n')
+        os.chmod(wrapper, 0o755)
         self.config = os.path.join(self.folder, "sshd_config")
         with open(self.config, "w") as f:
             f.write("\n".join([
@@ -52,7 +62,8 @@ class FakeHost:
                 f"AuthorizedKeysFile {self.folder}/authorized_keys",
                 "PubkeyAuthentication yes", "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
-                "PermitRootLogin prohibit-password", "Subsystem sftp internal-sftp",
+                "PermitRootLogin prohibit-password", f"ForceCommand {wrapper}",
+                f"Subsystem sftp {SFTP_SERVER}",
                 "MaxSessions 50", "MaxStartups 50", "LogLevel ERROR", ""]))
         self.proc = None
 
@@ -73,6 +84,14 @@ class FakeHost:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+    def commands(self) -> list:
+        """Every command line the host was given so far."""
+        try:
+            with open(self.commands_log) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
 
     def known_hosts_line(self) -> str:
         return f"[127.0.0.1]:{self.port} {' '.join(self.host_public.split()[:2])}"

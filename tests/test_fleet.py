@@ -246,3 +246,78 @@ def test_status_with_one_hosts_supervisord_stopped(three):
         assert rows["h2"]["state"] == "unknown" and rows["h2"]["current"] == current(h2)
     finally:
         start_supervisord(h2)
+
+
+def test_config_values_never_reach_a_remote_command_line(three):
+    secret = "s3cret-" + os.urandom(6).hex()
+    result = fleet(three.path, "config", "web", f"TOKEN={secret}", "PLAIN=a b=c")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"h{i}: configuration saved" for i in (1, 2, 3)]
+    for h, host in zip(three.homes, three.hosts):
+        values = json.loads(subprocess.run(
+            [os.path.join(h.path, "bin", "sarge"), "config", "web", "--json"],
+            capture_output=True, text=True, check=True).stdout)
+        assert values["TOKEN"] == secret and values["PLAIN"] == "a b=c"
+        commands = host.commands()
+        assert any(" config web --from-file " in c for c in commands), commands[-5:]
+        assert not [c for c in commands if secret in c]
+        assert os.listdir(os.path.join(h.path, "var", "uploads")) == []  # removed after
+    result = fleet(three.path, "config", "web", "--unset", "TOKEN", "--unset", "PLAIN")
+    assert result.returncode == 0, result.stderr
+
+
+def test_run_passes_a_sarge_command_through(three):
+    result = fleet(three.path, "run", "h2", "--", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["instances"] == listing(three.homes[1])
+    result = fleet(three.path, "run", "--all", "--", "history", "-n", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert sorted({line.split(":")[0] for line in result.stdout.splitlines()}) == [
+        "h1", "h2", "h3"]
+    # one host: its own exit status and error line
+    result = fleet(three.path, "run", "h1", "--", "rollback", "no-such-app")
+    assert result.returncode == 1 and result.stderr.startswith("sarge: ")
+
+
+def test_a_host_whose_key_is_not_known_is_refused(three, tmp_path):
+    text = open(three.path).read().replace('known_hosts = "known_hosts"',
+                                           f'known_hosts = "{tmp_path}/empty"')
+    (tmp_path / "empty").write_text("")
+    path = tmp_path / "fleet.toml"
+    path.write_text(text)
+    result = fleet(path, "status", "--hosts", "h1", "--json")
+    assert result.returncode == 1
+    row = json.loads(result.stdout)["hosts"][0]
+    assert row["state"] == "unreachable"
+    assert row["error"] == (f"h1: the host key of 127.0.0.1:{three.hosts[0].port} is not "
+                            "known: add it to [ssh] known_hosts (ssh-keyscan -p "
+                            f"{three.hosts[0].port} 127.0.0.1)")
+
+
+def test_hosts_behind_a_jump_host(three, tmp_path):
+    """[ssh] gateway: every connection goes through the jump host's sshd (Fabric's
+    gateway, a direct-tcpip channel); with it down, no host answers."""
+    import getpass
+
+    public = open(f"{three.identity}.pub").read().strip()
+    jump = FakeHost(tmp_path / "jump", "jump", port_base() + 965, "/nonexistent",
+                    public).start()
+    try:
+        text = open(three.path).read().replace(
+            "connect_timeout = 5",
+            f'connect_timeout = 5\ngateway = "{getpass.getuser()}@127.0.0.1:{jump.port}"')
+        path = tmp_path / "fleet.toml"
+        path.write_text(text)
+        with open(tmp_path / "known_hosts", "w") as f:
+            f.write(open(os.path.join(three.root, "known_hosts")).read()
+                    + jump.known_hosts_line() + "\n")
+        result = fleet(path, "status", "--app", "web", "--json")
+        assert result.returncode == 0, result.stderr
+        rows = json.loads(result.stdout)["hosts"]
+        assert [(r["host"], r["current"]) for r in rows] == [
+            (f"h{i + 1}", current(h)) for i, h in enumerate(three.homes)]
+    finally:
+        jump.stop()
+    result = fleet(path, "status", "--app", "web", "--json")
+    assert result.returncode == 1
+    assert {r["state"] for r in json.loads(result.stdout)["hosts"]} == {"unreachable"}
