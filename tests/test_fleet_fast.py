@@ -24,10 +24,9 @@ def rollout(tmp_path, world=None, count=3, rollout_settings="", **kwargs):
 
 @pytest.fixture
 def source(tmp_path):
-    path = tmp_path / "src"
-    path.mkdir()
-    (path / "Procfile").write_text("web: serve\n")
-    return path
+    """A folder to pack (the fake hosts never unpack it)."""
+    (tmp_path / "src").mkdir()
+    return tmp_path / "src"
 
 
 def test_the_fleet_file_is_read(tmp_path):
@@ -166,3 +165,22 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, args, expected):
     status, out, err = fleet_main("-f", path, *args)
     assert status == 2 and out == "", (status, out, err)
     assert err.startswith("sarge-fleet: ") and err.count("\n") == 1 and expected in err, err
+
+
+def test_config_from_file_sets_and_unsets(home, tmp_path):
+    from .conftest import invoke
+
+    values = tmp_path / "values"
+    values.write_text("A=1\n\nB=x = y\n")
+    result = invoke(home, "config", "web", "--from-file", values)
+    assert result.exit_code == 0, result.output
+    values.write_text("-A\nC=3\n")
+    assert invoke(home, "config", "web", "--from-file", values).exit_code == 0
+    result = invoke(home, "config", "web", "--json")
+    import json
+
+    assert json.loads(result.stdout) == {"B": "x = y", "C": "3"}
+    result = invoke(home, "config", "web", "--from-file", tmp_path / "missing")
+    assert "cannot read the variables file" in str(result.exception)
+    values.write_text("-1BAD\n")
+    assert invoke(home, "config", "web", "--from-file", values).exit_code != 0

@@ -24,24 +24,27 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         rv = fleet_cli.main(args=argv, prog_name="sarge-fleet", standalone_mode=False)
-    except SargeError as exc:
-        echo(f"sarge-fleet: {' '.join(str(exc).split())}", err=True)
-        sys.exit(exc.exit_code)
-    except click.UsageError as exc:
-        command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
-        hint = f" (see `sarge-fleet {command} --help`)".replace("  ", " ")
-        echo(f"sarge-fleet: {exc.format_message()}{hint}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        echo(f"sarge-fleet: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        echo("sarge-fleet: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
+    except (SargeError, click.ClickException, click.Abort, KeyboardInterrupt) as exc:
+        message, status = _failure(exc)
+        echo(f"sarge-fleet: {message}", err=True)
+        sys.exit(status)
+    except BrokenPipeError:  # `sarge-fleet status | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _failure(exc):
+    """(the one line, the exit status) of what ended a command."""
+    if isinstance(exc, SargeError):
+        return " ".join(str(exc).split()), exc.exit_code
+    if isinstance(exc, click.UsageError):
+        command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
+        hint = f" (see `sarge-fleet {command} --help`)".replace("  ", " ")
+        return exc.format_message() + hint, 2
+    if isinstance(exc, click.ClickException):
+        return exc.format_message(), exc.exit_code
+    return "interrupted", 130
 
 
 __all__ = ["fleet_cli", "main"]
