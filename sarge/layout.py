@@ -56,7 +56,14 @@ FOLDERS = (
 
 #: Folders made on first use, guarded all the same.
 LATER = (Folder("etc/apps/instances", 0o700, guarded_files=True),
-         Folder("var/outbox", 0o700, guarded_files=True))
+         Folder("var/outbox", 0o700, guarded_files=True),
+         # the operator's own nginx directives per app, and the apps' certificates
+         Folder("etc/nginx/apps", 0o755, guarded_files=True),
+         Folder("etc/tls", 0o700, guarded_files=True),
+         # ACME's HTTP challenges (certbot --webroot) and the maintenance pages: nginx's
+         # workers read them
+         Folder("var/acme", 0o755, guarded_files=True),
+         Folder("var/maintenance", 0o755, guarded_files=True))
 
 
 class Layout:
@@ -69,8 +76,18 @@ class Layout:
         return os.path.join(self.path, *parts)
 
     def folder(self, name: str) -> str:
-        """The absolute path of the folder ``name`` of :data:`FOLDERS`."""
+        """The absolute path of the folder ``name`` of :data:`FOLDERS` (or :data:`LATER`)."""
         return self._p(*name.split("/")) if name else self.path
+
+    def make_later(self, name: str) -> str:
+        """Make the folder ``name`` of :data:`LATER` (with its mode) if it is missing;
+        return its path."""
+        folder = next(f for f in LATER if f.name == name)
+        path = self.folder(name)
+        if not os.path.isdir(path):
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, folder.mode)
+        return path
 
     # -- etc/ ------------------------------------------------------------------------------
 
@@ -123,6 +140,23 @@ class Layout:
     def routes_path(self):
         """The routes the front-end was last given, as data (``etc/nginx/routes.json``)."""
         return self._p("etc", "nginx", "routes.json")
+
+    def nginx_include_path(self, application_name):
+        """``etc/nginx/apps/APP.conf``: the operator's own directives for the app's
+        ``server`` blocks; made empty once, never overwritten."""
+        return self._p("etc", "nginx", "apps", check_app_name(application_name) + ".conf")
+
+    def tls_dir(self, application_name):
+        """``etc/tls/APP``: the app's certificate and key, as sarge copied them."""
+        return self._p("etc", "tls", check_app_name(application_name))
+
+    @property
+    def acme_dir(self):
+        """``var/acme``: the webroot of ACME's HTTP challenges, for every domain."""
+        return self._p("var", "acme")
+
+    def maintenance_page(self, application_name):
+        return self._p("var", "maintenance", check_app_name(application_name) + ".html")
 
     @property
     def nginx_program(self):
