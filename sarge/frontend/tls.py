@@ -56,7 +56,8 @@ def check(cert: str, key: str, run=subprocess.run) -> str:
         raise UsageError(f"openssl cannot run to check {cert} ({exc.strerror}): "
                          "apt-get install openssl") from None
     if result.returncode != 0:
-        end = result.stdout.strip().partition("=")[2] or "its date"
+        first = (result.stdout.strip().splitlines() or [""])[0]
+        end = first.partition("=")[2] or "its date"
         raise UsageError(f"--tls certificate {cert} expired on {end}: renew it first")
     return hashlib.sha256(f"{cert_bytes}\0{key_bytes}".encode()).hexdigest()[:16]
 
