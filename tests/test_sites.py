@@ -228,3 +228,14 @@ def test_not_deployed_and_bad_input_change_nothing(site_home):
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert open(h.nginx_conf).read() == before
+
+
+def test_repair_rebuilds_an_apps_domains_and_limits_from_the_routes(site_home):
+    h, _ = site_home
+    before = json.loads(sarge(h, "limits", "blog", "--json").stdout)
+    os.unlink(h.app_state_path("blog"))
+    result = sarge(h, "repair")
+    assert result.returncode == 0, result.stderr
+    assert "health check GET /health" in result.stdout
+    assert json.loads(sarge(h, "limits", "blog", "--json").stdout) == before
+    assert ask(PORT, host="blog.example.test")[0] == 200
