@@ -80,7 +80,8 @@ class Watch:
                 raise WatchFailed(died, at)
             if probed is None or at - probed >= 1.0:  # the health check: every second
                 probed = at
-                answer = self.probe(self._target(), self.state.check, timeout=2.0)
+                answer = self.probe(self._target(), self.state.check, timeout=2.0,
+                                    headers=health.headers_for(self.state.site))
                 misses = 0 if isinstance(answer, int) and answer < 400 else misses + 1
                 if misses >= 2:
                     raise WatchFailed(f"GET {self.state.check} answered {answer} twice in "

@@ -23,6 +23,7 @@ import time
 from ..files import File, locked, write_file
 from ..ports import check_holder
 from . import routes as saved_routes
+from . import sites
 
 
 class Drain:
@@ -68,12 +69,33 @@ class Frontend:
     def apply(self, routes: list) -> Drain:
         """Make nginx route as ``routes`` say (dicts: app, instance, listen, port, socket),
         then save them as data; return what is left to drain."""
+        sites.write_files(self.layout, routes)
         drain = self._apply(routes)
         saved_routes.save(self.layout.routes_path, routes)
         return drain
 
     def _apply(self, routes: list) -> Drain:  # pragma: no cover - each kind has its own
         raise NotImplementedError
+
+    def settle(self, drain: Drain, timeout: float = 3.0) -> None:
+        """Wait (``timeout`` at most) until the workers of before the switch no longer take
+        new connections: they close their listening sockets soon after the reload, and
+        until then a new request may still reach the old routes."""
+        import psutil
+
+        deadline = self.clock() + timeout
+        for worker in drain.workers:
+            while self.clock() < deadline:
+                try:
+                    listening = [c for c in worker.net_connections("inet")
+                                 if c.status == psutil.CONN_LISTEN]
+                except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                    break
+                except psutil.AccessDenied:  # not ours to see: the drain waits for it
+                    break
+                if not listening:
+                    break
+                self.sleep(0.01)
 
     def drain(self, drain: Drain) -> bool:
         """Wait until the workers of before the switch have exited; False on timeout."""

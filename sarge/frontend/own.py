@@ -26,6 +26,7 @@ from ..logs import tail
 from ..processes import tree_pids
 from ..supervisord import states
 from ..users import FRONTEND, others, resolve
+from . import sites
 from .base import Drain, Frontend, _restore
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
@@ -105,7 +106,7 @@ class OwnNginx(Frontend):
         new = render.nginx_conf(
             layout.nginx_conf, home=layout.path, prefix=layout.nginx_prefix,
             log_dir=layout.log_dir, user=self.check_user(),
-            drain_timeout=self.settings.drain_timeout, routes=routes)
+            drain_timeout=self.settings.drain_timeout, sites=sites.context(layout, routes))
         candidate = File(layout.nginx_conf + ".new", new.text)
         write_file(candidate)
         try:

@@ -9,6 +9,7 @@ import shlex
 from .. import render
 from ..errors import FrontendError
 from ..files import read_text, write_file
+from . import sites
 from .base import Drain, Frontend, _restore
 
 
@@ -19,7 +20,7 @@ class SystemNginx(Frontend):
         path = self.layout.nginx_sites
         os.makedirs(os.path.dirname(path), exist_ok=True)
         old_text = read_text(path)
-        write_file(render.nginx_sites(path, routes=routes))
+        write_file(render.nginx_sites(path, sites=sites.context(self.layout, routes)))
         try:
             for name in ("test_command", "reload_command"):
                 command = getattr(self.settings, name)

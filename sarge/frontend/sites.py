@@ -1,0 +1,77 @@
+"""From routes (data) to what nginx's templates need: the paths of each app's files, the
+default servers of shared ports, and the files nginx reads beside its configuration
+(the maintenance pages, the operator's include files)."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+
+from ..files import File, write_file
+from ..site import Site
+from .tls import files as tls_files
+
+
+def context(layout, routes: list) -> dict:
+    """The template context of ``routes`` (dicts: app, instance, listen, port, socket,
+    static, backup, check, site) for the home at ``layout``."""
+    rendered, defaults = [], {}
+    for route in routes:
+        app, site = route["app"], Site.from_dict(route.get("site")).to_dict()
+        route = dict(route, site=site, include=layout.nginx_include_path(app),
+                     check_path=route.get("check", "/").partition("?")[0])
+        if site.get("maintenance") is not None:
+            route["maintenance_page"] = layout.maintenance_page(app)
+        tls = site.get("tls")
+        if tls:
+            route["tls_files"] = tls_files(layout, app, tls["digest"])
+            port = tls["listen"].rpartition(":")[2]
+            route["tls_port_suffix"] = "" if port == "443" else f":{port}"
+        if site.get("domains"):
+            defaults.setdefault(route["listen"], False)
+            if tls:
+                defaults.setdefault(tls["listen"], True)
+        rendered.append(route)
+    return {"routes": rendered, "tag": tag(layout.path), "acme": layout.acme_dir,
+            "defaults": [{"listen": listen, "tls": tls}
+                         for listen, tls in sorted(defaults.items())]}
+
+
+def tag(home: str) -> str:
+    """A short suffix, the same for a home every time, for the names that a machine's
+    nginx shares between the homes it includes (map variables, upstreams)."""
+    return hashlib.sha256(os.fsencode(home)).hexdigest()[:8]
+
+
+def write_files(layout, routes: list) -> None:
+    """Write what nginx reads beside its configuration for ``routes``: each app's
+    maintenance page (when it is in maintenance) and, once, its empty include file."""
+    for route in routes:
+        app, site = route["app"], route.get("site") or {}
+        include = layout.nginx_include_path(app)
+        if not os.path.exists(include):
+            layout.make_later("etc/nginx/apps")
+            write_file(File(include, INCLUDE.format(app=app), mode=0o644))
+        if site.get("maintenance") is not None:
+            layout.make_later("var/maintenance")
+            write_file(File(layout.maintenance_page(app),
+                            page(app, site["maintenance"]), mode=0o644))
+        if site.get("domains"):
+            layout.make_later("var/acme")
+
+
+INCLUDE = """\
+# Your own nginx directives for the app {app}, inside each of its server blocks
+# (HTTP and HTTPS): e.g. `add_header X-Frame-Options DENY;`, or a `location` of your own.
+# sarge made this file empty once and never writes it again; every change of the
+# front-end checks it with `nginx -t` before it is loaded.
+"""
+
+
+def page(app: str, message: str) -> str:
+    """The maintenance page of ``app``: its message, or a default one."""
+    text = html.escape(message or f"{app} is down for maintenance; please try again "
+                       "in a few minutes.")
+    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Maintenance"
+            f"</title></head>\n<body><p>{text}</p></body></html>\n")
