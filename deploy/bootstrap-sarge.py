@@ -102,8 +102,9 @@ def run(argv, what):
     result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     if result.returncode != 0:
-        lines = [line for line in result.stdout.splitlines() if line.strip()]
-        raise Refused(f"{what} failed: {lines[-1].strip() if lines else 'no output'} "
+        lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+        lines = [line for line in lines if line.startswith("Error:")] or lines  # supervisord's
+        raise Refused(f"{what} failed: {lines[-1] if lines else 'no output'} "
                       f"(exit status {result.returncode}; the command: {' '.join(argv)})")
     return result.stdout
 

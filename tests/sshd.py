@@ -111,7 +111,7 @@ def write_fleet(folder, hosts, identity, rollout="", extra=""):
     with open(os.path.join(folder, "known_hosts"), "w") as f:
         f.write("".join(h.known_hosts_line() + "\n" for h in hosts))
     lines = ["[ssh]", f"identity = {json.dumps(str(identity))}", 'known_hosts = "known_hosts"',
-             "connect_timeout = 5", "", "[rollout]", rollout, "", extra]
+             "connect_timeout = 30", "", "[rollout]", rollout, "", extra]
     for h in hosts:
         lines += ["[[hosts]]", f'address = "{getpass.getuser()}@127.0.0.1:{h.port}"',
                   f"home = {json.dumps(h.home)}", f'name = "{h.name}"',

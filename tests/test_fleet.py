@@ -304,8 +304,8 @@ def test_hosts_behind_a_jump_host(three, tmp_path):
                     public).start()
     try:
         text = open(three.path).read().replace(
-            "connect_timeout = 5",
-            f'connect_timeout = 5\ngateway = "{getpass.getuser()}@127.0.0.1:{jump.port}"')
+            "connect_timeout = 30",
+            f'connect_timeout = 30\ngateway = "{getpass.getuser()}@127.0.0.1:{jump.port}"')
         path = tmp_path / "fleet.toml"
         path.write_text(text)
         with open(tmp_path / "known_hosts", "w") as f:

@@ -28,9 +28,10 @@ def needs_wheelhouse():
         pytest.skip("no .cache/fleet-wheels: run scripts/setup")
 
 
-def test_sarge_fleet_bootstraps_a_host_with_no_sarge(tmp_path):
+def test_sarge_fleet_bootstraps_a_host_with_no_sarge(tmp_path_factory):
     needs_sshd()
     needs_wheelhouse()
+    tmp_path = tmp_path_factory.mktemp("b")  # short: the home's supervisord socket
     key = tmp_path / "client_key"
     home = tmp_path / "fresh" / "home"
     host = FakeHost(tmp_path / "ssh", "fresh", port_base() + 970, home, keygen(key)).start()
