@@ -8,11 +8,12 @@ tests/apps/webapp (gunicorn; its wheels from .cache/wheels: no network). After a
 rollout to all of them (not timed), each case rolls a new version (a code change: the
 virtualenv is reused) out to the first N hosts with ``--limit 1`` and with ``--limit``
 = N, --runs times, and prints the median wall time of ``sarge-fleet deploy`` and its
-ratio to one host's; of the last run, the rollout's own time (the report's, without
-the command's start), what the fleet adds to its hosts' deploys (that time less the
-slowest host of each wave: SSH, the preflight, packing, uploads), and each host's
-deploy. The hosts share this machine's cores: six deploys at once take each longer
-than one alone, which separate hosts would not. Needs openssh-server and the wheels
+ratio to one host's; of the last run, the rollout's own time (the report's: from the
+lock to the end, without the command's start-up), what the fleet adds to its hosts'
+work (that time less the slowest host of each wave: the lock, the preflight that
+asks every host first, packing), and each host's time (upload, deploy, clean-up).
+The hosts share this machine's cores: six deploys at once take each longer than one
+alone, which separate hosts would not. Needs openssh-server and the wheels
 of scripts/setup.
 """
 

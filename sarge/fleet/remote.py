@@ -153,7 +153,16 @@ class Remote:
                              f"{exc.strerror or exc}") from exc
 
     def makedirs(self, path: str, mode: int = 0o700) -> None:
-        self.run(shlex.join(["mkdir", "-p", "-m", oct(mode)[2:], path]))
+        """Make the folder ``path`` (its parent exists) unless it is there, over SFTP."""
+        sftp = self._sftp()
+        try:
+            sftp.stat(path)
+        except OSError:
+            try:
+                sftp.mkdir(path, mode)
+            except OSError as exc:
+                raise FleetError(f"{self.host.name}: cannot make {path}: "
+                                 f"{exc.strerror or exc}") from exc
 
     def remove(self, path: str) -> None:
         try:

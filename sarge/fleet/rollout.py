@@ -82,6 +82,7 @@ class Rollout:
                skip_unreachable=False) -> Report:
         """Deploy ``source`` as ``app`` (``bin/sarge deploy SOURCE --app APP OPTIONS``) on
         every host, in waves."""
+        started = self.clock()
         with FleetLock(self.fleet.lock_path, f"deploy {app}"), \
                 tempfile.TemporaryDirectory(prefix="sarge-fleet-") as folder:
             remotes = self._reach(app, skip_unreachable)
@@ -101,18 +102,19 @@ class Rollout:
                 finally:
                     remote.remove(path)
 
-            report = self._waves("deploy", app, remotes, work, revert)
+            report = self._waves("deploy", app, remotes, work, revert, started)
             report.sha256 = package.sha256
             return self._ended(report)
 
     def rollback(self, app, *, options=(), skip_unreachable=False) -> Report:
         """``bin/sarge rollback APP`` on every host, in waves."""
+        started = self.clock()
         with FleetLock(self.fleet.lock_path, f"rollback {app}"):
             remotes = self._reach(app, skip_unreachable)
             return self._ended(self._waves(
                 "rollback", app, remotes,
                 lambda remote: remote.sarge("rollback", app, *options,
-                                            line=self._lines(remote)), False))
+                                            line=self._lines(remote)), False, started))
 
     def _lines(self, remote):
         return lambda line: self.progress(remote.host.name, line)
@@ -141,8 +143,7 @@ class Rollout:
             self.progress(host.name, f"skipped: {error}")
         return {host: value for host, value, _ in answers}
 
-    def _waves(self, action, app, remotes, work, revert) -> Report:
-        started = self.clock()
+    def _waves(self, action, app, remotes, work, revert, started) -> Report:
         results = {host: HostResult(host.name, "unreachable" if value is None else "untouched",
                                     old=value and value[1]) for host, value in remotes.items()}
         for host, value in remotes.items():
