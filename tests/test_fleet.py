@@ -321,3 +321,37 @@ def test_hosts_behind_a_jump_host(three, tmp_path):
     result = fleet(path, "status", "--app", "web", "--json")
     assert result.returncode == 1
     assert {r["state"] for r in json.loads(result.stdout)["hosts"]} == {"unreachable"}
+
+
+def test_an_interrupted_rollout_finishes_its_wave_and_starts_no_other(three):
+    import signal
+
+    before = [current(h) for h in three.homes]
+    procfile = (three.source / "Procfile").read_text()
+    (three.source / "Procfile").write_text(procfile + "release: sleep 3\n")
+    (three.source / "VERSION").write_text("interrupted")
+    try:
+        proc = subprocess.Popen([*FLEET, "-f", three.path, "deploy", three.source, "--app",
+                                 "web"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        seen = []
+        for line in proc.stderr:  # h1's steps as they end: its release (3 s) is next
+            seen.append(line)
+            if line.startswith("h1:   environment"):
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        err = "".join(seen) + err
+    finally:
+        (three.source / "Procfile").write_text(procfile)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == "sarge-fleet: interrupted"
+    assert "wave 2/3" not in err
+    assert current(three.homes[0]) != before[0]  # its deploy was not cut off
+    assert front(three.ports[0])[1].startswith("version interrupted ")
+    assert [current(h) for h in three.homes[1:]] == before[1:]
+    # the lock went with the process
+    result = fleet(three.path, "rollback", "web", "--hosts", "h1")
+    assert result.returncode == 0, result.stderr
+    assert current(three.homes[0]) == before[0]

@@ -154,9 +154,10 @@ class Rollout:
         for number, wave in enumerate(todo, 1):
             self.progress(None, f"wave {number}/{len(todo)}: "
                           + ", ".join(h.name for h in wave))
-            for host, answer, error in each(wave, lambda h: self._timed(h, remotes, work)):
+            for host, timed, error in each(wave, lambda h: self._timed(h, remotes, work)):
                 result = results[host]
-                result.wave, (answer, result.seconds) = number, answer or (None, 0.0)
+                answer, result.seconds = timed or (None, 0.0)
+                result.wave = number
                 if error is None and answer.ok:
                     result.outcome = "ok"
                     result.new = answer.stdout.strip().splitlines()[-1] \
