@@ -184,3 +184,12 @@ def test_config_from_file_sets_and_unsets(home, tmp_path):
     assert "cannot read the variables file" in str(result.exception)
     values.write_text("-1BAD\n")
     assert invoke(home, "config", "web", "--from-file", values).exit_code != 0
+
+
+def test_a_source_that_is_none_is_refused_before_any_host_or_the_lock(tmp_path):
+    from sarge.errors import FleetError
+
+    r, world, _, _ = rollout(tmp_path)
+    with pytest.raises(FleetError, match="is neither a folder nor a .tar"):
+        r.deploy(str(tmp_path / "missing"), "web")
+    assert world.calls == [] and not (tmp_path / "fleet.toml.lock").exists()

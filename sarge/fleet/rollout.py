@@ -83,28 +83,33 @@ class Rollout:
         """Deploy ``source`` as ``app`` (``bin/sarge deploy SOURCE --app APP OPTIONS``) on
         every host, in waves."""
         started = self.clock()
-        with FleetLock(self.fleet.lock_path, f"deploy {app}"), \
-                tempfile.TemporaryDirectory(prefix="sarge-fleet-") as folder:
-            remotes = self._reach(app, skip_unreachable)
-            package = pack(source, folder)
-            self.progress(None, f"{source}: {package.size} bytes, sha256 {package.sha256}")
+        with tempfile.TemporaryDirectory(prefix="sarge-fleet-") as folder:
+            package = pack(source, folder)  # a source that is not one: refused before all
+            with FleetLock(self.fleet.lock_path, f"deploy {app}"):
+                return self._deploy(package, app, options, listen, revert, skip_unreachable,
+                                    started, source)
 
-            def work(remote):
-                uploads = posixpath.join(remote.host.home, *UPLOADS)
-                path = posixpath.join(uploads, package.name)
-                remote.makedirs(uploads)
-                remote.put(package.path, path)
-                address = remote.host.listen or listen
-                try:
-                    return remote.sarge("deploy", path, "--app", app,
-                                        *(["--listen", address] if address else []),
-                                        *options, line=self._lines(remote))
-                finally:
-                    remote.remove(path)
+    def _deploy(self, package, app, options, listen, revert, skip_unreachable, started,
+                source) -> Report:
+        remotes = self._reach(app, skip_unreachable)
+        self.progress(None, f"{source}: {package.size} bytes, sha256 {package.sha256}")
 
-            report = self._waves("deploy", app, remotes, work, revert, started)
-            report.sha256 = package.sha256
-            return self._ended(report)
+        def work(remote):
+            uploads = posixpath.join(remote.host.home, *UPLOADS)
+            path = posixpath.join(uploads, package.name)
+            remote.makedirs(uploads)
+            remote.put(package.path, path)
+            address = remote.host.listen or listen
+            try:
+                return remote.sarge("deploy", path, "--app", app,
+                                    *(["--listen", address] if address else []),
+                                    *options, line=self._lines(remote))
+            finally:
+                remote.remove(path)
+
+        report = self._waves("deploy", app, remotes, work, revert, started)
+        report.sha256 = package.sha256
+        return self._ended(report)
 
     def rollback(self, app, *, options=(), skip_unreachable=False) -> Report:
         """``bin/sarge rollback APP`` on every host, in waves."""
