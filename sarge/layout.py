@@ -1,8 +1,9 @@
 """Where everything of a home lives: one table of its folders, the paths, and nothing else.
 
-:data:`~sarge.folders.FOLDERS` (:mod:`sarge.folders`) is the one list of the home's folders, with their modes and
-whether an app's user must never be able to change them (``guarded``: root
-reads from or runs what is in them) or anything in them (``guarded_files``).
+:data:`~sarge.folders.FOLDERS` (:mod:`sarge.folders`) is the one list of the home's
+folders, with their modes and whether an app's user must never be able to change
+them (``guarded``: root reads from or runs what is in them) or anything in them
+(``guarded_files``).
 ``init`` makes them from it, the privilege checks (:mod:`sarge.users`) and
 ``repair`` read it. :class:`Layout` names every path in them; no other module
 joins a home's path by hand.
