@@ -116,6 +116,11 @@ class Layout:
         suffix = ".backup.sock" if backup else ".sock"
         return self._p("var", "front", check_app_name(application_name) + suffix)
 
+    def static_link(self, application_name, index: int):
+        """``var/front/APP.static.N``: the link to the current instance's N-th static
+        folder, which nginx serves."""
+        return self._p("var", "front", f"{check_app_name(application_name)}.static.{index}")
+
     def maintenance_page(self, application_name):
         return self._p("var", "maintenance", check_app_name(application_name) + ".html")
 

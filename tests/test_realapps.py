@@ -277,7 +277,9 @@ http {{
         assert result.returncode == 0, result.stderr
         first = result.stdout.strip()
         folder = h.instance_dir(first)
-        assert f"alias {folder}/public/;" in open(h.nginx_sites).read()
+        link = h.static_link("web", 0)  # nginx serves the current instance's through it
+        assert f"alias {link}/;" in open(h.nginx_sites).read()
+        assert os.readlink(link) == f"{folder}/public"
         status, headers, text = wait_until(
             lambda: (r := request(port, "/assets/site.0123456789abcdef.css"))[0] == 200 and r,
             10, "the machine's nginx to serve the file", ignore=OSError)
@@ -294,7 +296,7 @@ http {{
         (webapp / "VERSION").write_text("2")
         second = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
         assert sarge(h, "rollback", "web").returncode == 0
-        assert f"alias {folder}/public/;" in open(h.nginx_sites).read()
+        assert os.readlink(link) == f"{folder}/public"
         assert request(port, "/assets/site.0123456789abcdef.css")[2] == "a {}\n"
         assert current(h, "web") == first != second
     finally:

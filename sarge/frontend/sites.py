@@ -28,6 +28,9 @@ def context(layout, routes: list) -> dict:
             route["tls_files"] = tls_files(layout, app, tls["digest"])
             port = tls["listen"].rpartition(":")[2]
             route["tls_port_suffix"] = "" if port == "443" else f":{port}"
+        if route.get("static"):  # through links too
+            route["static"] = [[prefix, layout.static_link(app, i)]
+                               for i, (prefix, _folder) in enumerate(route["static"])]
         if route.get("socket"):  # through the links: a switch changes nothing here
             route["link"] = layout.front_link(app)
             route["backup_link"] = layout.front_link(app, backup=True)
@@ -83,8 +86,9 @@ def page(app: str, message: str) -> str:
 class Links:
     """The links nginx connects through to the apps on ``$SARGE_SOCKET``
     (``var/front/APP.sock``, and ``APP.backup.sock`` while a watch keeps the old instance
-    ready): moved by :meth:`swap`, atomically each, so that a switch of such an app
-    changes nothing in nginx's configuration and needs no reload. :meth:`restore` puts
+    ready) and serves the current instance's static folders through
+    (``APP.static.N``): moved by :meth:`swap`, atomically each, so that a switch of such
+    an app changes nothing in nginx's configuration and needs no reload. :meth:`restore` puts
     back what :meth:`swap` replaced; ``replaced`` lists the sockets that no longer
     serve (what the drain waits for)."""
 
@@ -92,6 +96,8 @@ class Links:
         self.layout = layout
         self.wanted = {}
         for route in routes:
+            for i, (_prefix, folder) in enumerate(route.get("static") or ()):
+                self.wanted[layout.static_link(route["app"], i)] = folder
             if route.get("socket"):
                 self.wanted[layout.front_link(route["app"])] = route["socket"]
                 backup = route.get("backup") or {}
@@ -109,7 +115,7 @@ class Links:
         found = {}
         for name in names:
             path = os.path.join(folder, name)
-            if name.endswith(".sock") and os.path.islink(path):
+            if (name.endswith(".sock") or ".static." in name) and os.path.islink(path):
                 found[path] = os.readlink(path)
         return found
 
@@ -123,7 +129,8 @@ class Links:
         for path, target in self.before.items():
             if path not in self.wanted:
                 os.unlink(path)
-            if self.wanted.get(path) != target and not path.endswith(".backup.sock"):
+            if (self.wanted.get(path) != target and path.endswith(".sock")
+                    and not path.endswith(".backup.sock")):
                 self.replaced.append(target)
 
     def restore(self) -> None:
