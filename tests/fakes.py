@@ -335,7 +335,7 @@ class FakeFrontend:
     def drain(self, drain):
         assert isinstance(drain, Drain), drain
         self.drained.append(drain)
-        return True
+        return "drained"
 
 
 class FakeEnvironments:

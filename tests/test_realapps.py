@@ -328,7 +328,9 @@ def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy
         app_home, tmp_path):
     """A real WebSocket client through nginx to uvicorn: the upgrade passes; across a
     deploy, the open socket stays on the old instance (still echoing) while new ones reach
-    the new instance; the deploy's drain waits for it, and finishes once it closes."""
+    the new instance; once it is idle, the drain ends within seconds ([frontend]
+    drain_quiet) and the old uvicorn closes it as it stops (1012: service restart)."""
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     h, user = app_home
@@ -342,8 +344,9 @@ def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy
         assert old.recv(timeout=10) == f"{first}: hello"
         (source / "VERSION").write_text("2")
         done = {}
+        started = time.monotonic()
         deploying = threading.Thread(target=lambda: done.update(
-            result=deploy(h, source, "--app", "ws")))
+            result=deploy(h, source, "--app", "ws"), at=time.monotonic()))
         deploying.start()
         try:
             def new_instance():
@@ -355,13 +358,16 @@ def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy
                                 "instance", ignore=(OSError, TimeoutError))
             old.send("still there?")  # still on the old instance, which drains
             assert old.recv(timeout=10) == f"{first}: still there?"
-            assert deploying.is_alive()  # the drain waits for it ...
         finally:
-            old.close()  # ... and ends once it is closed
             deploying.join(120)
+        with pytest.raises(ConnectionClosed) as closed:
+            old.recv(timeout=10)
+    assert closed.value.rcvd is None or closed.value.rcvd.code in (1001, 1012)
     result = done["result"]
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == second
+    assert "only idle connections left" in result.stderr, result.stderr
+    assert done["at"] - started < 30  # not drain_timeout's 60 s
     assert h.supervisor.process(f"{first}:web")["statename"] == "STOPPED"
 
 

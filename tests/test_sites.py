@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 
 import pytest
@@ -225,6 +226,28 @@ def first_line_delay(host) -> float:
         return got_at - float(data.split(b" line 0")[0].split()[-1])
     finally:
         conn.close()
+
+
+def test_a_redeploy_with_an_idle_long_poll_open_finishes_in_seconds(site_home):
+    """The long-poll keeps the old version's connection open and quiet: the drain ends
+    after [frontend] drain_quiet (3 s), not drain_timeout (60 s); the old version is
+    stopped, and the client of the long-poll sees its request end (502: the app that
+    held it is gone)."""
+    h, sources = site_home
+    host = "blog.example.test"
+    answer = {}
+    poll = threading.Thread(target=lambda: answer.update(
+        got=ask(PORT, "/poll?s=50", host=host, timeout=60)[0]))
+    poll.start()
+    time.sleep(0.5)
+    start = time.monotonic()
+    result = deploy(h, sources["blog"], "blog")
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert "only idle connections left" in result.stderr
+    assert seconds < 20, result.stderr
+    poll.join(60)
+    assert answer["got"] == 502
 
 
 def test_not_deployed_and_bad_input_change_nothing(site_home):
