@@ -52,12 +52,17 @@ def app_home(request):
     return h, None
 
 
+#: The Host a front-end port is asked with, where not 127.0.0.1:PORT (an app with a
+#: domain and a strict ALLOWED_HOSTS answers only to its own).
+HOSTS = {}
+
+
 def request(port, path, method="GET", form=None):
     """One request through the front-end: (status, headers as a dict, body as text)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         body = urllib.parse.urlencode(form) if form is not None else None
-        headers = {"Connection": "close"}
+        headers = {"Connection": "close", **({"Host": HOSTS[port]} if port in HOSTS else {})}
         if form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=headers)
@@ -178,11 +183,16 @@ def test_django_static_files_are_served_by_nginx_per_instance(app_home, tmp_path
     h, user = app_home
     source = tmp_path / "djangosite"
     shutil.copytree(DJANGOSITE, source)
+    # ALLOWED_HOSTS its own domain alone: the health check asks with it (as nginx does)
     sarge(h, "config", "site", "DJANGO_SECRET_KEY=not-a-secret-but-long-enough-for-tests",
-          "DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost", check=True)
+          "DJANGO_ALLOWED_HOSTS=polls.example.test", check=True)
     port = listen_port(11)
-    result = deploy(h, source, "--app", "site", "--listen", f"127.0.0.1:{port}")
+    result = deploy(h, source, "--app", "site", "--listen", f"127.0.0.1:{port}",
+                    "--domain", "polls.example.test")
     assert result.returncode == 0, result.stderr
+    assert "(Host polls.example.test) answered" in result.stderr
+    assert request(port, "/")[0] == 404  # another host: the front-end's 404, not Django's
+    HOSTS[port] = "polls.example.test"
     first = result.stdout.strip()
     for step in ("folders", "build", "static", "release"):
         assert f"] {step}" in result.stderr or f" {step} " in result.stderr, step
