@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import NotDeployable
+from ..errors import NotDeployable, UsageError
 from .output import echo, echo_json, note
 from .version import print_version
 
@@ -34,8 +34,11 @@ def tools():
                    "in a throwaway virtualenv, against a scratch data folder (installs the "
                    "requirements: slow).")
 @_pip_arg
+@click.option("-e", "--env", "env", multiple=True, metavar="NAME=VALUE",
+              help="A variable for --deep's steps and import (repeat it): what `sarge "
+                   "HOME config` gives the app on the server.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def validate(source, strict, deep, pip_args, as_json):
+def validate(source, strict, deep, pip_args, env, as_json):
     """Report every problem of SOURCE (a folder or a .tar.gz) that would stop or spoil a
     deploy, each as FILE:LINE: SEVERITY: what to do.
 
@@ -54,7 +57,7 @@ def validate(source, strict, deep, pip_args, as_json):
     from ..package import validate as core_validate
 
     found = core_validate(source, strict=strict, deep=deep, pip_args=pip_args,
-                          progress=lambda message: note(f"  {message}"))
+                          env=_assignments(env), progress=lambda message: note(f"  {message}"))
     ok = deployable(found)
     if as_json:
         echo_json({"source": source, "deployable": ok,
@@ -111,6 +114,16 @@ def package(source, output, wheels, strict, pip_args, as_json):
          + (f", git {revision['git'][:12]}{' (dirty)' if revision['dirty'] else ''}"
             if revision else ""))
     echo(done["sha256"])
+
+
+def _assignments(values) -> dict:
+    found = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageError(f"invalid --env {value!r}: give NAME=VALUE")
+        found[name] = text
+    return found
 
 
 COMMANDS = (validate, package)

@@ -30,16 +30,17 @@ def check_tree(tree, strict: bool = False) -> tuple:
 
 
 def validate(source: str, *, strict: bool = False, deep: bool = False, pip_args=(),
-             progress=None) -> list:
+             env=None, progress=None) -> list:
     """The findings of ``source`` (a folder or an archive), ordered. With ``deep``, and
     no error found otherwise, its web entry point is imported and its build and release
     steps run in a throwaway virtualenv (:func:`.deep.run`); ``progress(message)`` is
-    told of each of its stages."""
+    told of each of its stages; ``env`` ({NAME: VALUE}) is set for them (the app's
+    settings, such as a secret key its settings module reads)."""
     with opened(source) as tree:
         found, processes = check_tree(tree, strict)
         if deep and deployable(found):
             from .deep import run
 
-            found = ordered(found + run(tree, processes, pip_args=pip_args,
+            found = ordered(found + run(tree, processes, pip_args=pip_args, env=env,
                                         progress=progress))
     return found
