@@ -273,6 +273,12 @@ def test_a_packaged_archive_deploys_offline_with_its_revision(packed):
     assert sarge(packed, "status", check=True).stdout.splitlines()[0].split()[-1] == "REVISION"
     records = json.loads(sarge(packed, "history", "web", "--json", check=True).stdout)
     assert records["records"][-1]["revision"]["git"] == packed.commit
+    result = sarge(packed, "config", "web", "--deploy", "COLOUR=blue", timeout=300)
+    assert result.returncode == 0, result.stderr  # the same code again: the same revision
+    third = result.stdout.strip()
+    assert "manifest says" not in result.stderr  # a copy of the instance: not an archive
+    third_status = json.loads(sarge(packed, "status", third, "--json", check=True).stdout)
+    assert third_status["revision"] == rows[second]["revision"]
 
 
 @pytest.mark.xdist_group("package_real")

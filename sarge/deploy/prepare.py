@@ -17,23 +17,28 @@ from ..variables import freeze_config
 from .singletons import overlapping, singletons
 
 
-def prepare(deployer, instance, source, run_as, python, exclude=()):
+def prepare(deployer, instance, source, run_as, python, exclude=(), revision=None):
     """Run the steps that make ``instance`` (just made by ``new``) a started version of its
     app built from ``source``, its processes as ``run_as``, its virtualenv with ``python``
     (the home's, a :class:`~sarge.pythons.Python`) unless the source asks for another;
-    return its record then."""
+    return its record then. An archive with a ``sarge-manifest.json`` is verified against
+    it once unpacked, its revision recorded; ``revision``: the one a folder source's code
+    was deployed with before (a redeploy's)."""
     home, steps = deployer.home, deployer.steps
     folder = home.instance_dir(instance.id)
     freeze_config(home, instance)
     with steps.step("unpack") as step:
         inner = unpack.unpack(source, folder, exclude=exclude)
-        packaged = verify(folder)  # an archive of `sarge package`: before anything runs
+        # an archive of `sarge package`: verified before anything of it runs. (A folder's
+        # manifest is not: a redeploy's copy holds what its build step wrote.)
+        packaged = verify(folder) if unpack.source_kind(source) == "tar" else None
         ownership.share_code(folder, run_as)  # readable, not writable, by the app's user
         step["detail"] = os.path.basename(source) + (
             f" (the content of its one folder, {inner}/)" if inner else "") + (
             f", {len(packaged['files'])} files as its manifest says" if packaged else "")
-        if packaged is not None:
-            instance = _record_revision(home, instance, packaged)
+        revision = revision_of(packaged) if packaged is not None else revision
+        if revision is not None:
+            instance = _record_revision(home, instance, revision)
     with steps.step("environment") as step:
         instance, commands, declared = _environment(deployer, instance, run_as, python, step,
                                                     install_args(folder, packaged))
@@ -85,10 +90,10 @@ def _build(home, instance, line, run_as, declared):
         ownership.reclaim(folder, run_as, skip=declared.writable)
 
 
-def _record_revision(home, instance, packaged):
+def _record_revision(home, instance, revision):
     """The instance's record with its archive's revision (``list``, ``status``)."""
     with home.store.lock():
-        instance = home.store.get(instance.id).replace(revision=revision_of(packaged))
+        instance = home.store.get(instance.id).replace(revision=revision)
         home.store.save(instance)
     return instance
 

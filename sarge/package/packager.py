@@ -1,6 +1,7 @@
 """``sarge package``: validate a source, then write it as a reproducible archive
-(:mod:`.archive`) with its manifest (:mod:`.manifest`) and, with ``wheels``, a wheelhouse
-(:mod:`.wheels`). Refused, with nothing written, when validate finds an error."""
+(:mod:`sarge.package.archive`) with its manifest (:mod:`sarge.package.manifest`) and, with
+``wheels``, a wheelhouse (:mod:`sarge.package.wheels`). Refused, with nothing written,
+when validate finds an error."""
 
 from __future__ import annotations
 
