@@ -20,7 +20,6 @@ from sarge.unpack import unpack
 from .conftest import (
     WEBAPP,
     WHEELS,
-    deploy,
     front,
     kill_home,
     listen_port,
@@ -248,7 +247,8 @@ def test_a_packaged_archive_deploys_offline_with_its_revision(packed):
     port = listen_port(10)
     v1, v2 = packed.archives
     assert "sarge-wheels/" in " ".join(members(v1)) and manifest_of(v1)["wheels"]
-    result = deploy(packed, v1, "--app", "web", "--listen", f"127.0.0.1:{port}")
+    result = sarge(packed, "deploy", v1, "--app", "web", "--listen", f"127.0.0.1:{port}",
+                   timeout=300)
     assert result.returncode == 0, result.stderr
     first = result.stdout.strip()
     assert "4 files as its manifest says" not in result.stderr  # the wheels are files too
@@ -257,7 +257,7 @@ def test_a_packaged_archive_deploys_offline_with_its_revision(packed):
     log = open(packed.log_path(first)).read()
     assert f"--no-index --find-links {packed.instance_dir(first)}/sarge-wheels" in log
     assert front(port) == (200, f"version 1 from {first}\n")
-    result = deploy(packed, v2, "--app", "web")
+    result = sarge(packed, "deploy", v2, "--app", "web")
     assert result.returncode == 0, result.stderr
     second = result.stdout.strip()
     rows = {r["id"]: r for r in json.loads(sarge(packed, "list", "--json",
@@ -288,7 +288,7 @@ def test_a_tampered_archive_is_refused_and_nothing_changes(packed, tmp_path):
     port = listen_port(10)
     state = json.loads(sarge(packed, "list", "--json", check=True).stdout)["instances"]
     if not state:
-        assert deploy(packed, packed.archives[0], "--app", "web", "--listen",
+        assert sarge(packed, "deploy", packed.archives[0], "--app", "web", "--listen",
                       f"127.0.0.1:{port}").returncode == 0
     current = [r for r in json.loads(sarge(packed, "list", "--json", check=True).stdout)
                ["instances"] if r["role"] == "current"][0]["id"]
@@ -296,7 +296,7 @@ def test_a_tampered_archive_is_refused_and_nothing_changes(packed, tmp_path):
     before = state_files(packed, under=("etc", "var/apps", "var/envs"))
     tampered = tamper(packed.archives[0], tmp_path / "tampered.tar.gz", "app.py",
                       open(os.path.join(WEBAPP, "app.py"), "rb").read() + b"\n# evil\n")
-    result = deploy(packed, tampered, "--app", "web")
+    result = sarge(packed, "deploy", tampered, "--app", "web")
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]
     assert "deploy failed at step 'unpack': app.py has changed (content) since the archive " \

@@ -155,9 +155,12 @@ def test_the_two_shapes_of_the_command_line(tmp_path):
     home = tmp_path / "validate"  # a home that happens to be named so: ./validate
     code, out, err = run_main([f"{home}", "init"])
     assert code == 0 and os.path.isfile(home / "etc" / "sarge.toml"), err
-    code, out, err = run_main([home, "validate"])
-    assert code == 2 and "No such command 'validate'" in err, err
-    assert not (tmp_path / "etc").exists()
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+    code, out, err = run_main([home, "validate", WEBAPP])  # HOME/bin/sarge validate ...
+    assert code == 0 and "deployable" in err, err
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
+    code, out, err = run_main([home, "package", "--help"])
+    assert code == 0 and "Usage: sarge HOME package [OPTIONS] SOURCE" in out, out
 
 
 @pytest.mark.fast

@@ -1,7 +1,8 @@
 """The ``sarge HOME COMMAND`` group, with every command of :mod:`.instances` and
 :mod:`.deploys`; and ``sarge validate|package ...``, the commands of :mod:`.packaging`,
 which need no home: :class:`Sarge` hands a command line whose first word names one of
-them to that group (a home folder named ``validate`` is ``./validate``)."""
+them to that group (a home folder named ``validate`` is ``./validate``); ``sarge HOME
+validate ...`` (a home's ``bin/sarge``) runs them too, without reading the home."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ class Sarge(click.Group):
             kwargs.pop("obj", None)  # no home
             return tools.main(args, *rest, **kwargs)
         return super().main(args, *rest, **kwargs)
+
+    def get_command(self, ctx, name):
+        # HOME/bin/sarge validate ...: the home is filled in, and not needed
+        return super().get_command(ctx, name) or tools.commands.get(name)
 
     def format_commands(self, ctx, formatter):
         super().format_commands(ctx, formatter)
