@@ -309,3 +309,36 @@ def test_a_tampered_archive_is_refused_and_nothing_changes(packed, tmp_path):
     assert front(port) == answer
     assert state_files(packed, under=("etc", "var/apps", "var/envs")) == before
     assert packed.supervisor.process(current + ":web")["statename"] == "RUNNING"
+
+
+# -- the same, in the fast tier: a real home with the fakes of tests/fakes.py ---------------
+
+@pytest.mark.fast
+def test_the_deploy_of_an_archive_verifies_it_first(tmp_path, source):
+    """The fakes' deploy of a packaged archive: its revision in the record (null outside
+    git); a tampered copy fails at step 'unpack', its instance removed, the app's state
+    and the instances as they were."""
+    from sarge.errors import DeployError
+
+    from .conftest import port_base
+    from .fakes import Rig
+
+    rig = Rig(tmp_path / "home")
+    try:
+        package(source, tmp_path / "app.tar.gz")
+        first = rig.deployer().deploy(str(tmp_path / "app.tar.gz"), "web",
+                                      listen=f"127.0.0.1:{port_base() + 990}")
+        assert first.revision["git"] is None and first.revision["packager"].startswith("sarge")
+        assert len(first.revision["manifest_sha256"]) == 64
+        tampered = tamper(tmp_path / "app.tar.gz", tmp_path / "bad.tar.gz", "Procfile",
+                          b"web: serve --port $PORT\nworker: evil\n")
+        before = [i.id for i in rig.home.instances()], rig.deployer().state("web")
+        with pytest.raises(DeployError) as raised:
+            rig.deployer().deploy(str(tampered), "web")
+        assert raised.value.step == "unpack"
+        assert "Procfile has changed (content)" in str(raised.value)
+        assert f"the current version ({first.id}) keeps serving" in str(raised.value)
+        assert ([i.id for i in rig.home.instances()], rig.deployer().state("web")) == before
+        assert [n for n in os.listdir(rig.home.path) if n.startswith("web-")] == [first.id]
+    finally:
+        rig.close()
