@@ -342,3 +342,21 @@ def test_the_deploy_of_an_archive_verifies_it_first(tmp_path, source):
         assert [n for n in os.listdir(rig.home.path) if n.startswith("web-")] == [first.id]
     finally:
         rig.close()
+
+
+@pytest.mark.fast
+def test_a_work_tree_git_cannot_read_is_refused(tmp_path, repo, monkeypatch):
+    """Without git, or when git refuses the repository (another user's), the files it
+    ignores would ship: refused, naming why, nothing written."""
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    code, out, err = run_main(["package", repo, "-o", tmp_path / "a.tar.gz"])
+    assert code == 1 and "git cannot read: git is not installed" in err, err
+    monkeypatch.undo()
+    trusted = subprocess.run(["git", "config", "--get-all", "safe.directory"],
+                             capture_output=True, text=True).stdout.split()
+    if os.geteuid() != 0 or "*" in trusted:
+        return  # only root can give the repository away; "*" trusts every repository
+    os.chown(repo, 65534, 65534)  # nobody's: git's safe.directory check refuses it
+    code, out, err = run_main(["validate", repo])
+    assert code == 1 and "detected dubious ownership" in err, err
+    assert not (tmp_path / "a.tar.gz").exists()

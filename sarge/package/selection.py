@@ -127,8 +127,9 @@ def _from_git(root, listed, spec) -> list:
     return list({e.path: e for e in entries}.values())
 
 
-def _git(root, *args):
-    """git's output for ``args`` in ``root``, or None when git is missing or says no."""
+def _git(root, *args, refusal=None):
+    """git's output for ``args`` in ``root``, or None when git is missing or says no
+    (``refusal``: a list that gets what it said)."""
     git = shutil.which("git")
     if git is None:
         return None
@@ -137,13 +138,22 @@ def _git(root, *args):
                                 stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None
+    if result.returncode != 0 and refusal is not None:
+        refusal.append(result.stderr.decode("utf-8", "replace"))
     return result.stdout if result.returncode == 0 else None
 
 
 def _git_files(root):
     """The paths git would commit in ``root`` (tracked and untracked, not ignored), or
-    None when ``root`` is not in a git work tree (or git is not installed)."""
-    inside = _git(root, "rev-parse", "--is-inside-work-tree")
+    None when ``root`` is not in a git work tree. :class:`PackageError` when it is one
+    (it has a ``.git``) that git cannot read: what git ignores would ship."""
+    refusal = []
+    inside = _git(root, "rev-parse", "--is-inside-work-tree", refusal=refusal)
+    if inside is None and os.path.lexists(os.path.join(root, NEVER)):
+        why = ("git is not installed (apt-get install git)" if shutil.which("git") is None
+               else " ".join((refusal or ["git refused it"])[0].split())[:300])
+        raise PackageError(f"{root} is a git work tree that git cannot read: {why}; "
+                           "without git, the files it ignores would ship")
     if inside is None or inside.strip() != b"true":
         return None
     out = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
