@@ -6,6 +6,8 @@ validate ...`` (a home's ``bin/sarge``) runs them too, without reading the home.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import deploys, instances
@@ -20,8 +22,6 @@ class Sarge(click.Group):
     package ...`` go to :data:`~.packaging.tools` instead, and its help lists them."""
 
     def main(self, args=None, *rest, **kwargs):
-        import sys
-
         args = list(sys.argv[1:] if args is None else args)
         if args and args[0] in tools.commands:
             kwargs.pop("obj", None)  # no home

@@ -39,8 +39,8 @@ def tools():
                    "HOME config` gives the app on the server.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def validate(source, strict, deep, pip_args, env, as_json):
-    """Report every problem of SOURCE (a folder or a .tar.gz) that would stop or spoil a
-    deploy, each as FILE:LINE: SEVERITY: what to do.
+    """Report every problem of SOURCE (a folder or a .tar, .tar.gz or .tgz archive) that
+    would stop or spoil a deploy, each as FILE:LINE: SEVERITY: what to do.
 
     \b
     Errors: a Procfile that does not parse or has no web (nor an executable
@@ -82,15 +82,16 @@ def validate(source, strict, deep, pip_args, env, as_json):
 @_pip_arg
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def package(source, output, wheels, strict, pip_args, as_json):
-    """Validate SOURCE, then write it as a reproducible archive with sarge-manifest.json.
+    """Validate SOURCE, then write it as a reproducible archive with a manifest.
 
     \b
     Left out: .git/, what git ignores (in a git work tree) and what .sargeignore
-    names (gitignore syntax). The manifest holds the sha256 of every file, the
-    git revision and whether the work tree was dirty, the Procfile's commands,
-    the requirements' sha256 and sarge's version; a deploy of the archive checks
-    every file against it. The same tree gives the same bytes. Prints the
-    archive's sha256 on stdout; refused, with nothing written, when validate
+    names (gitignore syntax). The manifest, sarge-manifest.json, holds the
+    sha256 of every file, the git revision and whether the work tree was dirty,
+    the Procfile's commands, the requirements' sha256 and sarge's version; a
+    deploy of the archive checks every file against it. The same tree gives the
+    same bytes. Prints the archive's sha256 on stdout; refused, with nothing
+    written, when validate
     finds an error (they are listed on stderr).
     """
     from ..package import package as core_package

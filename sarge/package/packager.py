@@ -5,6 +5,7 @@ when validate finds an error."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -96,8 +97,6 @@ def _wheels(tree, scratch, pip_args, progress) -> tuple:
 
 def _listed(members) -> dict:
     """The manifest's entries of the wheelhouse's files."""
-    import hashlib
-
     listed = {}
     for member in members:
         if member.kind == "file":
