@@ -91,8 +91,7 @@ def package(source, output, wheels, strict, pip_args, as_json):
     the Procfile's commands, the requirements' sha256 and sarge's version; a
     deploy of the archive checks every file against it. The same tree gives the
     same bytes. Prints the archive's sha256 on stdout; refused, with nothing
-    written, when validate
-    finds an error (they are listed on stderr).
+    written, when validate finds an error (they are listed on stderr).
     """
     from ..package import package as core_package
 
