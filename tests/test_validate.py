@@ -19,7 +19,9 @@ def write(folder, files):
     for name, text in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
+        if isinstance(text, tuple):  # ("link", target)
+            path.symlink_to(text[1])
+        elif isinstance(text, bytes):
             path.write_bytes(text)
         else:
             path.write_text(text)
@@ -65,6 +67,8 @@ BROKEN = [
     ({"pkg/__pycache__/a.cpython-311.pyc": b"\0"}, ("pkg/__pycache__/", None, "warning",
                                                    "bytecode")),
     ({"old.pyc": b"\0"}, ("old.pyc", None, "warning", "bytecode")),
+    ({"media": ("link", "/var/www/media")}, ("media", None, "error", "out of the app")),
+    ({"pkg/up": ("link", "../../etc")}, ("pkg/up", None, "error", "a deploy refuses it")),
 ]
 
 

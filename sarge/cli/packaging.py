@@ -46,9 +46,9 @@ def validate(source, strict, deep, pip_args, env, as_json):
     Errors: a Procfile that does not parse or has no web (nor an executable
     server); a web server that does not listen on $PORT; a requirements.txt
     line that is not PEP 508; absolute paths in Django settings or a Flask
-    config; a runtime.txt Python this machine lacks; an archive whose files
-    differ from its sarge-manifest.json; with --deep, an entry point that does
-    not import or a build or release step that fails.
+    config; a runtime.txt Python this machine lacks; a link out of the app;
+    an archive whose files differ from its sarge-manifest.json; with --deep,
+    an entry point that does not import or a build or release step that fails.
     Warnings: unpinned requirements (errors with --strict); files that should
     not ship (.git/, __pycache__, *.pyc, .env, db.sqlite3).
     Exit status 0 when SOURCE is deployable (warnings only), 1 when not.

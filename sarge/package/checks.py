@@ -6,6 +6,7 @@ should not ship. Each returns :class:`~.findings.Finding` values."""
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 import re
 import sys
 
@@ -99,4 +100,20 @@ def unwanted(tree) -> list:
                 found.append(warning(shown, None, f"{what} should not ship: {fix}"))
                 reported.add(entry.path)
                 break
+    return found
+
+
+def links(tree) -> list:
+    """An error for each link that points out of the app (absolute, or up past its root):
+    a deploy's unpacker refuses it."""
+    found = []
+    for entry in tree.entries:
+        if entry.kind != "symlink":
+            continue
+        target = tree.link(entry.path)
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), target))
+        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+            found.append(error(entry.path, None, f"a link to {target!r}, out of the app: a "
+                               "deploy refuses it; keep what it points at in the source, or "
+                               "in $SARGE_DATA_DIR (sarge-app.toml's persistent folders)"))
     return found

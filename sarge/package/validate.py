@@ -19,6 +19,7 @@ def check_tree(tree, strict: bool = False) -> tuple:
     found += abspaths.check(tree)
     found += checks.runtime(tree)
     found += checks.unwanted(tree)
+    found += checks.links(tree)
     if tree.kind == "tar" and tree.has(NAME):
         try:
             data = load(tree.root)
