@@ -177,9 +177,10 @@ def test_an_undeployable_source_is_refused_and_nothing_is_written(tmp_path):
     (lambda d: os.chmod(d / "app.py", 0o755), "app.py has changed (mode)"),
     (lambda d: (d / "sarge-manifest.json").write_text("{"), "is not a manifest sarge can"),
 ])
-def test_the_manifest_finds_each_file_changed_since_packaging(tmp_path, change, words):
+def test_the_manifest_finds_each_file_changed_since_packaging(tmp_path, webapp, change,
+                                                              words):
     archive = tmp_path / "app.tar.gz"
-    package(WEBAPP, archive)
+    package(webapp, archive)
     folder = tmp_path / "unpacked"
     folder.mkdir()
     unpack(str(archive), str(folder))
@@ -203,8 +204,8 @@ def tamper(archive, tampered, name="VERSION", data=b"evil\n"):
 
 
 @pytest.mark.fast
-def test_validate_names_the_file_of_a_tampered_archive(tmp_path):
-    package(WEBAPP, tmp_path / "app.tar.gz")
+def test_validate_names_the_file_of_a_tampered_archive(tmp_path, webapp):
+    package(webapp, tmp_path / "app.tar.gz")
     assert run_main(["validate", tmp_path / "app.tar.gz"])[0] == 0
     code, out, _ = run_main(["validate", tamper(tmp_path / "app.tar.gz", tmp_path / "t.tar.gz")])
     assert code == 1 and "VERSION: error: has changed (content) since the archive was " \
@@ -360,3 +361,20 @@ def test_a_work_tree_git_cannot_read_is_refused(tmp_path, repo, monkeypatch):
     code, out, err = run_main(["validate", repo])
     assert code == 1 and "detected dubious ownership" in err, err
     assert not (tmp_path / "a.tar.gz").exists()
+
+
+@pytest.mark.fast
+def test_an_archive_packaged_again_is_the_same_archive(tmp_path):
+    """An archive is a source too (read through the safe unpacker, its one folder the
+    app): a folder outside git, packed, then its archive packed again, gives the same
+    bytes; so does a hand-made tarball of the same files with a folder around them."""
+    source = tmp_path / "webapp"  # tests/apps/webapp is in sarge's own work tree
+    shutil.copytree(WEBAPP, source)
+    first, _ = package(source, tmp_path / "one.tar.gz")
+    assert manifest_of(tmp_path / "one.tar.gz")["revision"] is None
+    again, _ = package(tmp_path / "one.tar.gz", tmp_path / "two.tar.gz")
+    assert first == again
+    with tarfile.open(tmp_path / "hand.tgz", "w:gz") as tar:
+        tar.add(source, arcname="webapp-1.0")
+    made, _ = package(tmp_path / "hand.tgz", tmp_path / "three.tar.gz")
+    assert made == first

@@ -116,15 +116,15 @@ def test_every_problem_at_once_and_the_exit_status(tmp_path):
 
 
 @pytest.mark.fast
-def test_a_deployable_app_exits_0_and_strict_makes_pins_errors(tmp_path):
-    code, out, err = run_main(["validate", WEBAPP])
+def test_a_deployable_app_exits_0_and_strict_makes_pins_errors(tmp_path, webapp):
+    code, out, err = run_main(["validate", webapp])
     assert code == 0, (out, err)
     assert out == "requirements.txt:1: warning: gunicorn is not pinned: write " \
                   "gunicorn==VERSION (pip freeze says which)\n"
     assert "deployable (0 error(s), 1 warning(s))" in err
-    code, out, err = run_main(["validate", "--strict", WEBAPP])
+    code, out, err = run_main(["validate", "--strict", webapp])
     assert code == 1 and out.startswith("requirements.txt:1: error:"), (out, err)
-    pinned = write(tmp_path, {"Procfile": GOOD_PROCFILE, "requirements.txt":
+    pinned = write(tmp_path / "pinned", {"Procfile": GOOD_PROCFILE, "requirements.txt":
                               "gunicorn==23.0.0 ; python_version >= '3.8'\n"})
     assert run_main(["validate", "--strict", pinned]) == (0, "", f"{pinned}: deployable "
                                                           "(0 error(s), 0 warning(s))\n")
@@ -145,7 +145,7 @@ def test_bad_input_is_one_line_and_a_usage_status(argv, words):
 
 
 @pytest.mark.fast
-def test_the_two_shapes_of_the_command_line(tmp_path):
+def test_the_two_shapes_of_the_command_line(tmp_path, webapp):
     """``sarge validate ...`` and ``sarge package ...`` need no home; ``sarge HOME ...``
     is as it was (a home path that is no command), and --help says both."""
     code, out, _ = run_main(["--help"])
@@ -160,7 +160,7 @@ def test_the_two_shapes_of_the_command_line(tmp_path):
     code, out, err = run_main([f"{home}", "init"])
     assert code == 0 and os.path.isfile(home / "etc" / "sarge.toml"), err
     before = sorted(p.relative_to(home) for p in home.rglob("*"))
-    code, out, err = run_main([home, "validate", WEBAPP])  # HOME/bin/sarge validate ...
+    code, out, err = run_main([home, "validate", webapp])  # HOME/bin/sarge validate ...
     assert code == 0 and "deployable" in err, err
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
     code, out, err = run_main([home, "package", "--help"])
