@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from . import deploys, instances
+from . import deploys, instances, sites
 from .context import Context
 from .history import history
 from .packaging import tools
@@ -59,5 +59,5 @@ def cli(ctx, home):
         ctx.obj = Context(home, ctx.obj if callable(ctx.obj) else None)
 
 
-for _command in (*instances.COMMANDS, *deploys.COMMANDS, history):
+for _command in (*instances.COMMANDS, *deploys.COMMANDS, *sites.COMMANDS, history):
     cli.add_command(_command)
