@@ -80,6 +80,11 @@ def test_package_twice_gives_the_same_bytes(tmp_path, repo):
     first, err = package(repo, tmp_path / "a.tar.gz")
     second, _ = package(repo, tmp_path / "b.tar.gz")
     data = (tmp_path / "a.tar.gz").read_bytes()
+    code, out, _ = run_main(["package", repo, "-o", tmp_path / "c.tar.gz", "--json"])
+    done = json.loads(out)
+    assert code == 0 and done["sha256"] == first and done["files"] == 8, done
+    assert done["revision"] == {"git": git(repo, "rev-parse", "HEAD"), "dirty": False}
+    assert done["wheels"] == [] and done["findings"][0]["severity"] == "warning"
     assert first == second == hashlib.sha256(data).hexdigest()
     assert data == (tmp_path / "b.tar.gz").read_bytes()
     assert f"{tmp_path / 'a.tar.gz'}: 8 files, git {git(repo, 'rev-parse', 'HEAD')[:12]}" in err

@@ -67,6 +67,8 @@ BROKEN = [
     ({"pkg/__pycache__/a.cpython-311.pyc": b"\0"}, ("pkg/__pycache__/", None, "warning",
                                                    "bytecode")),
     ({"old.pyc": b"\0"}, ("old.pyc", None, "warning", "bytecode")),
+    ({".venv/pyvenv.cfg": "home = /usr/bin\n", ".venv/lib/x.py": ""},
+     (".venv/", None, "warning", "a deploy makes its own")),
     ({"media": ("link", "/var/www/media")}, ("media", None, "error", "out of the app")),
     ({"pkg/up": ("link", "../../etc")}, ("pkg/up", None, "error", "a deploy refuses it")),
 ]

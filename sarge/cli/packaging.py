@@ -50,7 +50,7 @@ def validate(source, strict, deep, pip_args, env, as_json):
     an archive whose files differ from its sarge-manifest.json; with --deep,
     an entry point that does not import or a build or release step that fails.
     Warnings: unpinned requirements (errors with --strict); files that should
-    not ship (.git/, __pycache__, *.pyc, .env, db.sqlite3).
+    not ship (.git/, __pycache__, *.pyc, .env, db.sqlite3, .venv/).
     Exit status 0 when SOURCE is deployable (warnings only), 1 when not.
     """
     from ..package import deployable

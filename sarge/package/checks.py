@@ -31,6 +31,8 @@ UNWANTED = (
     ("db.sqlite3", "a development database", "add db.sqlite3 to .sargeignore; keep data "
      "in $SARGE_DATA_DIR"),
     (".git", "the repository", "package from a work tree, or remove .git/ from the archive"),
+    (".venv", "a virtualenv", "add .venv/ to .sargeignore: a deploy makes its own"),
+    ("venv", "a virtualenv", "add venv/ to .sargeignore: a deploy makes its own"),
 )
 
 
