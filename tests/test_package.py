@@ -335,7 +335,9 @@ def test_the_deploy_of_an_archive_verifies_it_first(tmp_path, source):
         first = rig.deployer().deploy(str(tmp_path / "app.tar.gz"), "web",
                                       listen=f"127.0.0.1:{port_base() + 990}")
         assert first.revision["git"] is None and first.revision["packager"].startswith("sarge")
-        assert len(first.revision["manifest_sha256"]) == 64
+        with tarfile.open(tmp_path / "app.tar.gz") as tar:
+            text = tar.extractfile("sarge-manifest.json").read()
+        assert first.revision["manifest_sha256"] == hashlib.sha256(text).hexdigest()
         tampered = tamper(tmp_path / "app.tar.gz", tmp_path / "bad.tar.gz", "Procfile",
                           b"web: serve --port $PORT\nworker: evil\n")
         before = [i.id for i in rig.home.instances()], rig.deployer().state("web")

@@ -36,7 +36,7 @@ def prepare(deployer, instance, source, run_as, python, exclude=(), revision=Non
         step["detail"] = os.path.basename(source) + (
             f" (the content of its one folder, {inner}/)" if inner else "") + (
             f", {len(packaged['files'])} files as its manifest says" if packaged else "")
-        revision = revision_of(packaged) if packaged is not None else revision
+        revision = revision_of(folder, packaged) if packaged is not None else revision
         if revision is not None:
             instance = _record_revision(home, instance, revision)
     with steps.step("environment") as step:

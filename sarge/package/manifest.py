@@ -117,13 +117,15 @@ def verify(folder: str):
     return data
 
 
-def revision_of(data) -> dict | None:
-    """What an instance records of its manifest: the git revision and dirty flag, and the
-    manifest's own sha256 (None without a manifest)."""
+def revision_of(folder: str, data) -> dict | None:
+    """What an instance records of the manifest ``data`` at the root of ``folder``: the
+    git revision and dirty flag, the sha256 of the manifest file and the packager (None
+    without a manifest)."""
     if data is None:
         return None
-    text = json.dumps(data, sort_keys=True).encode()
+    fd = os.open(os.path.join(folder, NAME), _READ)
+    with os.fdopen(fd, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
     revision = data.get("revision") or {}
     return {"git": revision.get("git"), "dirty": revision.get("dirty"),
-            "manifest_sha256": hashlib.sha256(text).hexdigest(),
-            "packager": data.get("packager")}
+            "manifest_sha256": digest, "packager": data.get("packager")}
