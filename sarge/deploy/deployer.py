@@ -98,10 +98,11 @@ class Deployer:
 
     @journaled("deploy", app_arg=1, source_arg=0)
     def deploy(self, source, app, *, listen=None, check=None, timeout=None, watch=None,
-               exclude=(), site=None):
+               exclude=(), site=None, revision=None):
         """Deploy ``source`` (a folder or a tar archive) as the new version of ``app``
         (``exclude``: paths of a folder source left out; ``site``: changes of its
-        :class:`~sarge.site.Site`, :func:`sarge.site.checked`)."""
+        :class:`~sarge.site.Site`, :func:`sarge.site.checked`; ``revision``: what its
+        code's archive said, for a redeploy's copy)."""
         home, steps, switch = self.home, self.steps, self.switch
         home.check()
         check_app_name(app)
@@ -127,7 +128,7 @@ class Deployer:
                 instance = home.lifecycle.new(app, origin="deploy")
                 step["detail"] = f"{instance.id}, port {instance.port}"
             try:
-                instance = prepare(self, instance, source, run_as, python, exclude)
+                instance = prepare(self, instance, source, run_as, python, exclude, revision)
                 switch.health_check(instance, state)
                 new = state.promote(instance.id)
                 with steps.step("switch") as step:
