@@ -1,8 +1,9 @@
 """Where everything of a home lives: one table of its folders, the paths, and nothing else.
 
-:data:`~sarge.folders.FOLDERS` (:mod:`sarge.folders`) is the one list of the home's folders, with their modes and
-whether an app's user must never be able to change them (``guarded``: root
-reads from or runs what is in them) or anything in them (``guarded_files``).
+:data:`~sarge.folders.FOLDERS` (:mod:`sarge.folders`) is the one list of the home's
+folders, with their modes and whether an app's user must never be able to change
+them (``guarded``: root reads from or runs what is in them) or anything in them
+(``guarded_files``).
 ``init`` makes them from it, the privilege checks (:mod:`sarge.users`) and
 ``repair`` read it. :class:`Layout` names every path in them; no other module
 joins a home's path by hand.
@@ -114,6 +115,11 @@ class Layout:
         instance that serves the app on ``$SARGE_SOCKET`` (that takes over when it fails)."""
         suffix = ".backup.sock" if backup else ".sock"
         return self._p("var", "front", check_app_name(application_name) + suffix)
+
+    def static_link(self, application_name, index: int):
+        """``var/front/APP.static.N``: the link to the current instance's N-th static
+        folder, which nginx serves."""
+        return self._p("var", "front", f"{check_app_name(application_name)}.static.{index}")
 
     def maintenance_page(self, application_name):
         return self._p("var", "maintenance", check_app_name(application_name) + ".html")

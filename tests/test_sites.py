@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 
 import pytest
@@ -200,18 +201,103 @@ def test_limits_body_size_read_timeout_and_streaming(site_home):
     # a long-poll longer than the read timeout: 504; a shorter one answers
     assert ask(PORT, "/poll?s=3", host=host)[0] == 504
     assert ask(PORT, "/poll?s=1", host=host)[:1] == (200,)
-    # streaming: with buffering off, each line arrives as the app writes it
+    # streaming with buffering off: each line comes as the app writes it (0.3 s apart:
+    # the whole answer takes 1.2 s), and nginx buffers nothing
     assert sarge(h, "limits", "blog", "--read-timeout", "120", "--no-buffering").returncode == 0
-    conn = socket.create_connection(("127.0.0.1", PORT), timeout=10)
-    conn.sendall(f"GET /stream HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-    first = conn.recv(4096)
-    got_at = time.time()
-    assert b"line 0" in first and b"line 4" not in first
-    sent_at = float(first.split(b"line 0")[0].split()[-1])
-    assert got_at - sent_at < 0.25
-    conn.close()
+    assert "proxy_buffering off;" in open(h.nginx_conf).read()
+    assert first_line_delay(host) < 0.6
     bad = sarge(h, "limits", "blog", "--body-size", "lots")
     assert bad.returncode == 2 and "invalid --body-size 'lots'" in bad.stderr
+
+
+def first_line_delay(host) -> float:
+    """Seconds between the app writing the first line of /stream and the client getting
+    it through the front-end."""
+    conn = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    try:
+        conn.sendall(f"GET /stream HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                     .encode())
+        data = b""
+        while b"line 0" not in data:
+            chunk = conn.recv(4096)
+            assert chunk, data
+            data += chunk
+        got_at = time.time()
+        return got_at - float(data.split(b" line 0")[0].split()[-1])
+    finally:
+        conn.close()
+
+
+def test_a_redeploy_with_an_idle_long_poll_open_finishes_in_seconds(site_home):
+    """The long-poll keeps the old version's connection open and quiet: the drain ends
+    after [frontend] drain_quiet (3 s), not drain_timeout (60 s); the old version is
+    stopped, and the client of the long-poll sees its request end (502: the app that
+    held it is gone)."""
+    h, sources = site_home
+    host = "blog.example.test"
+    answer = {}
+    poll = threading.Thread(target=lambda: answer.update(
+        got=ask(PORT, "/poll?s=50", host=host, timeout=60)[0]))
+    poll.start()
+    time.sleep(0.5)
+    start = time.monotonic()
+    result = deploy(h, sources["blog"], "blog")
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert "only idle connections left" in result.stderr
+    assert seconds < 20, result.stderr
+    poll.join(60)
+    assert answer["got"] == 502
+
+
+class Clients:
+    """Threads sending ``request()`` (a function returning a status) until stopped; every
+    status and error, counted."""
+
+    def __init__(self, request, threads=3):
+        self.request, self.stop = request, threading.Event()
+        self.statuses, self.errors = [], []
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.statuses.append(self.request())
+            except OSError as exc:
+                self.errors.append(repr(exc))
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def test_ten_megabyte_uploads_through_a_switch_and_maintenance_under_load(site_home):
+    h, sources = site_home
+    host, size = "shop.example.test", 10 * 1024 * 1024
+    with Clients(lambda: upload(PORT, host, size)) as uploads:
+        time.sleep(0.5)
+        result = deploy(h, sources["shop"], "shop")
+        assert result.returncode == 0, result.stderr
+        time.sleep(0.5)
+    assert uploads.errors == [] and len(uploads.statuses) >= 3, uploads.errors[:3]
+    assert set(uploads.statuses) == {(200, str(size))}
+    # maintenance on and off under load: each answer is the app's or the page, never an
+    # error, and the other apps serve on
+    with Clients(lambda: ask(PORT, "/", host=host)[0]) as shop, \
+            Clients(lambda: ask(PORT, "/", host="blog.example.test")[0], 1) as blog:
+        time.sleep(0.3)
+        assert sarge(h, "maintenance", "shop", "on").returncode == 0
+        time.sleep(0.5)
+        assert sarge(h, "maintenance", "shop", "off").returncode == 0
+        time.sleep(0.3)
+    assert shop.errors == [] and blog.errors == []
+    assert set(shop.statuses) == {200, 503} and set(blog.statuses) == {200}
 
 
 def test_not_deployed_and_bad_input_change_nothing(site_home):

@@ -12,6 +12,7 @@ from ..errors import SargeError
 from .context import Context
 from .group import cli
 from .output import echo
+from .packaging import tools
 
 
 def main(argv=None, make_home=None) -> None:
@@ -29,7 +30,8 @@ def main(argv=None, make_home=None) -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
-        hint = f" (see `sarge HOME {command} --help`)".replace("  ", " ")
+        home = "" if exc.ctx is not None and exc.ctx.find_root().command is tools else "HOME "
+        hint = f" (see `sarge {home}{command} --help`)".replace("  ", " ")
         echo(f"sarge: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as exc:

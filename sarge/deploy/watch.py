@@ -170,9 +170,11 @@ class Watch:
 
 
 def _upstream(switch, instance) -> bytes:
-    """How nginx's ``$upstream_addr`` names the instance."""
+    """How nginx's ``$upstream_addr`` names the instance: an app on a socket by the link
+    it serves through (:class:`~sarge.frontend.sites.Links`; the instance of before the
+    switch had it until then, the new one after)."""
     if instance.unix_socket:
-        return f"unix:{switch.home.app_socket(instance.id)}".encode()
+        return f"unix:{switch.home.front_link(instance.application_name)}".encode()
     return f"127.0.0.1:{instance.port}".encode()
 
 

@@ -27,11 +27,14 @@ from . import sites
 
 
 class Drain:
-    """What a switch left to finish: the nginx workers that were serving before it."""
+    """What a switch left to finish: the nginx workers that were serving before it, and
+    the sockets of the instances that served through a link before it
+    (:class:`~sarge.frontend.sites.Links`), until their connections are done."""
 
-    def __init__(self, workers=(), grace: float = 0.0):
+    def __init__(self, workers=(), grace: float = 0.0, sockets=()):
         self.workers = list(workers)
         self.grace = grace
+        self.sockets = list(sockets)
 
 
 class Frontend:
@@ -67,14 +70,22 @@ class Frontend:
         return None
 
     def apply(self, routes: list) -> Drain:
-        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port, socket),
-        then save them as data; return what is left to drain."""
+        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port, socket,
+        site...), then save them as data; return what is left to drain. The links of the
+        apps on sockets move once nginx has accepted the configuration; when that is all
+        that changes, nginx is not reloaded at all."""
         sites.write_files(self.layout, routes)
-        drain = self._apply(routes)
+        links = sites.Links(self.layout, routes)
+        try:
+            drain = self._apply(routes, links)
+        except BaseException:
+            links.restore()
+            raise
+        drain.sockets = links.replaced
         saved_routes.save(self.layout.routes_path, routes)
         return drain
 
-    def _apply(self, routes: list) -> Drain:  # pragma: no cover - each kind has its own
+    def _apply(self, routes: list, links) -> Drain:  # pragma: no cover - each kind's own
         raise NotImplementedError
 
     def settle(self, drain: Drain, timeout: float = 3.0) -> None:
@@ -97,18 +108,56 @@ class Frontend:
                     break
                 self.sleep(0.01)
 
-    def drain(self, drain: Drain) -> bool:
-        """Wait until the workers of before the switch have exited; False on timeout."""
-        import psutil  # lazily, as everywhere: it costs a command's start-up
-
+    def drain(self, drain: Drain) -> str:
+        """Wait until what served before the switch is done: nginx's old workers exited,
+        the old sockets' connections closed. Returns ``"drained"``; ``"quiet"`` when
+        nothing has moved for ``[frontend] drain_quiet`` seconds (the old workers read
+        and wrote nothing, no connection of the old sockets ended): what is left are
+        long-lived connections, idle WebSockets and long-polls, which the old
+        instance's graceful stop closes; ``"timed out"`` after ``drain_timeout``."""
+        settings = self.settings
+        deadline = self.clock() + settings.drain_timeout
         if drain.grace:
             self.sleep(drain.grace)
-        if not drain.workers:
-            return True
-        gone, alive = psutil.wait_procs(drain.workers, timeout=self.settings.drain_timeout)
-        return not alive
+        last, since = None, self.clock()
+        while True:
+            workers = [w for w in drain.workers if _alive(w)]
+            connections = sites.connected(drain.sockets)
+            if not workers and not connections:
+                return "drained"
+            now = self.clock()
+            if now > deadline:
+                return "timed out"
+            moved = (_io(workers), connections)
+            if moved != last:
+                last, since = moved, now
+            elif settings.drain_quiet and now - since >= settings.drain_quiet:
+                return "quiet"
+            self.sleep(0.05)
 
 
+def _alive(process) -> bool:
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _io(processes) -> tuple:
+    """What ``processes`` have read and written so far (characters, through any file or
+    socket), the ones gone or not ours to see left out."""
+    import psutil
+
+    total = []
+    for process in processes:
+        try:
+            counters = process.io_counters()
+            total.append((process.pid, counters.read_chars, counters.write_chars))
+        except (psutil.Error, AttributeError):
+            continue
+    return tuple(total)
 
 
 def _restore(path: str, text) -> None:

@@ -28,6 +28,12 @@ def context(layout, routes: list) -> dict:
             route["tls_files"] = tls_files(layout, app, tls["digest"])
             port = tls["listen"].rpartition(":")[2]
             route["tls_port_suffix"] = "" if port == "443" else f":{port}"
+        if route.get("static"):  # through links too
+            route["static"] = [[prefix, layout.static_link(app, i)]
+                               for i, (prefix, _folder) in enumerate(route["static"])]
+        if route.get("socket"):  # through the links: a switch changes nothing here
+            route["link"] = layout.front_link(app)
+            route["backup_link"] = layout.front_link(app, backup=True)
         if site.get("domains"):
             defaults.setdefault(route["listen"], False)
             if tls:
@@ -75,3 +81,87 @@ def page(app: str, message: str) -> str:
                        "in a few minutes.")
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Maintenance"
             f"</title></head>\n<body><p>{text}</p></body></html>\n")
+
+
+class Links:
+    """The links nginx connects through to the apps on ``$SARGE_SOCKET``
+    (``var/front/APP.sock``, and ``APP.backup.sock`` while a watch keeps the old instance
+    ready) and serves the current instance's static folders through
+    (``APP.static.N``): moved by :meth:`swap`, atomically each, so that a switch of such
+    an app changes nothing in nginx's configuration and needs no reload. :meth:`restore` puts
+    back what :meth:`swap` replaced; ``replaced`` lists the sockets that no longer
+    serve (what the drain waits for)."""
+
+    def __init__(self, layout, routes: list):
+        self.layout = layout
+        self.wanted = {}
+        for route in routes:
+            for i, (_prefix, folder) in enumerate(route.get("static") or ()):
+                self.wanted[layout.static_link(route["app"], i)] = folder
+            if route.get("socket"):
+                self.wanted[layout.front_link(route["app"])] = route["socket"]
+                backup = route.get("backup") or {}
+                if backup.get("socket"):
+                    self.wanted[layout.front_link(route["app"], backup=True)] = backup["socket"]
+        self.before = {}
+        self.replaced = []
+
+    def _current(self) -> dict:
+        folder = os.path.join(self.layout.path, "var", "front")
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return {}
+        found = {}
+        for name in names:
+            path = os.path.join(folder, name)
+            if (name.endswith(".sock") or ".static." in name) and os.path.islink(path):
+                found[path] = os.readlink(path)
+        return found
+
+    def swap(self) -> None:
+        if self.wanted:
+            self.layout.make_later("var/front")
+        self.before = self._current()
+        for path, target in self.wanted.items():
+            if self.before.get(path) != target:
+                _link(path, target)
+        for path, target in self.before.items():
+            if path not in self.wanted:
+                os.unlink(path)
+            if (self.wanted.get(path) != target and path.endswith(".sock")
+                    and not path.endswith(".backup.sock")):
+                self.replaced.append(target)
+
+    def restore(self) -> None:
+        for path in set(self.wanted) | set(self.before):
+            if path in self.before:
+                _link(path, self.before[path])
+            elif os.path.lexists(path):
+                os.unlink(path)
+        self.replaced = []
+
+
+def _link(path: str, target: str) -> None:
+    """Point the link ``path`` at ``target`` in one step (a new link renamed over it)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
+def connected(sockets) -> frozenset:
+    """The connections the unix sockets ``sockets`` (paths) hold open now: the inodes of
+    the accepted ones, from ``/proc/net/unix`` (state 03, connected)."""
+    wanted = set(sockets)
+    if not wanted:
+        return frozenset()
+    found = set()
+    with open("/proc/net/unix") as f:
+        next(f, None)
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 8 and parts[5] == "03" and parts[7] in wanted:
+                found.add(parts[6])
+    return frozenset(found)
