@@ -24,9 +24,14 @@ def rollout(tmp_path, world=None, count=3, rollout_settings="", **kwargs):
 
 @pytest.fixture
 def source(tmp_path):
-    """A folder to pack (the fake hosts never unpack it)."""
-    (tmp_path / "src").mkdir()
-    return tmp_path / "src"
+    """An archive, sent as it is (the fake hosts never unpack it; a folder would be
+    packed by a `sarge package` process)."""
+    import tarfile
+
+    path = tmp_path / "app.tar.gz"
+    with tarfile.open(path, "w:gz"):
+        pass
+    return path
 
 
 def test_the_fleet_file_is_read(tmp_path):
@@ -186,10 +191,40 @@ def test_config_from_file_sets_and_unsets(home, tmp_path):
     assert invoke(home, "config", "web", "--from-file", values).exit_code != 0
 
 
-def test_a_source_that_is_none_is_refused_before_any_host_or_the_lock(tmp_path):
+def test_a_source_that_cannot_deploy_is_refused_before_any_host_or_the_lock(tmp_path):
     from sarge.errors import FleetError
 
     r, world, _, _ = rollout(tmp_path)
     with pytest.raises(FleetError, match="is neither a folder nor a .tar"):
         r.deploy(str(tmp_path / "missing"), "web")
+    folder = tmp_path / "app"  # `sarge package` validates it first: no Procfile, no server
+    folder.mkdir()
+    (folder / "app.py").write_text("")
+    with pytest.raises(FleetError, match=r"app cannot be deployed, so no host was touched: "
+                                         r".*sarge validate"):
+        r.deploy(str(folder), "web")
     assert world.calls == [] and not (tmp_path / "fleet.toml.lock").exists()
+
+
+def test_a_folder_is_packed_by_sarge_package_with_its_options(tmp_path):
+    import subprocess
+    import sys
+
+    from sarge.fleet.pack import pack
+
+    seen = []
+
+    def run(argv, **kwargs):  # what pack asks of the local sarge
+        seen.append(argv)
+        with open(argv[argv.index("-o") + 1], "wb") as f:
+            f.write(b"archive")
+        return subprocess.CompletedProcess(argv, 0, '{"files": 3, "wheels": ["a.whl"], '
+                                           '"revision": "0123456789abcdef", "sha256": "ab"}',
+                                           "")
+
+    (tmp_path / "app").mkdir()
+    package = pack(str(tmp_path / "app"), str(tmp_path), wheels=True, strict=True, run=run)
+    assert seen == [[sys.executable, "-m", "sarge", "package", str(tmp_path / "app"), "-o",
+                     str(tmp_path / "source.tar.gz"), "--json", "--wheels", "--strict"]]
+    assert (package.sha256, package.size, package.note) == (
+        "ab", 7, "3 files, 1 wheels, git 0123456789ab")

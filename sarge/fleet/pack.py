@@ -1,11 +1,21 @@
-"""The source of a rollout, packed once: the same archive, and SHA-256, for every host."""
+"""The source of a rollout, packed once: the same archive, and SHA-256, for every host.
+
+A folder is packed by ``sarge package`` (the local sarge's command line): validated
+first (a source that cannot deploy is refused before any host is asked), without
+``.git``, what git ignores and ``.sargeignore`` names, with its manifest (each host's
+deploy checks every file against it), reproducibly; with ``wheels``, a wheelhouse of
+its requirements rides along, so that hosts without an index install from it. An
+archive is sent as it is.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
-import tarfile
+import subprocess
+import sys
 
 from ..errors import FleetError
 
@@ -17,6 +27,7 @@ class Package:
     path: str
     sha256: str
     size: int
+    note: str = ""
 
     @property
     def name(self) -> str:
@@ -25,32 +36,35 @@ class Package:
         return f"{self.sha256[:16]}{suffix}"
 
 
-def pack(source: str, folder: str) -> Package:
-    """``source`` (a folder, or a .tar/.tar.gz/.tgz archive) as one archive: an archive as
-    it is; a folder packed into ``folder`` (a .tar.gz of its content, members sorted,
-    owners left out)."""
+def pack(source: str, folder: str, *, wheels: bool = False, strict: bool = False,
+         run=subprocess.run) -> Package:
+    """``source`` (a folder, or a .tar/.tar.gz/.tgz archive) as one archive, a folder's
+    written into ``folder`` by ``sarge package`` (run with ``run``)."""
     source = os.path.abspath(source)
-    if os.path.isdir(source):
-        path = os.path.join(folder, "source.tar.gz")
-        try:
-            with tarfile.open(path, "w:gz") as tar:
-                for name in sorted(os.listdir(source)):
-                    tar.add(os.path.join(source, name), arcname=name, filter=_anonymous)
-        except OSError as exc:
-            raise FleetError(f"cannot pack {source}: {exc.strerror or exc}"
-                             + (f" ({exc.filename})" if exc.filename else "")) from exc
-    elif os.path.isfile(source) and source.endswith(ARCHIVES):
-        path = source
-    else:
+    if os.path.isfile(source) and source.endswith(ARCHIVES):
+        return Package(source, _sha256(source), os.path.getsize(source), "the archive as it is")
+    if not os.path.isdir(source):
         raise FleetError(f"{source} is neither a folder nor a .tar, .tar.gz or .tgz archive")
+    path = os.path.join(folder, "source.tar.gz")
+    result = run([sys.executable, "-m", "sarge", "package", source, "-o", path, "--json",
+                  *(["--wheels"] if wheels else []), *(["--strict"] if strict else [])],
+                 capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if ": error: " in line or line.startswith("sarge:")]
+        raise FleetError(f"{source} cannot be deployed, so no host was touched: "
+                         f"{(errors or lines or ['sarge package failed'])[0]} "
+                         f"(`sarge validate {source}` lists every problem)")
+    report = json.loads(result.stdout)
+    note = f"{report['files']} files" + (f", {len(report['wheels'])} wheels"
+                                         if report["wheels"] else "") \
+        + (f", git {report['revision'][:12]}" if report.get("revision") else "")
+    return Package(path, report["sha256"], os.path.getsize(path), note)
+
+
+def _sha256(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
-    return Package(path, digest.hexdigest(), os.path.getsize(path))
-
-
-def _anonymous(info):
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
+    return digest.hexdigest()

@@ -79,12 +79,14 @@ class Rollout:
         self.remote, self.clock, self.sleep = remote, clock, sleep
 
     def deploy(self, source, app, *, options=(), listen=None, revert=False,
-               skip_unreachable=False) -> Report:
+               skip_unreachable=False, wheels=False, strict=False) -> Report:
         """Deploy ``source`` as ``app`` (``bin/sarge deploy SOURCE --app APP OPTIONS``) on
-        every host, in waves."""
+        every host, in waves; ``wheels`` and ``strict``: how it is packed
+        (:func:`~sarge.fleet.pack.pack`)."""
         started = self.clock()
         with tempfile.TemporaryDirectory(prefix="sarge-fleet-") as folder:
-            package = pack(source, folder)  # a source that is not one: refused before all
+            # a source that cannot deploy: refused before any host is asked
+            package = pack(source, folder, wheels=wheels, strict=strict)
             with FleetLock(self.fleet.lock_path, f"deploy {app}"):
                 return self._deploy(package, app, options, listen, revert, skip_unreachable,
                                     started, source)
@@ -92,7 +94,8 @@ class Rollout:
     def _deploy(self, package, app, options, listen, revert, skip_unreachable, started,
                 source) -> Report:
         remotes = self._reach(app, skip_unreachable)
-        self.progress(None, f"{source}: {package.size} bytes, sha256 {package.sha256}")
+        self.progress(None, f"{source}: {package.note}, {package.size} bytes, sha256 "
+                      f"{package.sha256}")
 
         def work(remote):
             uploads = posixpath.join(remote.host.home, *UPLOADS)

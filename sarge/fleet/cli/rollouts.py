@@ -53,18 +53,23 @@ def _report(action, as_json):
 @click.option("--watch", type=click.IntRange(0, 86400), metavar="SECONDS",
               help="bin/sarge deploy --watch, on every host.")
 @click.option("--no-watch", is_flag=True, help="bin/sarge deploy --no-watch, on every host.")
+@click.option("--wheels", is_flag=True,
+              help="Pack a wheelhouse of the requirements with the source (sarge package "
+                   "--wheels): hosts without an index install from it.")
+@click.option("--strict", is_flag=True, help="Unpinned requirements refuse the source.")
 @click.option("--revert-on-failure", "revert", is_flag=True,
               help="When a host fails, send the hosts already done back to their previous "
                    "instance: the fleet does not stay mixed.")
 @rollout_options
 @pass_options
-def deploy(options, source, app, listen, check, timeout, watch, no_watch, revert, names, role,
-           limit, skip_unreachable, as_json):
+def deploy(options, source, app, listen, check, timeout, watch, no_watch, wheels, strict, revert,
+           names, role, limit, skip_unreachable, as_json):
     """Deploy SOURCE (a folder or an archive) as NAME on the fleet's hosts, in waves.
 
     \b
-    The source is packed once (the same archive and SHA-256 everywhere) and put
-    into each host's home over SFTP; each wave runs `bin/sarge deploy` on its
+    A folder is validated and packed once by `sarge package` (the same archive
+    and SHA-256 everywhere, its manifest checked by each host's deploy); the
+    archive is put into each host's home over SFTP; each wave runs `bin/sarge deploy` on its
     hosts at once, and the next starts only when all of them succeeded. On a
     failure no further host is touched; the failed host keeps serving its old
     version. Each host's step lines go to stderr, prefixed with its name; a
@@ -77,7 +82,8 @@ def deploy(options, source, app, listen, check, timeout, watch, no_watch, revert
             *(["--no-watch"] if no_watch else [])]
     rollout = _rollout(options, names, role, limit)
     _report(lambda: rollout.deploy(source, app, options=args, listen=listen, revert=revert,
-                                   skip_unreachable=skip_unreachable), as_json)
+                                   skip_unreachable=skip_unreachable, wheels=wheels,
+                                   strict=strict), as_json)
 
 
 @click.command()
