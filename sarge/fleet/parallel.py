@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..errors import FleetError
 
 
-def each(items, work, workers: int = 16) -> list:
+def each(items, work, workers: int = 64) -> list:
     """``work(item)`` for every item at once (``workers`` at most): a list of (item,
     result, error) in ``items``' order, ``error`` a :class:`~sarge.errors.FleetError`
     ``work`` raised (another exception is a bug, and raised here)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import HostUnreachable
 from .parallel import each
 from .remote import Remote
 
@@ -28,7 +29,10 @@ def fleet_status(fleet, hosts, app=None, remote=Remote) -> list:
         r = remote(host, fleet.ssh)
         try:
             listing = r.sarge_json("list", "--json")["instances"]
-            history = r.sarge_json("history", "--json", "-n", "200")["records"]
+            try:  # the versions: an older sarge without history shows none, not an error
+                history = r.sarge_json("history", "--json", "-n", "200")["records"]
+            except HostUnreachable:
+                history = []
         finally:
             r.close()
         apps = sorted({row["application_name"] for row in listing} | ({app} if app else set()))
