@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from sarge.errors import HostUnreachable
+from sarge.errors import HostUnreachable, RolloutLocked
 from sarge.fleet.remote import Answer
 
 
@@ -20,6 +20,34 @@ class World:
         self.previous = {n: None for n in names}
         self.down, self.failing, self.calls = set(), set(), []
         self.counter = 1
+        self.locked_by = None  # what holds the lock on the first host
+
+
+class FakeHostLock:
+    """The fleet's lock on its first host, in the :class:`World`: ``FakeHostLock(world)``
+    is what ``Rollout(host_lock=...)`` takes."""
+
+    def __init__(self, world):
+        self.world = world
+
+    def __call__(self, remote, what):
+        return _HeldLock(self.world, remote, what)
+
+
+class _HeldLock:
+    def __init__(self, world, remote, what):
+        self.world, self.remote, self.what = world, remote, what
+
+    def __enter__(self):
+        self.remote._check()
+        if self.world.locked_by:
+            raise RolloutLocked(f"another rollout of this fleet is running "
+                                f"({self.world.locked_by})")
+        self.world.calls.append((self.remote.host.name, "lock"))
+        self.world.locked_by = self.what
+
+    def __exit__(self, *exc):
+        self.world.locked_by = None
 
 
 class FakeRemote:

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from sarge.errors import RolloutLocked
+
 from .conftest import (
     OFFLINE,
     WEBAPP,
@@ -25,6 +27,7 @@ from .conftest import (
     port_base,
     start_supervisord,
     stop_supervisord,
+    wait_until,
 )
 from .sshd import FakeHost, keygen, needs_sshd, write_fleet
 from .test_deploy import Load
@@ -232,6 +235,56 @@ def test_a_second_rollout_while_one_runs_is_refused(three):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_rollout_from_another_machine_is_refused_by_the_first_hosts_lock(three, tmp_path):
+    """Another copy of the fleet file (another operator's machine): the lock beside it is
+    not this one's, the lock on the first host is; it goes when its holder is killed."""
+    import signal
+
+    other = tmp_path / "fleet.toml"
+    shutil.copy(three.path, other)
+    shutil.copy(os.path.join(three.root, "known_hosts"), tmp_path / "known_hosts")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from sarge.fleet import fleetfile\n"
+         "from sarge.fleet.lock import HostLock\n"
+         "from sarge.fleet.remote import Remote\n"
+         f"fleet = fleetfile.load({str(other)!r})\n"
+         "with HostLock(Remote(fleet.hosts[0], fleet.ssh), 'deploy web'):\n"
+         "    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = [current(h) for h in three.homes]
+        result = fleet(three.path, "rollback", "web")
+        assert result.returncode == 1
+        assert result.stderr.startswith(
+            "sarge-fleet: another rollout of this fleet is running (deploy web by "), \
+            result.stderr
+        assert "var/uploads/fleet.lock on h1)" in result.stderr
+        assert [current(h) for h in three.homes] == before
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # its connection gone, the lock went with it
+    from sarge.fleet import fleetfile
+    from sarge.fleet.lock import HostLock
+    from sarge.fleet.remote import Remote
+
+    loaded = fleetfile.load(three.path)
+    remote = Remote(loaded.hosts[0], loaded.ssh)
+    try:
+        wait_until(lambda: _takes(HostLock(remote, "test")), 10, "the lock to be free",
+                   ignore=(RolloutLocked,))
+    finally:
+        remote.close()
+
+
+def _takes(lock) -> bool:
+    with lock:
+        return True
 
 
 def test_status_with_one_hosts_supervisord_stopped(three):

@@ -3,12 +3,12 @@ hosts in memory (tests/fleetfakes.py). The same paths against real sshd: test_fl
 
 import pytest
 
-from sarge.errors import FleetFileError, HostUnreachable, RolloutFailed
+from sarge.errors import FleetFileError, HostUnreachable, RolloutFailed, RolloutLocked
 from sarge.fleet import fleetfile
 from sarge.fleet.rollout import Rollout
 from sarge.fleet.waves import wave_size, waves
 
-from .fleetfakes import FakeRemote, World, fleet_file
+from .fleetfakes import FakeHostLock, FakeRemote, World, fleet_file
 
 pytestmark = pytest.mark.fast
 
@@ -17,7 +17,8 @@ def rollout(tmp_path, world=None, count=3, rollout_settings="", **kwargs):
     fleet = fleetfile.load(fleet_file(tmp_path, count, rollout_settings))
     world = world or World([h.name for h in fleet.hosts])
     sleeps, lines = [], []
-    r = Rollout(fleet, fleet.hosts, remote=FakeRemote(world), sleep=sleeps.append,
+    r = Rollout(fleet, fleet.hosts, remote=FakeRemote(world), host_lock=FakeHostLock(world),
+                sleep=sleeps.append,
                 progress=lambda host, line: lines.append((host, line)), **kwargs)
     return r, world, sleeps, lines
 
@@ -228,3 +229,27 @@ def test_a_folder_is_packed_by_sarge_package_with_its_options(tmp_path):
                      str(tmp_path / "source.tar.gz"), "--json", "--wheels", "--strict"]]
     assert (package.sha256, package.size, package.note) == (
         "ab", 7, "3 files, 1 wheels, git 0123456789ab")
+
+
+def test_the_fleet_lock_lives_on_the_first_host(tmp_path, source):
+    fleet = fleetfile.load(fleet_file(tmp_path, 3))
+    world = World([h.name for h in fleet.hosts])
+    lines = []
+    r = Rollout(fleet, fleet.select(["h2,h3"]), remote=FakeRemote(world),
+                host_lock=FakeHostLock(world), progress=lambda h, line: lines.append((h, line)))
+    report = r.deploy(str(source), "web")
+    assert ("h1", "lock") in world.calls and ("h1", "deploy") not in world.calls
+    assert [x.host for x in report.results] == ["h2", "h3"] and world.locked_by is None
+    world.locked_by = "deploy web by someone else"  # another machine's rollout
+    with pytest.raises(RolloutLocked, match="deploy web by someone else"):
+        r.deploy(str(source), "web")
+    world.locked_by = None
+    world.down = {"h1"}  # the lock's host down: refused, unless --skip-unreachable
+    calls = len(world.calls)
+    with pytest.raises(HostUnreachable, match="the fleet's lock is on its first host, which "
+                                              "does not answer, so no host was touched"):
+        r.deploy(str(source), "web")
+    assert [c for _, c in world.calls[calls:]] == ["list", "list"]
+    assert r.deploy(str(source), "web", skip_unreachable=True).ok
+    assert lines[-1][0] == "h3" and any(h == "h1" and "no fleet lock" in line
+                                        for h, line in lines)

@@ -11,14 +11,15 @@ previous instance (``bin/sarge rollback``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import posixpath
 import tempfile
 import time
 
-from ..errors import HostUnreachable, RolloutFailed
+from ..errors import FleetError, HostUnreachable, RolloutFailed
 from .fleetfile import parse_limit
-from .lock import FleetLock
+from .lock import FleetLock, HostLock
 from .pack import pack
 from .parallel import each
 from .remote import Remote
@@ -65,10 +66,12 @@ class Report:
 class Rollout:
     """A rollout over ``hosts`` of ``fleet``. ``limit`` and ``max_failures`` default to
     the fleet file's; ``progress(host name or None, line)`` gets the waves and each
-    host's own step lines; ``remote(host, ssh)`` reaches a host."""
+    host's own step lines; ``remote(host, ssh)`` reaches a host; ``host_lock(remote,
+    what)`` takes the fleet's lock on its first host."""
 
     def __init__(self, fleet, hosts, *, limit=None, max_failures=None, wait=None,
-                 progress=None, remote=Remote, clock=time.monotonic, sleep=time.sleep):
+                 progress=None, remote=Remote, host_lock=HostLock, clock=time.monotonic,
+                 sleep=time.sleep):
         self.fleet, self.hosts = fleet, list(hosts)
         self.limit = fleet.rollout.limit if limit is None else limit
         parse_limit(self.limit)  # a bad one: refused before the lock
@@ -76,7 +79,8 @@ class Rollout:
             else max_failures
         self.wait = fleet.rollout.wait if wait is None else wait
         self.progress = progress or (lambda host, line: None)
-        self.remote, self.clock, self.sleep = remote, clock, sleep
+        self.remote, self.host_lock = remote, host_lock
+        self.clock, self.sleep = clock, sleep
 
     def deploy(self, source, app, *, options=(), listen=None, revert=False,
                skip_unreachable=False, wheels=False, strict=False) -> Report:
@@ -94,6 +98,12 @@ class Rollout:
     def _deploy(self, package, app, options, listen, revert, skip_unreachable, started,
                 source) -> Report:
         remotes = self._reach(app, skip_unreachable)
+        with self._host_lock(remotes, f"deploy {app}", skip_unreachable):
+            return self._deploy_waves(package, app, options, listen, revert, remotes, started,
+                                      source)
+
+    def _deploy_waves(self, package, app, options, listen, revert, remotes, started,
+                      source) -> Report:
         self.progress(None, f"{source}: {package.note}, {package.size} bytes, sha256 "
                       f"{package.sha256}")
 
@@ -119,10 +129,44 @@ class Rollout:
         started = self.clock()
         with FleetLock(self.fleet.lock_path, f"rollback {app}"):
             remotes = self._reach(app, skip_unreachable)
-            return self._ended(self._waves(
+            with self._host_lock(remotes, f"rollback {app}", skip_unreachable):
+                return self._ended(self._waves(
                 "rollback", app, remotes,
-                lambda remote: remote.sarge("rollback", app, *options,
-                                            line=self._lines(remote)), False, started))
+                    lambda remote: remote.sarge("rollback", app, *options,
+                                                line=self._lines(remote)), False, started))
+
+    @contextlib.contextmanager
+    def _host_lock(self, remotes, what, skip_unreachable):
+        """The fleet's lock on its first host (:class:`~sarge.fleet.lock.HostLock`), through
+        the preflight's connection when that host is selected. A first host that does not
+        answer refuses the rollout, unless ``skip_unreachable`` (this machine's lock only,
+        then)."""
+        first = self.fleet.hosts[0]
+        found = remotes.get(first)
+        remote = found[0] if found else None
+        with contextlib.ExitStack() as stack:
+            try:
+                if remote is None:
+                    remote = self.remote(first, self.fleet.ssh)
+                    stack.callback(remote.close)
+                stack.enter_context(self.host_lock(remote, what))
+            except HostUnreachable as exc:
+                if not skip_unreachable:
+                    self._close(remotes)
+                    raise HostUnreachable(f"the fleet's lock is on its first host, which does "
+                                          f"not answer, so no host was touched: {exc}; or "
+                                          "pass --skip-unreachable") from exc
+                self.progress(first.name, f"no fleet lock there (it does not answer): {exc}")
+            except FleetError:
+                self._close(remotes)
+                raise
+            yield
+
+    @staticmethod
+    def _close(remotes) -> None:
+        for value in remotes.values():
+            if value is not None:
+                value[0].close()
 
     def _lines(self, remote):
         return lambda line: self.progress(remote.host.name, line)
@@ -139,9 +183,7 @@ class Rollout:
         answers = each(self.hosts, current)
         down = [(host, error) for host, _, error in answers if error]
         if down and not skip_unreachable:
-            for _, remote_and_current, _ in answers:
-                if remote_and_current:
-                    remote_and_current[0].close()
+            self._close({host: value for host, value, _ in answers})
             raise HostUnreachable(
                 f"{len(down)} of {len(self.hosts)} host(s) do not answer, so no host was "
                 f"touched: {down[0][1]}" + (f" (and {len(down) - 1} more)" if len(down) > 1
@@ -182,9 +224,7 @@ class Rollout:
                 self.sleep(self.wait)
         if failures and revert:
             self._revert(app, remotes, [r for h, r in results.items() if r.outcome == "ok"])
-        for value in remotes.values():
-            if value is not None:
-                value[0].close()
+        self._close(remotes)
         return Report(action, app, [results[h] for h in self.hosts], waves=len(todo),
                       seconds=self.clock() - started)
 
