@@ -98,14 +98,6 @@ class Rollout:
     def _deploy(self, package, app, options, listen, revert, skip_unreachable, started,
                 source) -> Report:
         remotes = self._reach(app, skip_unreachable)
-        with self._host_lock(remotes, f"deploy {app}", skip_unreachable):
-            return self._deploy_waves(package, app, options, listen, revert, remotes, started,
-                                      source)
-
-    def _deploy_waves(self, package, app, options, listen, revert, remotes, started,
-                      source) -> Report:
-        self.progress(None, f"{source}: {package.note}, {package.size} bytes, sha256 "
-                      f"{package.sha256}")
 
         def work(remote):
             uploads = posixpath.join(remote.host.home, *UPLOADS)
@@ -120,7 +112,10 @@ class Rollout:
             finally:
                 remote.remove(path)
 
-        report = self._waves("deploy", app, remotes, work, revert, started)
+        with self._host_lock(remotes, f"deploy {app}", skip_unreachable):
+            self.progress(None, f"{source}: {package.note}, {package.size} bytes, sha256 "
+                          f"{package.sha256}")
+            report = self._waves("deploy", app, remotes, work, revert, started)
         report.sha256 = package.sha256
         return self._ended(report)
 
@@ -129,11 +124,13 @@ class Rollout:
         started = self.clock()
         with FleetLock(self.fleet.lock_path, f"rollback {app}"):
             remotes = self._reach(app, skip_unreachable)
+
+            def work(remote):
+                return remote.sarge("rollback", app, *options, line=self._lines(remote))
+
             with self._host_lock(remotes, f"rollback {app}", skip_unreachable):
-                return self._ended(self._waves(
-                "rollback", app, remotes,
-                    lambda remote: remote.sarge("rollback", app, *options,
-                                                line=self._lines(remote)), False, started))
+                report = self._waves("rollback", app, remotes, work, False, started)
+        return self._ended(report)
 
     @contextlib.contextmanager
     def _host_lock(self, remotes, what, skip_unreachable):
