@@ -14,7 +14,9 @@ setup(
     long_description_content_type="text/x-rst",
     license="MIT",
     packages=find_packages(include=["sarge", "sarge.*"]),
-    package_data={"sarge": ["templates/*"]},
+    # sarge/fleet/bootstrap-sarge: a link to deploy/bootstrap-sarge.py, shipped as a copy,
+    # which `sarge-fleet bootstrap` uploads to the hosts.
+    package_data={"sarge": ["templates/*"], "sarge.fleet": ["bootstrap-sarge"]},
     python_requires=">=3.10",
     install_requires=[
         "supervisor>=4.2",

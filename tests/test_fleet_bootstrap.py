@@ -130,3 +130,14 @@ def test_the_bootstraps_unit_is_deploy_sarge_at_service_for_its_home():
         template = f.read().replace("%i", "shop")
     assert sections(script.UNIT.format(home="/srv/shop", user="shop", name="sarge-shop")) \
         == sections(template)
+
+
+def test_the_wheel_ships_the_bootstrap_script(tmp_path):
+    """sarge-fleet bootstrap uploads the package's copy: the wheel holds deploy's file."""
+    import zipfile
+
+    from sarge.fleet.bootstrap import build_wheel, source_tree
+
+    wheel = build_wheel(source_tree(), str(tmp_path))
+    with zipfile.ZipFile(wheel) as z, open(SCRIPT, "rb") as f:
+        assert z.read("sarge/fleet/bootstrap-sarge") == f.read()

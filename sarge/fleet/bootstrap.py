@@ -24,6 +24,8 @@ from .parallel import each
 from .remote import Remote
 
 SCRIPT = "bootstrap-sarge.py"
+#: deploy/bootstrap-sarge.py as the package ships it (in the source tree: a link to it).
+PACKAGED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bootstrap-sarge")
 
 
 def source_tree() -> str | None:
@@ -58,10 +60,10 @@ def bootstrap_hosts(fleet, hosts, *, wheel=None, script=None, find_links=None, i
                     line=None) -> list:
     """Bootstrap each host at once: a list of (host, its report or None, error)."""
     tree = source_tree()
-    script = script or (tree and os.path.join(tree, "deploy", SCRIPT))
-    if not script or not os.path.isfile(script):
-        raise FleetError("no deploy/bootstrap-sarge.py here (sarge does not run from its "
-                         "source tree): give --script PATH")
+    script = script or PACKAGED
+    if not os.path.isfile(script):
+        raise FleetError(f"no bootstrap script {script}: give --script PATH (the "
+                         "repository's deploy/bootstrap-sarge.py)")
     with tempfile.TemporaryDirectory(prefix="sarge-fleet-wheel-") as folder:
         if wheel is None:
             if tree is None:

@@ -132,7 +132,8 @@ def config(options, app, assignments, unset, from_file, names, role):
 @click.option("--python", default="python3", show_default=True, metavar="PATH",
               help="The hosts' Python (3.10+, with venv).")
 @click.option("--script", metavar="PATH",
-              help="deploy/bootstrap-sarge.py [default: the local source tree's].")
+              help="The bootstrap script [default: deploy/bootstrap-sarge.py as this sarge "
+                   "ships it].")
 @click.option("--no-systemd", is_flag=True,
               help="Do not install the systemd unit even where systemd runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print each host's report as JSON.")
