@@ -105,15 +105,16 @@ def _listens(port) -> bool:
         return False
 
 
-def write_fleet(folder, hosts, identity, rollout="", extra=""):
-    """``fleet.toml`` (and its ``known_hosts``) in ``folder`` for ``hosts``: its path."""
+def write_fleet(folder, hosts, identity, rollout="", extra="", user=None):
+    """``fleet.toml`` (and its ``known_hosts``) in ``folder`` for ``hosts``, reached as
+    ``user`` (default: the one running the tests): its path."""
     folder = str(folder)
     with open(os.path.join(folder, "known_hosts"), "w") as f:
         f.write("".join(h.known_hosts_line() + "\n" for h in hosts))
     lines = ["[ssh]", f"identity = {json.dumps(str(identity))}", 'known_hosts = "known_hosts"',
              "connect_timeout = 30", "", "[rollout]", rollout, "", extra]
     for h in hosts:
-        lines += ["[[hosts]]", f'address = "{getpass.getuser()}@127.0.0.1:{h.port}"',
+        lines += ["[[hosts]]", f'address = "{user or getpass.getuser()}@127.0.0.1:{h.port}"',
                   f"home = {json.dumps(h.home)}", f'name = "{h.name}"',
                   'roles = ["web"]', ""]
     path = os.path.join(folder, "fleet.toml")

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -141,3 +142,53 @@ def test_the_wheel_ships_the_bootstrap_script(tmp_path):
     wheel = build_wheel(source_tree(), str(tmp_path))
     with zipfile.ZipFile(wheel) as z, open(SCRIPT, "rb") as f:
         assert z.read("sarge/fleet/bootstrap-sarge") == f.read()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd"),
+                    reason="a user of its own needs root (and useradd)")
+def test_bootstrap_over_ssh_as_a_user_of_its_own():
+    """The host's SSH user is a plain user with a shell: sarge goes into a virtualenv of
+    the host's /usr/bin/python3, the home is that user's, its supervisord runs as it."""
+    import psutil
+
+    needs_sshd()
+    needs_wheelhouse()
+    name = f"sarge-f{os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:]}-{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
+                    "/nonexistent", "--shell", "/bin/sh", name], check=True,
+                   capture_output=True)
+    # no password, but not locked ("!"): sshd without PAM refuses a locked account's keys
+    subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
+    top = tempfile.mkdtemp(prefix="sarge-f")
+    home = os.path.join(top, "srv", "home")
+    host = None
+    try:
+        os.chmod(top, 0o755)
+        os.mkdir(os.path.join(top, "srv"))
+        shutil.chown(os.path.join(top, "srv"), name, name)
+        key = os.path.join(top, "client_key")  # root's: sarge-fleet runs as root here
+        host = FakeHost(os.path.join(top, "ssh"), "plain", port_base() + 972, home,
+                        keygen(key))
+        for path in (host.folder, os.path.join(host.folder, "authorized_keys"),
+                     os.path.join(host.folder, "logged-command")):
+            os.chmod(path, 0o755)  # sshd reads authorized_keys as the user
+        host.start()
+        path = write_fleet(top, [host], key, user=name)
+        result = subprocess.run([*FLEET, "-f", path, "bootstrap", "--find-links", WHEELHOUSE,
+                                 "--no-systemd", "--json"], capture_output=True, text=True,
+                                timeout=170)
+        assert result.returncode == 0, result.stderr + result.stdout
+        report = json.loads(result.stdout)["hosts"][0]
+        assert report["error"] is None and report["started"] is True
+        assert f"User={name}\n" in report["unit"]
+        assert os.stat(home).st_uid == os.stat(os.path.join(top, "srv")).st_uid != 0
+        pid = supervisord_pid(Home(home))
+        assert psutil.Process(pid).username() == name
+        assert os.readlink(os.path.join(home + ".venv", "bin", "python")).endswith("python3")
+    finally:
+        if host is not None:
+            host.stop()
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        time.sleep(0.5)
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(top, ignore_errors=True)
