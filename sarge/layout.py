@@ -11,6 +11,7 @@ joins a home's path by hand.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 
@@ -116,10 +117,11 @@ class Layout:
         suffix = ".backup.sock" if backup else ".sock"
         return self._p("var", "front", check_app_name(application_name) + suffix)
 
-    def static_link(self, application_name, index: int):
-        """``var/front/APP.static.N``: the link to the current instance's N-th static
-        folder, which nginx serves."""
-        return self._p("var", "front", f"{check_app_name(application_name)}.static.{index}")
+    def static_link(self, application_name, prefix: str):
+        """``var/front/APP.static.DIGEST``: the link to the current instance's static
+        folder of the URL ``prefix``, which nginx serves."""
+        digest = hashlib.sha256(prefix.encode()).hexdigest()[:12]
+        return self._p("var", "front", f"{check_app_name(application_name)}.static.{digest}")
 
     def maintenance_page(self, application_name):
         return self._p("var", "maintenance", check_app_name(application_name) + ".html")

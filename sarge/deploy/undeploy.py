@@ -16,6 +16,7 @@ import os
 
 from ..errors import HomeError
 from ..files import remove_tree
+from ..frontend import tls as certificates
 from ..instance import check_app_name
 
 
@@ -86,8 +87,9 @@ def _take_route_off(deployer, state) -> None:
     with frontend.lock():
         os.unlink(path)
         try:
-            drain = frontend.apply(switch.routes())
+            drain = frontend.apply(switch.routes(switch.kept_backups(state.name)))
         except BaseException:
             switch.save(state)
             raise
+        certificates.discard(deployer.home, state.name)  # its key, once nginx has let go
     frontend.drain(drain)
