@@ -55,8 +55,13 @@ FOLDERS = (
 )
 
 #: Folders made on first use, guarded all the same.
+#: ``etc/services`` holds each backing service's configuration (its password too: 0640,
+#: root's, in the group of the app's user, who runs the server), ``var/services`` the
+#: services' records (:mod:`sarge.services.store`, root's alone).
 LATER = (Folder("etc/apps/instances", 0o700, guarded_files=True),
-         Folder("var/outbox", 0o700, guarded_files=True))
+         Folder("var/outbox", 0o700, guarded_files=True),
+         Folder("etc/services", 0o711, guarded_files=True),
+         Folder("var/services", 0o700, guarded_files=True))
 
 
 class Layout:
@@ -127,6 +132,15 @@ class Layout:
     @property
     def nginx_program(self):
         return self._p("etc", "supervisor.d", "nginx.conf")
+
+    @property
+    def service_configs_dir(self):
+        """``etc/services``: each backing service's configuration."""
+        return self._p("etc", "services")
+
+    def service_config_path(self, service_id, suffix=".conf"):
+        """The configuration of one backing service (``etc/services/ID.conf``)."""
+        return self._p("etc", "services", service_id + suffix)
 
     def bin_path(self, name):
         """``bin/sarge``, ``bin/supervisord``, ``bin/supervisorctl``."""
@@ -231,6 +245,26 @@ class Layout:
 
     def data_dir(self, application_name):
         return self._p("var", "data", application_name)
+
+    def service_data_dir(self, application_name, kind):
+        """The data of one backing service of an app: ``var/data/APP/KIND`` (its user's)."""
+        return self._p("var", "data", check_app_name(application_name), kind)
+
+    @property
+    def services_dir(self):
+        """``var/services``: one record per backing service (:mod:`sarge.services.store`)."""
+        return self._p("var", "services")
+
+    def service_record_path(self, service_id):
+        return self._p("var", "services", service_id + ".json")
+
+    def port_owner_path(self, owner):
+        """The record whose presence says a ``var/ports`` link is held: an instance's, or
+        a backing service's (its owner ``svc.APP.KIND``, or ``svc.APP.KIND/ROLE`` for a
+        second port)."""
+        if owner.startswith("svc."):
+            return self.service_record_path(owner.partition("/")[0])
+        return self.record_path(owner)
 
     def cache_dir(self, user_name):
         """The installers' cache of one app user (``var/cache/USER``, the user's, 0700)."""

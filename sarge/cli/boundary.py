@@ -28,7 +28,11 @@ def main(argv=None, make_home=None) -> None:
         echo(f"sarge: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
-        command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
+        names, ctx = [], exc.ctx
+        while ctx is not None and ctx.parent is not None:  # `service add`: both words
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        command = " ".join(names)
         hint = f" (see `sarge HOME {command} --help`)".replace("  ", " ")
         echo(f"sarge: {exc.format_message()}{hint}", err=True)
         sys.exit(2)

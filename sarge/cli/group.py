@@ -1,11 +1,11 @@
-"""The ``sarge HOME COMMAND`` group, with every command of :mod:`.instances` and
-:mod:`.deploys`."""
+"""The ``sarge HOME COMMAND`` group, with every command of :mod:`.instances`,
+:mod:`.deploys` and :mod:`.services`."""
 
 from __future__ import annotations
 
 import click
 
-from . import deploys, instances
+from . import deploys, instances, services
 from .context import Context
 from .history import history
 from .version import print_version
@@ -28,5 +28,5 @@ def cli(ctx, home):
         ctx.obj = Context(home, ctx.obj if callable(ctx.obj) else None)
 
 
-for _command in (*instances.COMMANDS, *deploys.COMMANDS, history):
+for _command in (*instances.COMMANDS, *deploys.COMMANDS, history, *services.COMMANDS):
     cli.add_command(_command)
