@@ -5,9 +5,9 @@ In this order, each step safe to run again: the app's route leaves the front-end
 instance of the app is stopped and destroyed, then its deploy state and variables
 go, and the virtualenvs no instance uses any more. Its data (``var/data/NAME``) goes
 only when asked, and so do its backing services (:mod:`sarge.services`), whose data
-is in there: without ``data`` they keep running. When something cannot be removed (what its user left too deep in
-an instance, say), the rest is done and the error says what is left; an undeploy
-run again finishes the job.
+is in there: without ``data`` they keep running. When something cannot be removed
+(what its user left too deep in an instance, say), the rest is done and the error says
+what is left; an undeploy run again finishes the job.
 """
 
 from __future__ import annotations
