@@ -20,6 +20,7 @@ from ..commands import run_as
 from ..errors import ServiceError, SupervisordNotRunning, UsageError
 from ..files import remove_tree, write_file
 from ..instance import check_app_name, utcnow
+from ..logs import tail
 from . import kinds, programs
 from .store import Service, ServiceStore
 
@@ -96,14 +97,25 @@ class Services:
         return service
 
     def _wait(self, service: Service) -> None:
+        """Until supervisord says each program RUNNING (up startsecs) and the server
+        answers; :class:`ServiceError` with its log's last lines when it cannot start."""
         kind = kinds.get(service.kind)
+        names = [f"{service.id}:{p}" for p in kind.programs]
+        log = self.home.log_path(service.id, kind.programs[-1])
         deadline = self.clock() + self.timeout
-        while not kind.answers(service):
+        while True:
+            infos = [self.home.supervisor.process(n) for n in names]
+            states = [i["statename"] if i else "UNKNOWN" for i in infos]
+            if "FATAL" in states or "UNKNOWN" in states:
+                last = " | ".join(tail(log, 3)) or "(empty)"
+                raise ServiceError(f"{service.id} did not start ({'/'.join(states)}); its "
+                                   f"log, {log}, ends with: {last[-300:]}")
+            if set(states) == {"RUNNING"} and kind.answers(service):
+                return
             if self.clock() > deadline:
                 raise ServiceError(
                     f"{service.id} did not answer on 127.0.0.1:{service.port} within "
-                    f"{self.timeout:g}s; its log, "
-                    f"{self.home.log_path(service.id, kind.programs[-1])}, says why")
+                    f"{self.timeout:g}s; its log, {log}, says why")
             self.sleep(0.1)
 
     # -- remove ------------------------------------------------------------------------------
