@@ -117,7 +117,9 @@ def test_the_program_holds_no_password_and_the_config_is_private(h):
     assert f"requirepass {service.password}" in config.text and "appendonly yes" in config.text
     assert config.mode == 0o600  # no user to share it with
     rabbit = programs.program_file(h, record(kind="rabbitmq"))
-    assert "[program:svc.web.rabbitmq_epmd]" in rabbit.text.split("[program:svc.web.rabbitmq_server]")[0]
+    epmd, server = (rabbit.text.index(f"[program:svc.web.rabbitmq_{p}]")
+                    for p in ("epmd", "server"))
+    assert epmd < server  # its own epmd first
 
 
 def test_the_crash_watch_and_instance_repair_leave_services_alone(h):
