@@ -86,9 +86,12 @@ class ServiceStore:
     def all(self, app: str | None = None) -> list:
         """Every service of the home (of ``app`` alone, when given), by app and kind."""
         folder = self.layout.services_dir
+        prefix = "svc." if app is None else f"svc.{check_app_name(app)}."
         found = []
         for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
-            if name.endswith(".json") and SERVICE_ID_RE.fullmatch(name[:-5]):
+            # read the app's records alone: every process of every instance asks
+            if name.startswith(prefix) and name.endswith(".json") and SERVICE_ID_RE.fullmatch(
+                    name[:-5]):
                 path = os.path.join(folder, name)
                 text = read_text(path)
                 if text is not None:
