@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 
@@ -19,6 +20,7 @@ import pytest
 
 from sarge.ports import listeners
 from sarge.services.kinds import KINDS
+from sarge.services.redis import ask as redis_ask
 from sarge.services.store import ServiceStore
 
 from .conftest import (
@@ -78,6 +80,14 @@ def services(h, app):
 
 def server_pid(h, service_id):
     return h.supervisor.process(f"{service_id}:server")["pid"]
+
+
+def gone(pid):
+    """Exited (a zombie that nobody has reaped yet counts: it holds nothing)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def ask(port, path, method="GET", body=None, cookie=None):
@@ -175,7 +185,7 @@ def test_django_keeps_its_cache_and_sessions_through_deploys_rollback_and_restar
     assert not any(n.startswith("svc.shop.") for n in os.listdir(h.programs_dir))
     assert not [p for p in os.listdir(h.ports_dir)
                 if os.readlink(os.path.join(h.ports_dir, p)).startswith("svc.shop.")]
-    assert not psutil.pid_exists(restarted)
+    assert gone(restarted)
     assert not os.path.exists(h.data_dir("shop"))
 
 
@@ -230,3 +240,38 @@ def test_a_celery_worker_with_rabbitmq_as_its_broker_and_repair(services_home, t
     sarge(h, "service", "remove", "tasks", "rabbitmq", "--data", "--yes", check=True)
     assert services(h, "tasks") == {}
     assert not os.path.exists(h.service_data_dir("tasks", "rabbitmq"))
+
+
+def test_a_server_that_cannot_start_leaves_nothing_and_one_left_running_is_ended(
+        services_home):
+    """A server that never comes up (its data folder is a file) fails ``add`` with its
+    log's last lines and leaves nothing of the service but what was there; a server that
+    a supervisord killed with SIGKILL left running (holding its port) is ended by the
+    next start's launcher, and the data written before is there."""
+    needs("redis-server")
+    h, user = services_home
+    os.makedirs(h.data_dir("broken"))
+    open(os.path.join(h.data_dir("broken"), "redis"), "w").close()
+    before = sorted(os.listdir(h.ports_dir)), sorted(os.listdir(h.programs_dir))
+    failed = sarge(h, "service", "add", "broken", "redis")
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert "svc.broken.redis did not start (FATAL)" in failed.stderr
+    # the launcher's line, from the server's log
+    assert f"cannot prepare {h.data_dir('broken')}/redis: File exists" in failed.stderr
+    assert (sorted(os.listdir(h.ports_dir)), sorted(os.listdir(h.programs_dir))) == before
+    assert services(h, "broken") == {}
+    assert h.supervisor.process("svc.broken.redis:server") is None
+    assert os.path.isfile(os.path.join(h.data_dir("broken"), "redis"))  # it was there
+
+    sarge(h, "service", "add", "kept", "redis", check=True)
+    service = ServiceStore(h).get("kept", "redis")
+    assert redis_ask(service.port, service.password, ["SET", "k", "v"]) == ["OK"]
+    left = server_pid(h, service.id)
+    stop_supervisord(h, signal.SIGKILL)
+    assert psutil.pid_exists(left)  # still holding its port
+    start_supervisord(h)
+    wait_until(lambda: gone(left), 30, "the launcher to end the Redis left running")
+    wait_until(lambda: h.supervisor.process(f"{service.id}:server")["statename"] == "RUNNING"
+               and KINDS["redis"].answers(service), 30, "Redis to be started again")
+    assert redis_ask(service.port, service.password, ["GET", "k"]) == ["v"]
+    sarge(h, "service", "remove", "kept", "redis", "--data", "--yes", check=True)

@@ -20,10 +20,16 @@ from .kind import accepts
 from .store import SERVICE_ID_RE, ServiceStore
 
 
-def member(service_id: str):
-    """A test for :func:`sarge.processes.reap`: the process is one of the service's."""
+def member(home, service_id: str):
+    """A test for :func:`sarge.processes.reap`: the process is one of the service's (its
+    id in its environment, or, as a server may write over its environment's memory
+    when it sets its process title, its working folder the service's data folder)."""
+    match = SERVICE_ID_RE.fullmatch(service_id)
+    folder = home.service_data_dir(match.group(1), match.group(2)) if match else None
+
     def belongs(proc) -> bool:
-        return proc.environ().get("SARGE_SERVICE") == service_id
+        return proc.environ().get("SARGE_SERVICE") == service_id or (
+            folder is not None and proc.cwd() == folder)
     return belongs
 
 

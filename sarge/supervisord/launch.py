@@ -110,7 +110,7 @@ def _service(path: str, service_id: str, program: str) -> int:
         argv, env, folder, user = launch.prepare(home, service_id, program)
         os.makedirs(home.state_dir(service_id), 0o700, exist_ok=True)
         pidfile = home.pid_path(service_id, program)
-        reap(pidfile, launch.member(service_id), timeout=home.settings.stopwaitsecs)
+        reap(pidfile, launch.member(home, service_id), timeout=home.settings.stopwaitsecs)
         _write_pid(pidfile)
         launch.execute(argv, env, folder, user)
     except SargeError as exc:
