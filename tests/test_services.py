@@ -240,6 +240,7 @@ def test_a_celery_worker_with_rabbitmq_as_its_broker_and_repair(services_home, t
     sarge(h, "service", "remove", "tasks", "rabbitmq", "--data", "--yes", check=True)
     assert services(h, "tasks") == {}
     assert not os.path.exists(h.service_data_dir("tasks", "rabbitmq"))
+    sarge(h, "undeploy", "tasks", "--data", "--yes", check=True)
 
 
 def test_a_server_that_cannot_start_leaves_nothing_and_one_left_running_is_ended(
