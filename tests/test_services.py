@@ -193,7 +193,8 @@ def test_a_celery_worker_with_rabbitmq_as_its_broker_and_repair(services_home, t
     """RabbitMQ with a vhost and user of the app's: the Celery worker takes its tasks
     from it, through a deploy that does not restart it; its backup is the definitions
     (the vhost, the user, the worker's queue); a service whose program file was lost
-    and that supervisord no longer runs is brought back by repair."""
+    and that supervisord no longer runs is brought back by repair; one removed with its
+    data kept and added again serves with its new password."""
     needs("rabbitmq-server", "epmd")
     h, user = services_home
     sarge(h, "service", "add", "tasks", "rabbitmq", check=True, timeout=180)
@@ -237,10 +238,18 @@ def test_a_celery_worker_with_rabbitmq_as_its_broker_and_repair(services_home, t
     wait_until(lambda: KINDS["rabbitmq"].answers(ServiceStore(h).get("tasks", "rabbitmq")),
                60, "RabbitMQ to answer again")
     ran("t3", retried=True)
-    sarge(h, "service", "remove", "tasks", "rabbitmq", "--data", "--yes", check=True)
+
+    # removed with its data kept, added again: the old node's user gets the new password
+    sarge(h, "service", "remove", "tasks", "rabbitmq", check=True)
     assert services(h, "tasks") == {}
-    assert not os.path.exists(h.service_data_dir("tasks", "rabbitmq"))
-    sarge(h, "undeploy", "tasks", "--data", "--yes", check=True)
+    assert os.path.isdir(os.path.join(h.service_data_dir("tasks", "rabbitmq"), "mnesia"))
+    sarge(h, "service", "add", "tasks", "rabbitmq", check=True, timeout=180)
+    deploy(h, CELERYAPP, "--app", "tasks", check=True)  # its new URL to the instances
+    ran("t4")
+    done = json.loads(sarge(h, "undeploy", "tasks", "--data", "--yes", "--json",
+                            check=True).stdout)
+    assert done["services"] == ["svc.tasks.rabbitmq"]
+    assert not os.path.exists(h.data_dir("tasks"))
 
 
 def test_a_server_that_cannot_start_leaves_nothing_and_one_left_running_is_ended(

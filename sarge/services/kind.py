@@ -88,6 +88,10 @@ class Kind:
         """Whether the server takes requests now."""
         raise NotImplementedError
 
+    def reuse(self, layout, service, user, which=shutil.which) -> None:
+        """Bring data a service of this app left (``service remove`` without ``--data``)
+        in line with the new record (its password) once the server answers."""
+
     def backup(self, layout, service, user, which=shutil.which) -> bytes:
         """A consistent copy of the service's data, as bytes."""
         raise ServiceError(f"{self.name} keeps nothing worth a backup (a cache in memory "

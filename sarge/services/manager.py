@@ -75,6 +75,8 @@ class Services:
             home.log_action("service-add", f"{service.id} port={service.port}")
         try:
             self._wait(service)
+            if had_data:
+                kind.reuse(home, service, user, self.which)
         except BaseException:
             with home.lock():
                 self._unmake(service, data=not had_data)

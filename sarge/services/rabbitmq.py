@@ -90,21 +90,42 @@ class RabbitMQ(Kind):
         except OSError:
             return False
 
-    def backup(self, layout, service, user, which=shutil.which, timeout=120) -> bytes:
-        """``rabbitmqctl export_definitions -``, as the app's user (the node's cookie is
-        in its data folder, the user's)."""
+    def reuse(self, layout, service, user, which=shutil.which) -> None:
+        """The app's vhost, user and permissions as a new node makes them, the user's
+        password the new record's (given on stdin, never on a command line)."""
+        self.ctl(layout, service, user, ["add_vhost", service.app], which, ok=(0, 65))
+        self.ctl(layout, service, user, ["add_user", service.app], which,
+                 stdin=service.password, ok=(0, 65, 70))
+        self.ctl(layout, service, user, ["change_password", service.app], which,
+                 stdin=service.password)
+        self.ctl(layout, service, user, ["set_permissions", "-p", service.app, service.app,
+                                         ".*", ".*", ".*"], which)
+
+    def backup(self, layout, service, user, which=shutil.which) -> bytes:
+        """``rabbitmqctl export_definitions -``: the vhost, users, queues, exchanges,
+        bindings and policies, as JSON."""
+        out = self.ctl(layout, service, user, ["export_definitions", "-"], which)
+        if not out.strip().startswith(b"{"):
+            raise ServiceError(f"{service.id}: rabbitmqctl export_definitions wrote no "
+                               f"JSON: {out[:200].decode(errors='replace')}")
+        return out
+
+    def ctl(self, layout, service, user, args, which=shutil.which, stdin=None, ok=(0,),
+            timeout=120) -> bytes:
+        """Run ``rabbitmqctl ARGS`` on the service's node as the app's user (the node's
+        cookie is in its data folder, the user's): its stdout, or :class:`ServiceError`
+        when it exits with a status not in ``ok``."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                **self.server_env(layout, service, "ctl")}
-        argv = [self.executable("ctl", which), "-q", "-n", self.node(service),
-                "export_definitions", "-"]
+        argv = [self.executable("ctl", which), "-q", "-n", self.node(service), *args]
         kwargs = user.popen_kwargs() if user is not None else {}
         try:
             done = subprocess.run(argv, env=env, capture_output=True, timeout=timeout,
-                                  cwd=env["HOME"], **kwargs)
+                                  cwd=env["HOME"], input=(stdin or "").encode(), **kwargs)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ServiceError(f"{service.id}: rabbitmqctl export_definitions: {exc}") from exc
-        if done.returncode != 0 or not done.stdout.strip().startswith(b"{"):
+            raise ServiceError(f"{service.id}: rabbitmqctl {args[0]}: {exc}") from exc
+        if done.returncode not in ok:
             said = (done.stderr or done.stdout).decode(errors="replace").strip()
-            raise ServiceError(f"{service.id}: rabbitmqctl export_definitions failed "
-                               f"(exit status {done.returncode}): {said[-300:]}")
+            raise ServiceError(f"{service.id}: rabbitmqctl {args[0]} failed (exit status "
+                               f"{done.returncode}): {said[-300:]}")
         return done.stdout
