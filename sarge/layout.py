@@ -55,9 +55,7 @@ FOLDERS = (
 )
 
 #: Folders made on first use, guarded all the same.
-#: ``etc/services`` holds each backing service's configuration (its password too: 0640,
-#: root's, in the group of the app's user, who runs the server), ``var/services`` the
-#: services' records (:mod:`sarge.services.store`, root's alone).
+#: (``etc/services``: backing services' configurations, 0640 in their app user's group.)
 LATER = (Folder("etc/apps/instances", 0o700, guarded_files=True),
          Folder("var/outbox", 0o700, guarded_files=True),
          Folder("etc/services", 0o711, guarded_files=True),
@@ -135,12 +133,11 @@ class Layout:
 
     @property
     def service_configs_dir(self):
-        """``etc/services``: each backing service's configuration."""
         return self._p("etc", "services")
 
-    def service_config_path(self, service_id, suffix=".conf"):
-        """The configuration of one backing service (``etc/services/ID.conf``)."""
-        return self._p("etc", "services", service_id + suffix)
+    def service_config_path(self, service_id):
+        """A backing service's server configuration: ``etc/services/ID.conf``."""
+        return self._p("etc", "services", service_id + ".conf")
 
     def bin_path(self, name):
         """``bin/sarge``, ``bin/supervisord``, ``bin/supervisorctl``."""
@@ -252,16 +249,15 @@ class Layout:
 
     @property
     def services_dir(self):
-        """``var/services``: one record per backing service (:mod:`sarge.services.store`)."""
         return self._p("var", "services")
 
     def service_record_path(self, service_id):
+        """A backing service's record (:mod:`sarge.services.store`)."""
         return self._p("var", "services", service_id + ".json")
 
     def port_owner_path(self, owner):
-        """The record whose presence says a ``var/ports`` link is held: an instance's, or
-        a backing service's (its owner ``svc.APP.KIND``, or ``svc.APP.KIND/ROLE`` for a
-        second port)."""
+        """The record that says a ``var/ports`` link is held: an instance's, or a backing
+        service's (owner ``svc.APP.KIND``, or ``svc.APP.KIND/ROLE`` for a second port)."""
         if owner.startswith("svc."):
             return self.service_record_path(owner.partition("/")[0])
         return self.record_path(owner)

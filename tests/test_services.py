@@ -284,4 +284,8 @@ def test_a_server_that_cannot_start_leaves_nothing_and_one_left_running_is_ended
     wait_until(lambda: h.supervisor.process(f"{service.id}:server")["statename"] == "RUNNING"
                and KINDS["redis"].answers(service), 30, "Redis to be started again")
     assert redis_ask(service.port, service.password, ["GET", "k"]) == ["v"]
+    undeployed = sarge(h, "undeploy", "kept", check=True)  # without --data: it keeps them
+    assert "its data is kept" in undeployed.stderr
+    assert services(h, "kept")["redis"]["state"] == "running"
     sarge(h, "service", "remove", "kept", "redis", "--data", "--yes", check=True)
+    assert not os.path.exists(h.service_data_dir("kept", "redis"))
