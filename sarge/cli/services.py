@@ -45,7 +45,7 @@ def service():
 @click.option("--json", "as_json", is_flag=True, help="Print the service as JSON.")
 @pass_home
 def add(ctx, app, kind, version, memory, as_json):
-    """Add a KIND server (redis, memcached or rabbitmq) to the app NAME, and start it.
+    """Add and start a KIND server (redis, memcached, rabbitmq) for NAME.
 
     \b
     Redis: AOF on, a password. Memcached: a memory cap (--memory). RabbitMQ: a
@@ -69,7 +69,7 @@ def add(ctx, app, kind, version, memory, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_home
 def list_(ctx, app, as_json):
-    """List the backing services (of NAME alone, when given), passwords hidden."""
+    """List the backing services (NAME's), passwords hidden."""
     rows = _services(ctx).listing(app)
     if as_json:
         echo_json(rows)
@@ -90,11 +90,12 @@ def list_(ctx, app, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @pass_home
 def remove(ctx, app, kind, data, yes, as_json):
-    """Stop NAME's KIND server and remove it: program, configuration, ports, record.
+    """Stop and remove NAME's KIND server (its data kept unless --data).
 
-    Its data stays in var/data/NAME/KIND unless --data is given (a service
-    added again then finds it). The app's instances keep the URLs they were
-    started with until their next deploy.
+    Its program, configuration, ports and record go. Its data stays in
+    var/data/NAME/KIND unless --data is given (a service added again then
+    finds it). The app's instances keep the URLs they were started with
+    until their next deploy.
     """
     if data and not yes:
         path = ctx.home.service_data_dir(check_app_name(app), kind)
@@ -120,7 +121,7 @@ def remove(ctx, app, kind, data, yes, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @pass_home
 def backup(ctx, app, kind, output, as_json):
-    """Write a consistent backup of NAME's KIND server to FILE.
+    """Write a consistent backup of NAME's KIND server's data to FILE.
 
     Redis: the RDB that a BGSAVE writes (copy it in place of dump.rdb, with
     appendonly off, to restore). RabbitMQ: its definitions (vhost, users,
