@@ -134,6 +134,10 @@ def test_django_keeps_its_cache_and_sessions_through_deploys_rollback_and_restar
         assert (stat.S_IMODE(config.st_mode), config.st_uid, config.st_gid) == (
             0o640, 0, user.gid)
     assert password not in json.dumps(found)
+    history = json.loads(sarge(h, "history", "shop", "--json", check=True).stdout)["records"]
+    assert [(r["action"], r["to"], r["outcome"]) for r in history] == [
+        ("service add", "svc.shop.redis", "ok"), ("service add", "svc.shop.memcached", "ok")]
+    assert password not in open(h.history_path).read()
 
     port = listen_port()
     first = deploy(h, DJANGOCACHE, "--app", "shop", "--listen", f"127.0.0.1:{port}",

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import time
 
+from .. import journal
 from ..commands import run_as
 from ..errors import ServiceError, SupervisordNotRunning, UsageError
 from ..files import remove_tree, write_file
@@ -67,21 +68,42 @@ class Services:
             service = Service(app, kind.name, {}, secrets.token_urlsafe(24), found_version,
                               utcnow(), memory)
             self.progress(f"starting {kind.name} {found_version} for {app} ...")
+            start = self.clock()
             try:
                 service = self._make(service, user)
-            except BaseException:
+            except BaseException as exc:
                 self._unmake(service, data=not had_data)
+                self._record("service add", service, start, exc)
                 raise
             home.log_action("service-add", f"{service.id} port={service.port}")
         try:
             self._wait(service)
             if had_data:
                 kind.reuse(home, service, user, self.which)
-        except BaseException:
+        except BaseException as exc:
             with home.lock():
                 self._unmake(service, data=not had_data)
+            self._record("service add", service, start, exc)
             raise
+        self._record("service add", service, start)
         return service
+
+    def _record(self, action: str, service: Service, start: float, failure=None) -> None:
+        """The change in the deploy history (``sarge HOME history``): never its password;
+        a history that cannot be written is said in the action log, the change stands."""
+        record = {"action": action, "app": service.app, "service": service.id,
+                  "kind": service.kind, "version": service.version,
+                  "ports": service.ports, **journal.who(),
+                  ("from" if action == "service remove" else "to"): service.id,
+                  "outcome": "ok" if failure is None else "failed",
+                  "duration": round(self.clock() - start, 2)}
+        if failure is not None:
+            record["reason"] = str(failure) or type(failure).__name__
+        try:
+            journal.Journal(self.home.history_path, self.home.history_lock_path,
+                            utcnow).append(record)
+        except OSError as exc:
+            self.home.log_action("history-unwritten", f"{action} {service.id}: {exc}")
 
     def _make(self, service: Service, user) -> Service:
         home = self.home
@@ -129,9 +151,11 @@ class Services:
         home.check()
         service = self.get(app, kind_name)
         home.supervisor.processes()
+        start = self.clock()
         with home.lock():
             left = self._unmake(service, data=data)
             home.log_action("service-remove", service.id + (" with its data" if data else ""))
+        self._record("service remove", service, start)
         if left:
             raise ServiceError(f"{service.id} is removed, but {left[0].path} could not be "
                                f"({left[0].reason}); remove it by hand")
