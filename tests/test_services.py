@@ -204,6 +204,10 @@ def test_a_celery_worker_with_rabbitmq_as_its_broker_and_repair(services_home, t
     sarge(h, "service", "add", "tasks", "rabbitmq", check=True, timeout=180)
     (row,) = services(h, "tasks").values()
     assert row["variables"]["CELERY_BROKER_URL"].startswith("amqp://tasks:***@127.0.0.1:")
+    for role, taken in row["ports"].items():  # AMQP, Erlang's distribution, its epmd
+        held = {li.address for li in listeners(taken)}
+        # epmd adds the IPv6 loopback by itself: the loopback still
+        assert held == ({"127.0.0.1", "::1"} if role == "epmd" else {"127.0.0.1"}), role
     if user is not None:
         assert psutil.Process(row["pid"]).username() == user.name
     port = listen_port(1)
