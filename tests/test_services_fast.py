@@ -13,6 +13,7 @@ from sarge import environ
 from sarge.errors import ServiceError
 from sarge.repair import Repair
 from sarge.services import programs
+from sarge.services.kinds import KINDS
 from sarge.services.manager import Services
 from sarge.services.store import Service, ServiceStore, variables
 from sarge.supervisord.crashwatch import CrashWatch
@@ -134,3 +135,43 @@ def test_the_crash_watch_and_instance_repair_leave_services_alone(h):
         ("etc/supervisor.d/svc.web.redis.conf", False)]
     Repair(h).run()
     assert Repair(h, dry_run=True).run() == []
+
+
+def test_a_backup_needs_a_folder_that_exists_and_a_server_that_answers(h, tmp_path):
+    ServiceStore(h).save(record(port=1))  # nothing listens on port 1
+    before = state_files(h)
+    code, out, err = run_main([h.path, "service", "backup", "web", "redis", "-o",
+                               tmp_path / "missing" / "x.rdb"])
+    assert (code, out) == (2, "") and "give a file in a folder that exists" in err
+    code, out, err = run_main([h.path, "service", "backup", "web", "redis", "-o",
+                               tmp_path / "x.rdb"])
+    assert (code, out) == (1, "") and "svc.web.redis does not answer on 127.0.0.1:1" in err
+    assert state_files(h) == before and not (tmp_path / "x.rdb").exists()
+
+
+def test_what_each_kind_runs(h):
+    def which(name, path=None):
+        return f"/usr/lib/rabbitmq/bin/{name}" if name.startswith("rabbitmq") else f"/x/{name}"
+    memcached = record(kind="memcached", port=5101, memory=16)
+    assert KINDS["memcached"].argv(h, memcached, "server", "sarge-t1", which) == [
+        "/x/memcached", "-l", "127.0.0.1", "-p", "5101", "-U", "0", "-m", "16", "-u", "sarge-t1"]
+    assert "-m 64" in " ".join(KINDS["memcached"].argv(h, record(kind="memcached"), "server",
+                                                       "u", which))
+    redis = record()
+    assert KINDS["redis"].argv(h, redis, "server", "u", which) == [
+        "/x/redis-server", h.service_config_path("svc.web.redis")]
+    rabbit, kind = record(kind="rabbitmq", port=5102), KINDS["rabbitmq"]
+    assert kind.argv(h, rabbit, "epmd", "u", which) == [
+        "/x/epmd", "-port", "5104", "-address", "127.0.0.1"]
+    assert kind.waits_for(rabbit, "server") == (5104,) and kind.waits_for(rabbit, "epmd") == ()
+    env = kind.server_env(h, rabbit, "server")
+    data = h.service_data_dir("web", "rabbitmq")
+    assert (env["HOME"], env["RABBITMQ_NODENAME"], env["RABBITMQ_NODE_PORT"],
+            env["RABBITMQ_DIST_PORT"], env["ERL_EPMD_PORT"]) == (
+        data, "sarge-web@localhost", "5102", "5103", "5104")
+    assert env["RABBITMQ_MNESIA_BASE"].startswith(data + "/")
+    config = kind.config(h, rabbit)
+    assert "listeners.tcp.default = 127.0.0.1:5102" in config
+    assert "default_user = web" in config and "default_pass = pw-web-rabbitmq" in config
+    with pytest.raises(ServiceError, match="Debian's wrapper"):
+        kind.executable("server", lambda name, path=None: f"/usr/sbin/{name}")
