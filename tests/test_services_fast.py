@@ -41,7 +41,7 @@ REFUSED = [
     (["add", "web", "postgres"], 2, "'postgres' is not one of"),
     (["add", "web", "redis", "--memory", "5"], 2, "--memory is Memcached's memory cap"),
     (["add", "web", "redis", "--version", "0.1"], 1, "installed here is"),
-    (["add", "web", "memcached"], 7, "supervisord"),
+    (["add", "web", "redis"], 7, "supervisord"),
     (["remove", "web", "redis"], 1, "web has no redis"),
     (["remove", "web", "redis", "--data"], 2, "add --yes"),
     (["backup", "web", "memcached", "-o", "out"], 1, "web has no memcached"),
