@@ -30,8 +30,9 @@ setup(
         # breaks xdist's --dist loadgroup without a word (pytest-xdist issue #1386): the
         # tests that share one home for a module would each make it on every worker.
         # aiosmtpd: a real SMTP server for the notification tests (aio-libs' own).
+        # websockets: a real WebSocket client, through the front-end to a real ASGI app.
         "test": ["pytest>=7,<9.2", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6",
-                 "uv", "aiosmtpd>=1.4"],
+                 "uv", "aiosmtpd>=1.4", "websockets>=12"],
         "docs": ["sphinx>=5"],
     },
     entry_points={"console_scripts": ["sarge = sarge.cli:main"]},

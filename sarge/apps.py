@@ -1,7 +1,9 @@
 """The :class:`AppState` value: what sarge remembers of an app between deploys.
 
 Stored in ``var/apps/APP.json``: the front-end address it listens on, its
-health check, and which instance is current and which are kept for rollback.
+health check, which instance is current and which are kept for rollback, and how
+the front-end serves it (:class:`~sarge.site.Site`: domains, TLS, limits,
+maintenance).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from .errors import SettingsError, UsageError
 from .files import read_text
 from .instance import check_app_name, check_id
+from .site import Site
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"{_LABEL}(\.{_LABEL})*")
@@ -32,6 +35,8 @@ class AppState:
     current: str | None = None
     #: Instances kept for rollback, newest first.
     previous: tuple = ()
+    #: How the front-end serves it beyond ``listen`` (:class:`~sarge.site.Site`).
+    site: Site = Site()
 
     def promote(self, instance_id: str) -> "AppState":
         """This state with ``instance_id`` current, the current one first among the kept
@@ -46,6 +51,7 @@ class AppState:
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         data["previous"] = list(self.previous)
+        data["site"] = self.site.to_dict()
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -59,8 +65,9 @@ class AppState:
                 timeout=check_timeout(data.get("timeout", 60)),
                 current=None if data.get("current") is None else check_id(data["current"]),
                 previous=tuple(check_id(i) for i in data.get("previous", ())),
+                site=Site.from_dict(data.get("site")),
             )
-        except (ValueError, KeyError, TypeError, UsageError) as exc:
+        except (ValueError, KeyError, TypeError, UsageError, SettingsError) as exc:
             raise SettingsError(
                 f"the app state {source} is damaged ({exc}); `sarge HOME repair` rebuilds "
                 "it from the front-end's configuration"

@@ -1,8 +1,9 @@
 """Where everything of a home lives: one table of its folders, the paths, and nothing else.
 
-:data:`FOLDERS` is the one list of the home's folders, with their modes and
-whether an app's user must never be able to change them (``guarded``: root
-reads from or runs what is in them) or anything in them (``guarded_files``).
+:data:`~sarge.folders.FOLDERS` (:mod:`sarge.folders`) is the one list of the home's
+folders, with their modes and whether an app's user must never be able to change
+them (``guarded``: root reads from or runs what is in them) or anything in them
+(``guarded_files``).
 ``init`` makes them from it, the privilege checks (:mod:`sarge.users`) and
 ``repair`` read it. :class:`Layout` names every path in them; no other module
 joins a home's path by hand.
@@ -10,56 +11,14 @@ joins a home's path by hand.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 
 from .errors import HomeError
+from .folders import FOLDERS, LATER, Folder
 from .instance import check_app_name
 
-
-@dataclasses.dataclass(frozen=True)
-class Folder:
-    """One folder of a home: its path (relative, '/'-separated; "" is the home), its mode,
-    and what an app's user may not change (see the module's docstring)."""
-
-    name: str
-    mode: int
-    guarded: bool = True
-    guarded_files: bool = False
-
-
-#: Every folder ``init`` makes, parents first. What names an instance's port is private:
-#: a local user who knew the next one could bind it first (sarge checks who holds it,
-#: all the same).
-FOLDERS = (
-    Folder("", 0o755),
-    Folder("etc", 0o755, guarded_files=True),
-    Folder("etc/supervisor.d", 0o700, guarded_files=True),
-    Folder("etc/apps", 0o700, guarded_files=True),
-    Folder("etc/nginx", 0o755, guarded_files=True),
-    Folder("var", 0o755),
-    Folder("var/log", 0o750),
-    Folder("var/log/failed", 0o750),
-    Folder("var/run", 0o700),
-    Folder("var/runtime", 0o711),
-    Folder("var/sockets", 0o711),
-    Folder("var/cache", 0o711),
-    Folder("var/data", 0o755),
-    Folder("var/instances", 0o700, guarded_files=True),
-    Folder("var/ports", 0o700, guarded_files=True),
-    Folder("var/apps", 0o755, guarded_files=True),
-    Folder("var/envs", 0o755, guarded_files=True),
-    Folder("var/nginx", 0o755),
-    Folder("bin", 0o755, guarded_files=True),
-)
-
-#: Folders made on first use, guarded all the same.
-#: (``etc/services``: backing services' configurations, 0640 in their app user's group.)
-LATER = (Folder("etc/apps/instances", 0o700, guarded_files=True),
-         Folder("var/outbox", 0o700, guarded_files=True),
-         Folder("etc/services", 0o711, guarded_files=True),
-         Folder("var/services", 0o700, guarded_files=True))
+__all__ = ["FOLDERS", "LATER", "Folder", "Layout", "check_not_world_writable"]
 
 
 class Layout:
@@ -72,8 +31,18 @@ class Layout:
         return os.path.join(self.path, *parts)
 
     def folder(self, name: str) -> str:
-        """The absolute path of the folder ``name`` of :data:`FOLDERS`."""
+        """The absolute path of the folder ``name`` of :data:`FOLDERS` (or :data:`LATER`)."""
         return self._p(*name.split("/")) if name else self.path
+
+    def make_later(self, name: str) -> str:
+        """Make the folder ``name`` of :data:`LATER` (with its mode) if it is missing;
+        return its path."""
+        folder = next(f for f in LATER if f.name == name)
+        path = self.folder(name)
+        if not os.path.isdir(path):
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, folder.mode)
+        return path
 
     # -- etc/ ------------------------------------------------------------------------------
 
@@ -126,6 +95,34 @@ class Layout:
     def routes_path(self):
         """The routes the front-end was last given, as data (``etc/nginx/routes.json``)."""
         return self._p("etc", "nginx", "routes.json")
+
+    def nginx_include_path(self, application_name):
+        """``etc/nginx/apps/APP.conf``: the operator's own directives for the app's
+        ``server`` blocks; made empty once, never overwritten."""
+        return self._p("etc", "nginx", "apps", check_app_name(application_name) + ".conf")
+
+    def tls_dir(self, application_name):
+        """``etc/tls/APP``: the app's certificate and key, as sarge copied them."""
+        return self._p("etc", "tls", check_app_name(application_name))
+
+    @property
+    def acme_dir(self):
+        """``var/acme``: the webroot of ACME's HTTP challenges, for every domain."""
+        return self._p("var", "acme")
+
+    def front_link(self, application_name, backup: bool = False):
+        """``var/front/APP.sock`` (``APP.backup.sock``): the link to the socket of the
+        instance that serves the app on ``$SARGE_SOCKET`` (that takes over when it fails)."""
+        suffix = ".backup.sock" if backup else ".sock"
+        return self._p("var", "front", check_app_name(application_name) + suffix)
+
+    def static_link(self, application_name, index: int):
+        """``var/front/APP.static.N``: the link to the current instance's N-th static
+        folder, which nginx serves."""
+        return self._p("var", "front", f"{check_app_name(application_name)}.static.{index}")
+
+    def maintenance_page(self, application_name):
+        return self._p("var", "maintenance", check_app_name(application_name) + ".html")
 
     @property
     def nginx_program(self):

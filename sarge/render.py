@@ -178,18 +178,18 @@ def service_program(path: str, *, service, programs: list, directory: str, setti
 
 
 def nginx_conf(path: str, *, home: str, prefix: str, log_dir: str, user, drain_timeout: int,
-               routes: list) -> File:
-    """The home's own ``etc/nginx/nginx.conf``: one server block per routed app.
+               sites: dict) -> File:
+    """The home's own ``etc/nginx/nginx.conf``: the server blocks of the routed apps.
 
-    ``routes`` holds dicts with ``app``, ``instance``, ``listen`` and ``port``.
+    ``sites`` is the context of their blocks (:func:`sarge.frontend.sites.context`).
     """
     return File(path, render("nginx.conf.j2", home=home, prefix=prefix, log_dir=log_dir,
-                             user=user, drain_timeout=drain_timeout, routes=routes))
+                             user=user, drain_timeout=drain_timeout, **sites))
 
 
-def nginx_sites(path: str, *, routes: list) -> File:
+def nginx_sites(path: str, *, sites: dict) -> File:
     """The server blocks alone, for a system nginx to include (``etc/nginx/sites.conf``)."""
-    return File(path, render("nginx-sites.conf.j2", routes=routes))
+    return File(path, render("nginx-sites.conf.j2", **sites))
 
 
 def nginx_program(path: str, *, command: list, log_file: str, drain_timeout: int) -> File:

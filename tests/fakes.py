@@ -329,6 +329,9 @@ class FakeFrontend:
         self.applied.append(self.routes)
         return drain
 
+    def settle(self, drain):
+        assert isinstance(drain, Drain), drain
+
     def drain(self, drain):
         assert isinstance(drain, Drain), drain
         self.drained.append(drain)

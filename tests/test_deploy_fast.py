@@ -15,6 +15,7 @@ import tarfile
 import pytest
 
 from sarge.errors import DeployError, FrontendError, SargeError, UsageError
+from sarge.site import Site
 
 from .conftest import get, port_base, state_files
 from .fakes import Rig
@@ -60,7 +61,8 @@ def test_a_first_deploy_then_a_second(rig, source):
         "new instance", "unpack", "environment", "start", "health check", "switch", "drain",
         "clean up"]  # no release: the Procfile has none; no old instance to stop
     assert rig.frontend.routes == [{"app": "web", "instance": first.id, "listen": LISTEN,
-                                    "port": first.port, "socket": None}]
+                                    "port": first.port, "socket": None, "check": "/",
+                                    "site": Site().to_dict()}]
     assert (state(rig).current, state(rig).previous, state(rig).listen) == (first.id, (), LISTEN)
     assert first.virtualenv == os.path.join(rig.home.envs_dir, rig.environments.names()[0])
 

@@ -261,13 +261,27 @@ def test_an_app_on_a_unix_socket_is_served_and_rolled(running, webapp):
     status, text = front(port, "/env")
     assert json.loads(text)["SARGE_SOCKET"] == h.app_socket(first.id)
 
+    # the switches of an app on a socket move a link, and reload nothing: nginx's workers
+    # (and the keep-alive connections they hold) are the same before and after
+    assert os.readlink(h.front_link("web")) == h.app_socket(first.id)
+    workers = nginx_workers(h)
     (webapp / "VERSION").write_text("2")
     result = deploy(h, webapp, "--app", "web")
     assert result.returncode == 0, result.stderr
     assert front(port)[1].startswith("version 2")
+    assert os.readlink(h.front_link("web")) == h.app_socket(result.stdout.strip())
+    assert nginx_workers(h) == workers, result.stderr
     result = sarge(h, "rollback", "web")
     assert result.returncode == 0, result.stderr
     assert front(port)[1].startswith("version 1")
+    assert nginx_workers(h) == workers
+
+
+def nginx_workers(h):
+    import psutil
+
+    master = h.supervisor.process("nginx")["pid"]
+    return sorted(p.pid for p in psutil.Process(master).children())
 
 
 @as_root

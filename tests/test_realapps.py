@@ -277,7 +277,9 @@ http {{
         assert result.returncode == 0, result.stderr
         first = result.stdout.strip()
         folder = h.instance_dir(first)
-        assert f"alias {folder}/public/;" in open(h.nginx_sites).read()
+        link = h.static_link("web", 0)  # nginx serves the current instance's through it
+        assert f"alias {link}/;" in open(h.nginx_sites).read()
+        assert os.readlink(link) == f"{folder}/public"
         status, headers, text = wait_until(
             lambda: (r := request(port, "/assets/site.0123456789abcdef.css"))[0] == 200 and r,
             10, "the machine's nginx to serve the file", ignore=OSError)
@@ -294,7 +296,7 @@ http {{
         (webapp / "VERSION").write_text("2")
         second = deploy(h, webapp, "--app", "web", check=True).stdout.strip()
         assert sarge(h, "rollback", "web").returncode == 0
-        assert f"alias {folder}/public/;" in open(h.nginx_sites).read()
+        assert os.readlink(link) == f"{folder}/public"
         assert request(port, "/assets/site.0123456789abcdef.css")[2] == "a {}\n"
         assert current(h, "web") == first != second
     finally:
@@ -320,6 +322,47 @@ def test_a_starlette_app_under_uvicorn_rolls_forward_and_back_under_load(app_hom
     assert load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
     assert front(port) == (200, f"asgi version 1 from {first}\n")
     assert h.supervisor.process(f"{second}:web")["statename"] == "STOPPED"
+
+
+def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy(
+        app_home, tmp_path):
+    """A real WebSocket client through nginx to uvicorn: the upgrade passes; across a
+    deploy, the open socket stays on the old instance (still echoing) while new ones reach
+    the new instance; the deploy's drain waits for it, and finishes once it closes."""
+    from websockets.sync.client import connect
+
+    h, user = app_home
+    source = tmp_path / "asgiapp"
+    shutil.copytree(ASGIAPP, source)
+    port = listen_port(13)
+    first = deploy(h, source, "--app", "ws", "--listen", f"127.0.0.1:{port}",
+                   check=True).stdout.strip()
+    with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10) as old:
+        old.send("hello")
+        assert old.recv(timeout=10) == f"{first}: hello"
+        (source / "VERSION").write_text("2")
+        done = {}
+        deploying = threading.Thread(target=lambda: done.update(
+            result=deploy(h, source, "--app", "ws")))
+        deploying.start()
+        try:
+            def new_instance():
+                with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5) as ws:
+                    ws.send("who")
+                    answer = ws.recv(timeout=5)
+                return None if answer.startswith(first) else answer.partition(":")[0]
+            second = wait_until(new_instance, 60, "a new WebSocket to reach the new "
+                                "instance", ignore=(OSError, TimeoutError))
+            old.send("still there?")  # still on the old instance, which drains
+            assert old.recv(timeout=10) == f"{first}: still there?"
+            assert deploying.is_alive()  # the drain waits for it ...
+        finally:
+            old.close()  # ... and ends once it is closed
+            deploying.join(120)
+    result = done["result"]
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == second
+    assert h.supervisor.process(f"{first}:web")["statename"] == "STOPPED"
 
 
 def psutil_cmdline(pid):

@@ -92,17 +92,22 @@ def test_nginx_config_is_valid_or_refused(tmp_path, name):
     import shutil
     import subprocess
 
+    from sarge.frontend import sites
+    from sarge.layout import Layout
+
     home = tmp_path / name
+    routes = [{"app": "web", "instance": "web-abcdef", "listen": "127.0.0.1:1",
+               "port": 2, "static": [["/static/", f"{home}/web-abcdef/staticfiles"]]}]
     try:
         conf = render.nginx_conf(
             str(tmp_path / "nginx.conf"), home=str(home), prefix=str(home / "var" / "nginx"),
             log_dir=str(home / "var" / "log"), user=None, drain_timeout=5,
-            routes=[{"app": "web", "instance": "web-abcdef", "listen": "127.0.0.1:1",
-                     "port": 2, "static": [["/static/", f"{home}/web-abcdef/staticfiles"]]}])
+            sites=sites.context(Layout(home), routes))
     except RenderError:
         return
     for sub in ("var/nginx/proxy", "var/log"):
         (home / sub).mkdir(parents=True, exist_ok=True)
+    sites.write_files(Layout(home), routes)
     (tmp_path / "nginx.conf").write_text(conf.text)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     result = subprocess.run([nginx, "-t", "-q", "-c", str(tmp_path / "nginx.conf"),
@@ -110,7 +115,7 @@ def test_nginx_config_is_valid_or_refused(tmp_path, name):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"error_log {home}/var/log/nginx-error.log;" in conf.text
-    assert f"alias {home}/web-abcdef/staticfiles/;" in conf.text
+    assert f"alias {home}/var/front/web.static.0/;" in conf.text  # a link a switch moves
     shutil.rmtree(home)
 
 

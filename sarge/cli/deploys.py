@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..instance import check_app_name
 from .context import pass_home
 from .output import echo, echo_json, note
+from .sites import site_changes, site_options
 
 
 def watch_options(command):
@@ -38,8 +39,9 @@ def _watch(watch, no_watch):
 @click.option("--timeout", type=int, metavar="SECONDS",
               help="How long the new version may take to become healthy [default: 60].")
 @watch_options
+@site_options
 @pass_home
-def deploy(ctx, source, app, listen, check, timeout, watch, no_watch):
+def deploy(ctx, source, app, listen, check, timeout, watch, no_watch, **site):
     """Deploy SOURCE (a folder or a .tar/.tar.gz/.tgz archive) as the new version of NAME.
 
     \b
@@ -54,7 +56,7 @@ def deploy(ctx, source, app, listen, check, timeout, watch, no_watch):
     """
     deployer = ctx.deployer()
     instance = deployer.deploy(source, app, listen=listen, check=check, timeout=timeout,
-                               watch=_watch(watch, no_watch))
+                               watch=_watch(watch, no_watch), site=site_changes(**site))
     note(f"{app} now serves {instance.id} on http://{deployer.state(app).listen}/")
     echo(instance.id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from . import deploys, instances, services
+from . import deploys, instances, services, sites
 from .context import Context
 from .history import history
 from .version import print_version
@@ -28,5 +28,6 @@ def cli(ctx, home):
         ctx.obj = Context(home, ctx.obj if callable(ctx.obj) else None)
 
 
-for _command in (*instances.COMMANDS, *deploys.COMMANDS, history, *services.COMMANDS):
+for _command in (*instances.COMMANDS, *deploys.COMMANDS, *sites.COMMANDS, history,
+                 *services.COMMANDS):
     cli.add_command(_command)

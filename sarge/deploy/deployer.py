@@ -22,6 +22,8 @@ from .plan import can_bind, plan
 from .prepare import prepare, start_detail
 from .redeploy import configure_and_redeploy
 from .singletons import overlapping, start_singletons
+from .site import change as change_site
+from .site import resolve
 from .steps import Steps
 from .switch import Switch
 from .undeploy import undeploy
@@ -91,9 +93,10 @@ class Deployer:
 
     @journaled("deploy", app_arg=1, source_arg=0)
     def deploy(self, source, app, *, listen=None, check=None, timeout=None, watch=None,
-               exclude=()):
+               exclude=(), site=None):
         """Deploy ``source`` (a folder or a tar archive) as the new version of ``app``
-        (``exclude``: paths of a folder source left out)."""
+        (``exclude``: paths of a folder source left out; ``site``: changes of its
+        :class:`~sarge.site.Site`, :func:`sarge.site.checked`)."""
         home, steps, switch = self.home, self.steps, self.switch
         home.check()
         check_app_name(app)
@@ -102,8 +105,9 @@ class Deployer:
         listen = parse_listen(listen) if listen is not None else None
         check = check_path(check) if check is not None else None
         timeout = check_timeout(timeout) if timeout is not None else None
+        site = resolve(site or {})
         settings = home.settings
-        plan(switch, settings, app, listen, check, timeout, self.can_bind)  # before any lock
+        plan(switch, settings, app, listen, check, timeout, self.can_bind, site)  # before locks
         run_as = user_for(home, settings, app)  # and a user the app cannot run as
         python = pythons.configured(settings, home.python)  # one that user can run
         pythons.check_runnable(python.path, python.why, run_as,
@@ -111,7 +115,7 @@ class Deployer:
         self.frontend.check_user()
         home.supervisor.processes()  # supervisord must be running: say so now
         with switch.app_lock(app):
-            old, state = plan(switch, settings, app, listen, check, timeout, self.can_bind)
+            old, state = plan(switch, settings, app, listen, check, timeout, self.can_bind, site)
             self._clean(old, keep_all_previous=True)  # and stops what a killed watch left
             home.log_action("deploy", f"{app} from {source}")
             with steps.step("new instance") as step:
@@ -286,6 +290,11 @@ class Deployer:
         """Remove ``app``: its route, instances, state, variables, unused virtualenvs, and
         with ``data`` its data folder (:func:`sarge.deploy.undeploy.undeploy`)."""
         return undeploy(self, app, data=data)
+
+    @journaled("site")
+    def change_site(self, app, edit) -> tuple:
+        """Change how the front-end serves ``app`` (:func:`sarge.deploy.site.change`)."""
+        return change_site(self, app, edit)
 
     # -- the app's variables -----------------------------------------------------------------------
 

@@ -4,12 +4,14 @@ that comes before any switch, and the switch of the front-end itself."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 
 from .. import health
 from ..apps import AppState, load_state, load_states
 from ..errors import DeployError, InstanceNotFound
 from ..files import File, locked, write_file
+from ..frontend import tls as certificates
 from ..logs import tail
 from ..manifest import Manifest
 from ..ports import check_unix_holder
@@ -57,14 +59,16 @@ class Switch:
         may have bound its port first)."""
         socket = self.home.app_socket(instance.id) if instance.unix_socket else None
         with self.steps.step("health check") as step:
+            headers = health.headers_for(state.site)
             seconds = health.wait_ready(socket or instance.port, state.check, state.timeout,
                                         alive=lambda: self.died(instance),
-                                        clock=self.steps.clock)
+                                        clock=self.steps.clock, headers=headers)
             if socket:
                 check_unix_holder(socket, self.pids(instance), instance.id)
             else:
                 self.check_holder(instance.port, self.pids(instance), instance.id)
-            step["detail"] = f"GET {state.check} answered after {seconds:.2f}s"
+            host = f" (Host {headers['Host']})" if "Host" in headers else ""
+            step["detail"] = f"GET {state.check}{host} answered after {seconds:.2f}s"
 
     def died(self, instance):
         """None while the instance's processes live, else what happened to them (asked at
@@ -105,7 +109,8 @@ class Switch:
                     "`sarge HOME repair` rebuilds it (or deploy that app again)") from None
             route = {"app": state.name, "instance": instance.id, "listen": state.listen,
                      "port": instance.port, "socket": self.home.app_socket(instance.id)
-                     if instance.unix_socket else None}
+                     if instance.unix_socket else None, "check": state.check,
+                     "site": state.site.to_dict()}
             static = Manifest.from_dict(instance.manifest).static
             if static:  # nginx serves them from the instance's folder
                 folder = self.home.instance_dir(instance.id)
@@ -125,13 +130,27 @@ class Switch:
         of another app never loads routes read before this one saved its state. Returns
         what is left to drain."""
         with self.frontend.lock():
+            new = self._with_copies(old, new)
             self.save(new)
             self.steps.fault_point("switch:reload")
             try:
-                return self.frontend.apply(self.routes(backup))
+                drain = self.frontend.apply(self.routes(backup))
             except BaseException:
                 self.save(old)
                 raise
+        self.frontend.settle(drain)
+        return drain
+
+    def _with_copies(self, old: AppState, new: AppState) -> AppState:
+        """``new``, its certificate copied into the home if it is not yet
+        (:func:`sarge.frontend.tls.install`; the copies of ``old``'s are kept)."""
+        tls = new.site.tls
+        if tls is None or all(os.path.exists(p) for p in certificates.files(
+                self.home, new.name, tls.digest).values()):
+            return new
+        keep = (old.site.tls.digest,) if old.site.tls else ()
+        digest = certificates.install(self.home, new.name, tls.cert, tls.key, keep)
+        return new.replace(site=new.site.replace(tls=dataclasses.replace(tls, digest=digest)))
 
     def target(self, instance) -> str:
         """Where the front-end sends an instance's traffic, for a progress line."""

@@ -80,7 +80,8 @@ class Watch:
                 raise WatchFailed(died, at)
             if probed is None or at - probed >= 1.0:  # the health check: every second
                 probed = at
-                answer = self.probe(self._target(), self.state.check, timeout=2.0)
+                answer = self.probe(self._target(), self.state.check, timeout=2.0,
+                                    headers=health.headers_for(self.state.site))
                 misses = 0 if isinstance(answer, int) and answer < 400 else misses + 1
                 if misses >= 2:
                     raise WatchFailed(f"GET {self.state.check} answered {answer} twice in "
@@ -169,9 +170,11 @@ class Watch:
 
 
 def _upstream(switch, instance) -> bytes:
-    """How nginx's ``$upstream_addr`` names the instance."""
+    """How nginx's ``$upstream_addr`` names the instance: an app on a socket by the link
+    it serves through (:class:`~sarge.frontend.sites.Links`; the instance of before the
+    switch had it until then, the new one after)."""
     if instance.unix_socket:
-        return f"unix:{switch.home.app_socket(instance.id)}".encode()
+        return f"unix:{switch.home.front_link(instance.application_name)}".encode()
     return f"127.0.0.1:{instance.port}".encode()
 
 

@@ -23,14 +23,18 @@ import time
 from ..files import File, locked, write_file
 from ..ports import check_holder
 from . import routes as saved_routes
+from . import sites
 
 
 class Drain:
-    """What a switch left to finish: the nginx workers that were serving before it."""
+    """What a switch left to finish: the nginx workers that were serving before it, and
+    the sockets of the instances that served through a link before it
+    (:class:`~sarge.frontend.sites.Links`), until their connections are done."""
 
-    def __init__(self, workers=(), grace: float = 0.0):
+    def __init__(self, workers=(), grace: float = 0.0, sockets=()):
         self.workers = list(workers)
         self.grace = grace
+        self.sockets = list(sockets)
 
 
 class Frontend:
@@ -66,25 +70,60 @@ class Frontend:
         return None
 
     def apply(self, routes: list) -> Drain:
-        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port, socket),
-        then save them as data; return what is left to drain."""
-        drain = self._apply(routes)
+        """Make nginx route as ``routes`` say (dicts: app, instance, listen, port, socket,
+        site...), then save them as data; return what is left to drain. The links of the
+        apps on sockets move once nginx has accepted the configuration; when that is all
+        that changes, nginx is not reloaded at all."""
+        sites.write_files(self.layout, routes)
+        links = sites.Links(self.layout, routes)
+        try:
+            drain = self._apply(routes, links)
+        except BaseException:
+            links.restore()
+            raise
+        drain.sockets = links.replaced
         saved_routes.save(self.layout.routes_path, routes)
         return drain
 
-    def _apply(self, routes: list) -> Drain:  # pragma: no cover - each kind has its own
+    def _apply(self, routes: list, links) -> Drain:  # pragma: no cover - each kind's own
         raise NotImplementedError
+
+    def settle(self, drain: Drain, timeout: float = 3.0) -> None:
+        """Wait (``timeout`` at most) until the workers of before the switch no longer take
+        new connections: they close their listening sockets soon after the reload, and
+        until then a new request may still reach the old routes."""
+        import psutil
+
+        deadline = self.clock() + timeout
+        for worker in drain.workers:
+            while self.clock() < deadline:
+                try:
+                    listening = [c for c in worker.net_connections("inet")
+                                 if c.status == psutil.CONN_LISTEN]
+                except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                    break
+                except psutil.AccessDenied:  # not ours to see: the drain waits for it
+                    break
+                if not listening:
+                    break
+                self.sleep(0.01)
 
     def drain(self, drain: Drain) -> bool:
         """Wait until the workers of before the switch have exited; False on timeout."""
         import psutil  # lazily, as everywhere: it costs a command's start-up
 
+        deadline = self.clock() + self.settings.drain_timeout
         if drain.grace:
             self.sleep(drain.grace)
-        if not drain.workers:
-            return True
-        gone, alive = psutil.wait_procs(drain.workers, timeout=self.settings.drain_timeout)
-        return not alive
+        if drain.workers:
+            gone, alive = psutil.wait_procs(drain.workers, timeout=self.settings.drain_timeout)
+            if alive:
+                return False
+        while sites.connections(drain.sockets):
+            if self.clock() > deadline:
+                return False
+            self.sleep(0.05)
+        return True
 
 
 

@@ -26,6 +26,7 @@ from ..logs import tail
 from ..processes import tree_pids
 from ..supervisord import states
 from ..users import FRONTEND, others, resolve
+from . import sites
 from .base import Drain, Frontend, _restore
 
 INSTALL_HINT = ("install it with `apt-get install nginx-light` (or nginx), or set "
@@ -97,7 +98,7 @@ class OwnNginx(Frontend):
             group = str(run_as.gid)
         return (run_as.name, group)
 
-    def _apply(self, routes) -> Drain:
+    def _apply(self, routes, links) -> Drain:
         layout = self.layout
         for sub in ("", "/client_body", "/proxy", "/fastcgi", "/uwsgi", "/scgi"):
             os.makedirs(layout.nginx_prefix + sub, exist_ok=True)
@@ -105,7 +106,11 @@ class OwnNginx(Frontend):
         new = render.nginx_conf(
             layout.nginx_conf, home=layout.path, prefix=layout.nginx_prefix,
             log_dir=layout.log_dir, user=self.check_user(),
-            drain_timeout=self.settings.drain_timeout, routes=routes)
+            drain_timeout=self.settings.drain_timeout, sites=sites.context(layout, routes))
+        old_text = read_text(layout.nginx_conf)
+        if old_text == new.text and self._running():
+            links.swap()  # the links alone moved: nothing for nginx to load
+            return Drain()
         candidate = File(layout.nginx_conf + ".new", new.text)
         write_file(candidate)
         try:
@@ -113,7 +118,7 @@ class OwnNginx(Frontend):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(candidate.path)
-        old_text = read_text(layout.nginx_conf)
+        links.swap()
         write_file(new)
         self._signalled = False
         try:
@@ -125,6 +130,13 @@ class OwnNginx(Frontend):
                 with contextlib.suppress(Exception):
                     self.supervisor.signal("nginx", "HUP")
             raise
+
+    def _running(self) -> bool:
+        """Whether nginx runs (with the file on disk: it was loaded when it was written):
+        started, and its pid in its pid file (see :meth:`_settled`)."""
+        info = self.supervisor.process("nginx")
+        return info is not None and info["statename"] in ("STARTING", "RUNNING") and \
+            read_text(self.layout.nginx_pidfile) == f"{info['pid']}\n"
 
     def _load(self, routes) -> Drain:
         """Start nginx, or reload it gracefully; return the workers that must drain."""

@@ -9,17 +9,23 @@ import shlex
 from .. import render
 from ..errors import FrontendError
 from ..files import read_text, write_file
+from . import sites
 from .base import Drain, Frontend, _restore
 
 
 class SystemNginx(Frontend):
     """The machine's nginx (see the module's docstring)."""
 
-    def _apply(self, routes) -> Drain:
+    def _apply(self, routes, links) -> Drain:
         path = self.layout.nginx_sites
         os.makedirs(os.path.dirname(path), exist_ok=True)
         old_text = read_text(path)
-        write_file(render.nginx_sites(path, routes=routes))
+        new = render.nginx_sites(path, sites=sites.context(self.layout, routes))
+        if new.text == old_text:
+            links.swap()  # the links alone moved: nothing for nginx to load
+            return Drain()
+        write_file(new)
+        links.swap()  # (a refused test puts them back, with the file)
         try:
             for name in ("test_command", "reload_command"):
                 command = getattr(self.settings, name)

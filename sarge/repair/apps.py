@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import re
 
-from ..apps import AppState, load_state
+from ..apps import AppState, check_path, load_state
 from ..errors import SargeError
 from ..files import File, write_file
 from ..frontend import routes as saved_routes
 from ..instance import check_app_name
+from ..site import Site
 from .findings import read
 
 
@@ -58,10 +59,10 @@ def rebuild_states(home, findings, states: dict, records: dict, born) -> None:
                 problem = str(exc).split(";")[0]
         else:
             problem = "missing, though the front-end routes the app"
-        listen, current = routes.get(app, (None, None))
+        listen, current, site, check = routes.get(app, (None, None, Site(), "/"))
         if current not in records:
             current = None
-        state = AppState(app, listen=listen, current=current,
+        state = AppState(app, listen=listen, current=current, check=check, site=site,
                          previous=_previous(records, app, current, born))
         states[app] = state
         if current:
@@ -73,7 +74,7 @@ def rebuild_states(home, findings, states: dict, records: dict, born) -> None:
                       "sarge knows): `route` it to the instance that should serve before "
                       "the next deploy, which removes the deploy-made ones it does not "
                       "know")
-        findings.fix(path, problem, action + "; health check reset to GET / within 60 s",
+        findings.fix(path, problem, action + f"; health check GET {check} within 60 s",
                      lambda s=state, p=path: write_file(File(p, s.to_json())))
 
 
@@ -93,16 +94,32 @@ def _previous(records, app, current, born) -> tuple:
 
 
 def _routes(home) -> dict:
-    """app -> (listen, instance id), from the routes the front-end was last given
-    (``etc/nginx/routes.json``); for a home from before sarge saved them, from the
-    comments of the nginx configuration it wrote."""
+    """app -> (listen, instance id, site, health check path), from the routes the
+    front-end was last given (``etc/nginx/routes.json``); for a home from before sarge
+    saved them, from the comments of the nginx configuration it wrote."""
     saved = saved_routes.load(home.routes_path)
     if saved is not None:
-        return {r["app"]: (r["listen"], r["instance"]) for r in saved}
+        return {r["app"]: (r["listen"], r["instance"], _site(r), _check(r)) for r in saved}
     path = home.nginx_sites if home.settings.frontend == "system" else home.nginx_conf
     text = read(path)[0] or ""
     routes = {}
     pattern = r"# app ([a-z][a-z0-9_-]*): instance (\S+)\n\s*server \{\n\s*listen (\S+);"
     for app, instance_id, listen in re.findall(pattern, text):
-        routes[app] = (listen, instance_id)
+        routes[app] = (listen, instance_id, Site(), "/")
     return routes
+
+
+def _site(route) -> Site:
+    """The site a saved route names (its domains, TLS, limits, maintenance), or the
+    default one when it names none or a damaged one."""
+    try:
+        return Site.from_dict(route.get("site"))
+    except SargeError:
+        return Site()
+
+
+def _check(route) -> str:
+    try:
+        return check_path(route.get("check", "/"))
+    except SargeError:
+        return "/"
