@@ -22,6 +22,13 @@ setup(
         "jinja2>=3.0",
         "psutil>=5.8",
         "click>=8.0",
+        # sarge validate: PEP 508 requirements as pip itself reads them (PyPA's parser,
+        # the one pip vendors), rather than a regular expression of our own.
+        "packaging>=22",
+        # .sargeignore: gitignore's syntax in full (negation, **, anchoring, folders),
+        # pure Python, no dependencies, kept up since 2013; a small matcher of our own
+        # would get gitignore's corner cases wrong.
+        "pathspec>=0.12",
         # tomllib is in the standard library from Python 3.11 on.
         'tomli>=1.1; python_version < "3.11"',
     ],

@@ -47,23 +47,34 @@ def read_procfile(folder: str):
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise BuildError(f"cannot read the Procfile: {exc}") from exc
-    processes = {}
+    processes, problems = parse_procfile(lines)
+    if problems:
+        number, message = problems[0]
+        raise BuildError(f"Procfile line {number}: {message}" if number else message)
+    return processes
+
+
+def parse_procfile(lines):
+    """({type: command}, [(line number or None, problem)]) of a Procfile's ``lines``: every
+    problem, for ``sarge validate``; :func:`read_procfile` refuses the first."""
+    processes, problems = {}, []
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         name, sep, command = line.partition(":")
         name, command = name.strip(), command.strip()
         if not sep or not PROCESS_TYPE_RE.fullmatch(name) or not command:
-            raise BuildError(f"Procfile line {number} is not 'type: command' "
-                             f"(type: lowercase letters, digits and _): {line[:80]!r}")
-        if "\x00" in command:
-            raise BuildError(f"Procfile line {number} has a NUL character")
-        if name in processes:
-            raise BuildError(f"Procfile line {number}: {name!r} is defined twice")
-        processes[name] = command
+            problems.append((number, "not 'type: command' (type: lowercase letters, digits "
+                                     f"and _): {line[:80]!r}"))
+        elif "\x00" in command:
+            problems.append((number, "has a NUL character"))
+        elif name in processes:
+            problems.append((number, f"{name!r} is defined twice"))
+        else:
+            processes[name] = command
     if "web" not in processes:
-        raise BuildError("the Procfile has no 'web' process, the one that serves $PORT")
-    return processes
+        problems.append((None, "the Procfile has no 'web' process, the one that serves $PORT"))
+    return processes, problems
 
 
 #: The Procfile's one-off steps of a deploy, not process types that run: ``build`` runs
@@ -157,7 +168,7 @@ class Environments:
         return os.path.join(self.folder, self.key(_read(requirements_path), user, python))
 
     def ensure(self, path: str, requirements_path, log_path: str, *, user=None,
-               cwd=None, env=None, python=None) -> bool:
+               cwd=None, env=None, python=None, pip_args=()) -> bool:
         """Build the environment at ``path`` unless it is complete; True if it was built.
 
         The requirements are installed as ``user`` (a :class:`~sarge.users.RunAs`;
@@ -166,6 +177,8 @@ class Environments:
         build runs the package's code, never as root unless the app runs as root.
         sarge makes the virtualenv itself first (no code of the app runs then), and
         takes it back after the install, readable but not writable by the user.
+        ``pip_args`` come after the home's (a packaged archive's wheelhouse:
+        ``--no-index --find-links DIR``).
 
         Record ``path`` as used (the instance's record) before calling this, so
         that :meth:`collect` in another deploy never removes it mid-build.
@@ -187,7 +200,8 @@ class Environments:
                 argv = self._create(path, log_path, user, python.path)
                 ownership.hand_over(path, user)
                 if requirements_path is not None:
-                    self.run(argv + ["-r", requirements_path] + self.pip_args, log_path,
+                    self.run(argv + ["-r", requirements_path] + self.pip_args
+                             + list(pip_args), log_path,
                              cwd=cwd, env=env, **(user.popen_kwargs() if user else {}))
                 ownership.reclaim(path, user)
                 with open(marker, "wb") as f:

@@ -64,6 +64,10 @@ class Settings:
     nginx: str = "nginx"
     #: Longest wait for the old nginx workers to finish their requests after a switch.
     drain_timeout: int = 60
+    #: ... but no longer than this once nothing has moved for so long (nginx's old workers
+    #: read and wrote nothing, no connection to the old socket ended): idle WebSockets
+    #: and long-polls are left, which the old version's graceful stop closes (0: wait).
+    drain_quiet: int = 3
     #: System mode: the commands that test and reload the machine's nginx.
     test_command: str = "nginx -t"
     reload_command: str = "nginx -s reload"
@@ -217,6 +221,7 @@ _KEYS = {
     ("frontend", "mode"): ("frontend", _one_of("nginx", "system")),
     ("frontend", "nginx"): ("nginx", _text),
     ("frontend", "drain_timeout"): ("drain_timeout", _whole(1)),
+    ("frontend", "drain_quiet"): ("drain_quiet", _whole(0)),
     ("frontend", "test_command"): ("test_command", _text),
     ("frontend", "reload_command"): ("reload_command", _text),
     ("users", "default"): ("user", _user),

@@ -12,6 +12,9 @@
      ├── NotStartable          the instance has no executable ``server``
      ├── RenderError           a value cannot be written safely into a config file
      ├── BuildError            the source cannot be unpacked, parsed or installed
+     │    └── ManifestMismatch      a file differs from the archive's sarge-manifest.json
+     ├── PackageError          a source cannot be validated or packaged
+     │    └── NotDeployable         validate found errors: nothing was packaged
      ├── DeployError           a deploy step failed (the old version keeps serving)
      ├── FrontendError         nginx is missing, or refused its configuration
  ├── ServiceError          a backing service cannot be added, reached, backed up or removed
@@ -75,6 +78,25 @@ class RenderError(SargeError):
 
 class BuildError(SargeError):
     """The source cannot be unpacked, its Procfile read, or its requirements installed."""
+
+
+class ManifestMismatch(BuildError):
+    """A file of an unpacked archive is not the one its ``sarge-manifest.json`` lists
+    (changed, missing, or added): the deploy is refused before anything runs."""
+
+
+class PackageError(SargeError):
+    """A source cannot be read, validated or packaged as asked (``sarge validate``,
+    ``sarge package``)."""
+
+
+class NotDeployable(PackageError):
+    """``sarge package`` refused a source that validate found errors in; ``findings``
+    holds them all (:class:`sarge.package.findings.Finding`)."""
+
+    def __init__(self, message, findings=()):
+        super().__init__(message)
+        self.findings = list(findings)
 
 
 class DeployError(SargeError):

@@ -106,7 +106,9 @@ class Instance:
     says that its web process listens on ``$SARGE_SOCKET`` (a unix socket no other
     user can reach) instead of ``$PORT``. ``manifest`` is what the source's
     ``sarge-app.toml`` declares, as :meth:`sarge.manifest.Manifest.to_dict` gives it
-    (empty: nothing declared).
+    (empty: nothing declared). ``revision`` is what the deployed archive's
+    ``sarge-manifest.json`` says of its source (:func:`sarge.package.manifest.revision_of`:
+    git commit, dirty, the manifest's sha256), None for a source without one.
     """
 
     id: str
@@ -118,6 +120,7 @@ class Instance:
     origin: str = "new"
     unix_socket: bool = False
     manifest: dict = dataclasses.field(default_factory=dict)
+    revision: dict | None = None
 
     def replace(self, **changes) -> "Instance":
         return dataclasses.replace(self, **changes)
@@ -140,6 +143,7 @@ class Instance:
                 origin=data.get("origin", "new"),
                 unix_socket=data.get("unix_socket", False),
                 manifest=data.get("manifest", {}),
+                revision=data.get("revision"),
             )
             if not isinstance(instance.processes, dict) or "web" not in instance.processes or any(
                 not PROCESS_TYPE_RE.fullmatch(k) or not (v is None or isinstance(v, str))
@@ -153,7 +157,8 @@ class Instance:
             ) from exc
         if (type(instance.port) is not int or not isinstance(instance.created, str)
                 or type(instance.unix_socket) is not bool
-                or not isinstance(instance.manifest, dict)):
+                or not isinstance(instance.manifest, dict)
+                or not isinstance(instance.revision, (dict, type(None)))):
             raise SettingsError(f"the instance record {source} is damaged (bad port or date); "
                                 "`sarge HOME repair` rebuilds it")
         return instance

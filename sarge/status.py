@@ -30,7 +30,8 @@ def state_of(home, instance_id, info) -> str:
 
 
 def listing(home):
-    """(one dict per instance: id, app, port, state, created, role; whether supervisord
+    """(one dict per instance: id, app, port, state, created, role, revision (what its
+    archive's ``sarge-manifest.json`` said, or None); whether supervisord
     answered). One call to supervisord for every process, whatever the number of instances
     (after the client's one check of the extension's version)."""
     instances = home.instances()
@@ -40,7 +41,7 @@ def listing(home):
         {"id": i.id, "application_name": i.application_name, "port": i.port,
          "state": state_of(home, i.id, infos.get(i.id + ":web")) if infos is not None
          else "unknown",
-         "created": i.created, "role": app_roles.get(i.id)}
+         "created": i.created, "role": app_roles.get(i.id), "revision": i.revision}
         for i in instances
     ]
     return rows, infos is not None
@@ -48,7 +49,7 @@ def listing(home):
 
 def status(home, instance_id=None, interval: float = 0.1) -> list:
     """A dict per instance (one, or all): id, app, port, state, pid, uptime, usage, and
-    the user its web process runs as.
+    the user its web process runs as, and its archive's revision.
 
     ``state``, ``pid`` and ``uptime`` are those of the ``web`` process; memory and
     CPU add up every process tree of the instance (web, workers, their children).
@@ -69,7 +70,7 @@ def status(home, instance_id=None, interval: float = 0.1) -> list:
             "exitstatus": info["exitstatus"] if info else None,
             "crashed": crashmark.read(home, instance.id),
             "processes": 0, "memory_rss": None, "cpu_percent": None, "cpu_seconds": None,
-            "user": None,
+            "user": None, "revision": instance.revision,
         })
         roots[instance.id] = [infos[f"{instance.id}:{p}"]["pid"] for p in instance.processes
                               if infos.get(f"{instance.id}:{p}", {}).get("pid")]

@@ -335,7 +335,7 @@ class FakeFrontend:
     def drain(self, drain):
         assert isinstance(drain, Drain), drain
         self.drained.append(drain)
-        return True
+        return "drained"
 
 
 class FakeEnvironments:
@@ -357,7 +357,7 @@ class FakeEnvironments:
         return os.path.join(self.folder, digest.hexdigest()[:16])
 
     def ensure(self, path, requirements_path, log_path, *, user=None, cwd=None, env=None,
-               python=None):
+               python=None, pip_args=()):
         if self.fail is not None:
             message, self.fail = self.fail, None
             raise BuildError(message)

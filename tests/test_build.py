@@ -116,7 +116,7 @@ def test_a_member_bigger_than_the_free_space_is_refused(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("worker: python w.py\n", "no 'web' process"),
-    ("web python app.py\n", "line 1 is not 'type: command'"),
+    ("web python app.py\n", "line 1: not 'type: command'"),
     ("# c\n\nweb: a\nWeb: b\n", "line 4"),
     ("web: a\nweb: b\n", "defined twice"),
     ("web:\n", "line 1"),

@@ -140,5 +140,5 @@ def test_shell_completion_is_clicks(tmp_path):
     assert result.stdout.splitlines() == ["plain,deploy", "plain,destroy"]
     result = sarge_command(env={"_SARGE_COMPLETE": "bash_complete",
                                 "COMP_WORDS": "sarge /h deploy --li", "COMP_CWORD": "3"})
-    assert result.stdout.splitlines() == ["plain,--listen"]
+    assert result.stdout.splitlines() == ["plain,--listen", "plain,--listen-tls"]
     assert not os.path.exists("/h")  # completing makes no home

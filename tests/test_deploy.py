@@ -27,6 +27,7 @@ from .conftest import (
     sarge,
     start_supervisord,
     state_files,
+    wait_for_state,
     wait_until,
 )
 from .faults import deploy_killed_at
@@ -627,6 +628,8 @@ def deployed_home(tmp_path_factory):
         h.port = listen_port(30)
         h.serving = deploy(h, source, "--app", "web", "--listen", f"127.0.0.1:{h.port}",
                            check=True).stdout.strip()
+        # healthy is not yet RUNNING (startsecs): the baseline must not catch it STARTING
+        wait_for_state(h, h.serving, "running")
         h.baseline = deploy_state(h)
         yield h
     finally:

@@ -189,7 +189,7 @@ class DyingSupervisord:
 def test_a_supervisord_killed_while_a_command_talks_to_it_is_not_running(home):
     DyingSupervisord(home.socket_path)
     code, out, err = run_main([home.path, "list"])
-    assert (code, out) == (0, "ID  APP  PORT  STATE  ROLE  CREATED\n"), (code, out, err)
+    assert (code, out) == (0, "ID  APP  PORT  STATE  ROLE  CREATED  REVISION\n"), (code, out, err)
     assert "supervisord is not running; states are unknown" in err
 
 

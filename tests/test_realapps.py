@@ -52,12 +52,17 @@ def app_home(request):
     return h, None
 
 
+#: The Host a front-end port is asked with, where not 127.0.0.1:PORT (an app with a
+#: domain and a strict ALLOWED_HOSTS answers only to its own).
+HOSTS = {}
+
+
 def request(port, path, method="GET", form=None):
     """One request through the front-end: (status, headers as a dict, body as text)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         body = urllib.parse.urlencode(form) if form is not None else None
-        headers = {"Connection": "close"}
+        headers = {"Connection": "close", **({"Host": HOSTS[port]} if port in HOSTS else {})}
         if form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=headers)
@@ -178,11 +183,16 @@ def test_django_static_files_are_served_by_nginx_per_instance(app_home, tmp_path
     h, user = app_home
     source = tmp_path / "djangosite"
     shutil.copytree(DJANGOSITE, source)
+    # ALLOWED_HOSTS its own domain alone: the health check asks with it (as nginx does)
     sarge(h, "config", "site", "DJANGO_SECRET_KEY=not-a-secret-but-long-enough-for-tests",
-          "DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost", check=True)
+          "DJANGO_ALLOWED_HOSTS=polls.example.test", check=True)
     port = listen_port(11)
-    result = deploy(h, source, "--app", "site", "--listen", f"127.0.0.1:{port}")
+    result = deploy(h, source, "--app", "site", "--listen", f"127.0.0.1:{port}",
+                    "--domain", "polls.example.test")
     assert result.returncode == 0, result.stderr
+    assert "(Host polls.example.test) answered" in result.stderr
+    assert request(port, "/")[0] == 404  # another host: the front-end's 404, not Django's
+    HOSTS[port] = "polls.example.test"
     first = result.stdout.strip()
     for step in ("folders", "build", "static", "release"):
         assert f"] {step}" in result.stderr or f" {step} " in result.stderr, step
@@ -328,7 +338,9 @@ def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy
         app_home, tmp_path):
     """A real WebSocket client through nginx to uvicorn: the upgrade passes; across a
     deploy, the open socket stays on the old instance (still echoing) while new ones reach
-    the new instance; the deploy's drain waits for it, and finishes once it closes."""
+    the new instance; once it is idle, the drain ends within seconds ([frontend]
+    drain_quiet) and the old uvicorn closes it as it stops (1012: service restart)."""
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     h, user = app_home
@@ -342,8 +354,9 @@ def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy
         assert old.recv(timeout=10) == f"{first}: hello"
         (source / "VERSION").write_text("2")
         done = {}
+        started = time.monotonic()
         deploying = threading.Thread(target=lambda: done.update(
-            result=deploy(h, source, "--app", "ws")))
+            result=deploy(h, source, "--app", "ws"), at=time.monotonic()))
         deploying.start()
         try:
             def new_instance():
@@ -355,13 +368,16 @@ def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy
                                 "instance", ignore=(OSError, TimeoutError))
             old.send("still there?")  # still on the old instance, which drains
             assert old.recv(timeout=10) == f"{first}: still there?"
-            assert deploying.is_alive()  # the drain waits for it ...
         finally:
-            old.close()  # ... and ends once it is closed
             deploying.join(120)
+        with pytest.raises(ConnectionClosed) as closed:
+            old.recv(timeout=10)
+    assert closed.value.rcvd is None or closed.value.rcvd.code in (1001, 1012)
     result = done["result"]
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == second
+    assert "only idle connections left" in result.stderr, result.stderr
+    assert done["at"] - started < 30  # not drain_timeout's 60 s
     assert h.supervisor.process(f"{first}:web")["statename"] == "STOPPED"
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 
 import pytest
@@ -225,6 +226,78 @@ def first_line_delay(host) -> float:
         return got_at - float(data.split(b" line 0")[0].split()[-1])
     finally:
         conn.close()
+
+
+def test_a_redeploy_with_an_idle_long_poll_open_finishes_in_seconds(site_home):
+    """The long-poll keeps the old version's connection open and quiet: the drain ends
+    after [frontend] drain_quiet (3 s), not drain_timeout (60 s); the old version is
+    stopped, and the client of the long-poll sees its request end (502: the app that
+    held it is gone)."""
+    h, sources = site_home
+    host = "blog.example.test"
+    answer = {}
+    poll = threading.Thread(target=lambda: answer.update(
+        got=ask(PORT, "/poll?s=50", host=host, timeout=60)[0]))
+    poll.start()
+    time.sleep(0.5)
+    start = time.monotonic()
+    result = deploy(h, sources["blog"], "blog")
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert "only idle connections left" in result.stderr
+    assert seconds < 20, result.stderr
+    poll.join(60)
+    assert answer["got"] == 502
+
+
+class Clients:
+    """Threads sending ``request()`` (a function returning a status) until stopped; every
+    status and error, counted."""
+
+    def __init__(self, request, threads=3):
+        self.request, self.stop = request, threading.Event()
+        self.statuses, self.errors = [], []
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.statuses.append(self.request())
+            except OSError as exc:
+                self.errors.append(repr(exc))
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def test_ten_megabyte_uploads_through_a_switch_and_maintenance_under_load(site_home):
+    h, sources = site_home
+    host, size = "shop.example.test", 10 * 1024 * 1024
+    with Clients(lambda: upload(PORT, host, size)) as uploads:
+        time.sleep(0.5)
+        result = deploy(h, sources["shop"], "shop")
+        assert result.returncode == 0, result.stderr
+        time.sleep(0.5)
+    assert uploads.errors == [] and len(uploads.statuses) >= 3, uploads.errors[:3]
+    assert set(uploads.statuses) == {(200, str(size))}
+    # maintenance on and off under load: each answer is the app's or the page, never an
+    # error, and the other apps serve on
+    with Clients(lambda: ask(PORT, "/", host=host)[0]) as shop, \
+            Clients(lambda: ask(PORT, "/", host="blog.example.test")[0], 1) as blog:
+        time.sleep(0.3)
+        assert sarge(h, "maintenance", "shop", "on").returncode == 0
+        time.sleep(0.5)
+        assert sarge(h, "maintenance", "shop", "off").returncode == 0
+        time.sleep(0.3)
+    assert shop.errors == [] and blog.errors == []
+    assert set(shop.statuses) == {200, 503} and set(blog.statuses) == {200}
 
 
 def test_not_deployed_and_bad_input_change_nothing(site_home):

@@ -12,6 +12,7 @@ from ..errors import SargeError
 from .context import Context
 from .group import cli
 from .output import echo
+from .packaging import tools
 
 
 def main(argv=None, make_home=None) -> None:
@@ -33,7 +34,8 @@ def main(argv=None, make_home=None) -> None:
             names.insert(0, ctx.info_name)
             ctx = ctx.parent
         command = " ".join(names)
-        hint = f" (see `sarge HOME {command} --help`)".replace("  ", " ")
+        home = "" if exc.ctx is not None and exc.ctx.find_root().command is tools else "HOME "
+        hint = f" (see `sarge {home}{command} --help`)".replace("  ", " ")
         echo(f"sarge: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.ClickException as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .context import pass_home
-from .output import duration, echo, echo_json, note, size, table
+from .output import duration, echo, echo_json, note, revision, size, table
 
 
 @click.command()
@@ -62,7 +62,9 @@ def list_(ctx, as_json):
     """List the instances with their app, port, state and role.
 
     The role is "current" for the instance an app's front-end routes to, and
-    "previous" for those kept for rollback.
+    "previous" for those kept for rollback. The revision is the git commit of a
+    packaged archive (+dirty: its work tree had changes), or its manifest's sha256
+    when it was not packaged from git; - for a source without sarge-manifest.json.
     """
     from ..status import listing
 
@@ -73,9 +75,9 @@ def list_(ctx, as_json):
     if as_json:
         echo_json({"instances": rows})
         return
-    table(["ID", "APP", "PORT", "STATE", "ROLE", "CREATED"],
+    table(["ID", "APP", "PORT", "STATE", "ROLE", "CREATED", "REVISION"],
           [[r["id"], r["application_name"], r["port"], r["state"], r["role"] or "-",
-            r["created"]] for r in rows])
+            r["created"], revision(r["revision"])] for r in rows])
 
 
 @click.command()
@@ -94,10 +96,10 @@ def status(ctx, instance_id, as_json):
         echo_json(records[0] if instance_id is not None else {"instances": records})
         return
     table(
-        ["ID", "STATE", "PID", "USER", "UPTIME", "MEMORY", "CPU%", "PROCS"],
+        ["ID", "STATE", "PID", "USER", "UPTIME", "MEMORY", "CPU%", "PROCS", "REVISION"],
         [[r["id"], r["state"], r["pid"] or "-", r["user"] or "-", duration(r["uptime"]),
           size(r["memory_rss"]), "-" if r["cpu_percent"] is None else r["cpu_percent"],
-          r["processes"]] for r in records],
+          r["processes"], revision(r["revision"])] for r in records],
     )
     for r in records:
         if r["crashed"]:

@@ -38,6 +38,16 @@ def table(header, rows) -> None:
         echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
+def revision(value) -> str:
+    """An instance's revision in a table: the git commit's first 12 digits (``+dirty``
+    when its work tree had changes), else ``sha256:`` and the manifest's first 12."""
+    if not value:
+        return "-"
+    if value.get("git"):
+        return str(value["git"])[:12] + ("+dirty" if value.get("dirty") else "")
+    return "sha256:" + str(value.get("manifest_sha256"))[:12]
+
+
 def duration(seconds) -> str:
     if seconds is None:
         return "-"

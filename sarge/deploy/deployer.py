@@ -16,6 +16,7 @@ from ..notify import Notifier
 from ..ports import check_holder
 from ..supervisord import states
 from ..variables import configure
+from .cleanup import clean
 from .failure import abandon
 from .journaled import journaled
 from .plan import can_bind, plan
@@ -28,6 +29,10 @@ from .steps import Steps
 from .switch import Switch
 from .undeploy import undeploy
 from .watch import watched
+
+#: What the step ``drain`` says of each end of :meth:`~sarge.frontend.Frontend.drain`.
+DRAINED = {"drained": "old connections done", "timed out": "timed out",
+           "quiet": "only idle connections left: the old version closes them as it stops"}
 
 
 class Deployer:
@@ -93,10 +98,11 @@ class Deployer:
 
     @journaled("deploy", app_arg=1, source_arg=0)
     def deploy(self, source, app, *, listen=None, check=None, timeout=None, watch=None,
-               exclude=(), site=None):
+               exclude=(), site=None, revision=None):
         """Deploy ``source`` (a folder or a tar archive) as the new version of ``app``
         (``exclude``: paths of a folder source left out; ``site``: changes of its
-        :class:`~sarge.site.Site`, :func:`sarge.site.checked`)."""
+        :class:`~sarge.site.Site`, :func:`sarge.site.checked`; ``revision``: what its
+        code's archive said, for a redeploy's copy)."""
         home, steps, switch = self.home, self.steps, self.switch
         home.check()
         check_app_name(app)
@@ -122,7 +128,7 @@ class Deployer:
                 instance = home.lifecycle.new(app, origin="deploy")
                 step["detail"] = f"{instance.id}, port {instance.port}"
             try:
-                instance = prepare(self, instance, source, run_as, python, exclude)
+                instance = prepare(self, instance, source, run_as, python, exclude, revision)
                 switch.health_check(instance, state)
                 new = state.promote(instance.id)
                 with steps.step("switch") as step:
@@ -141,8 +147,7 @@ class Deployer:
         served before, clean up."""
         old_current = old.current
         with self.steps.step("drain") as step:
-            drained = self.frontend.drain(drain)
-            step["detail"] = "old nginx workers gone" if drained else "timed out"
+            step["detail"] = DRAINED[self.frontend.drain(drain)]
         seconds = self.home.settings.watch if watch is None else watch
         if seconds:
             watched(self, old, new, seconds, failed)
@@ -156,38 +161,8 @@ class Deployer:
             step["detail"] = f"removed {', '.join(removed)}" if removed else "nothing to remove"
 
     def _clean(self, state: AppState, keep_all_previous: bool = False) -> list:
-        """Destroy the app's deploy-made instances that are neither current nor kept; return
-        their ids (one not all removed: with a note). After a deploy (not before: a failed
-        deploy's environment serves its retry) also remove the environments no instance
-        uses."""
-        home = self.home
-        keep = state.previous if keep_all_previous else state.previous[:home.settings.keep]
-        wanted = {state.current, *keep}
-        removed = []
-        for instance in home.instances():
-            if (instance.application_name != state.name or instance.origin != "deploy"
-                    or instance.id in wanted):
-                continue
-            try:
-                home.lifecycle.destroy(instance)
-                removed.append(instance.id)
-            except HomeError:
-                # What its app's user left cannot all go: its record stays, the next
-                # clean-up tries again, and this deploy goes on.
-                removed.append(f"{instance.id} (not all of it: `sarge HOME destroy "
-                               f"{instance.id}` says what is left)")
-        if keep_all_previous:
-            for instance_id in keep:  # kept ones are stopped; a watch killed midway left
-                if self._running(instance_id):  # the one it could go back to running
-                    home.lifecycle.stop(instance_id)
-            return removed
-        if tuple(keep) != state.previous:
-            self.switch.save(state.replace(previous=tuple(keep)))
-        # Under the home lock: a concurrent deploy records its environment (set_processes)
-        # under the same lock, so an environment is never removed between use and record.
-        with home.lock():
-            self.environments.collect(i.virtualenv for i in home.instances())
-        return removed
+        """Destroy what the app no longer needs (:func:`sarge.deploy.cleanup.clean`)."""
+        return clean(self, state, keep_all_previous)
 
     # -- route, rollback, destroy ----------------------------------------------------------------
 

@@ -103,7 +103,10 @@ def _finish(deployer, record, start, result) -> None:
         record["source_identity"] = journal.source_identity(record["source"])
     if record["outcome"] == "ok" and record["to"]:
         try:
-            record["procfile"] = home.get(record["to"]).processes
+            current = home.get(record["to"])
+            record["procfile"] = current.processes
+            if current.revision:  # a packaged archive's (sarge-manifest.json)
+                record["revision"] = current.revision
         except SargeError:
             pass
     if record["action"] == "undeploy" and isinstance(result, dict):  # what it removed

@@ -11,25 +11,37 @@ from ..commands import exec_form, run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
 from ..home import MAX_SOCKET_PATH
+from ..package.manifest import revision_of, verify
+from ..package.wheels import install_args
 from ..variables import freeze_config
 from .singletons import overlapping, singletons
 
 
-def prepare(deployer, instance, source, run_as, python, exclude=()):
+def prepare(deployer, instance, source, run_as, python, exclude=(), revision=None):
     """Run the steps that make ``instance`` (just made by ``new``) a started version of its
     app built from ``source``, its processes as ``run_as``, its virtualenv with ``python``
     (the home's, a :class:`~sarge.pythons.Python`) unless the source asks for another;
-    return its record then."""
+    return its record then. An archive with a ``sarge-manifest.json`` is verified against
+    it once unpacked, its revision recorded; ``revision``: the one a folder source's code
+    was deployed with before (a redeploy's)."""
     home, steps = deployer.home, deployer.steps
     folder = home.instance_dir(instance.id)
     freeze_config(home, instance)
     with steps.step("unpack") as step:
         inner = unpack.unpack(source, folder, exclude=exclude)
+        # an archive of `sarge package`: verified before anything of it runs. (A folder's
+        # manifest is not: a redeploy's copy holds what its build step wrote.)
+        packaged = verify(folder) if unpack.source_kind(source) == "tar" else None
         ownership.share_code(folder, run_as)  # readable, not writable, by the app's user
         step["detail"] = os.path.basename(source) + (
-            f" (the content of its one folder, {inner}/)" if inner else "")
+            f" (the content of its one folder, {inner}/)" if inner else "") + (
+            f", {len(packaged['files'])} files as its manifest says" if packaged else "")
+        revision = revision_of(folder, packaged) if packaged is not None else revision
+        if revision is not None:
+            instance = _record_revision(home, instance, revision)
     with steps.step("environment") as step:
-        instance, commands, declared = _environment(deployer, instance, run_as, python, step)
+        instance, commands, declared = _environment(deployer, instance, run_as, python, step,
+                                                    install_args(folder, packaged))
     data_dir = home.data_dir(instance.application_name)
     if declared.writable or declared.persistent:
         with steps.step("folders") as step:
@@ -78,10 +90,19 @@ def _build(home, instance, line, run_as, declared):
         ownership.reclaim(folder, run_as, skip=declared.writable)
 
 
-def _environment(deployer, instance, run_as, home_python, step):
+def _record_revision(home, instance, revision):
+    """The instance's record with its archive's revision (``list``, ``status``)."""
+    with home.store.lock():
+        instance = home.store.get(instance.id).replace(revision=revision)
+        home.store.save(instance)
+    return instance
+
+
+def _environment(deployer, instance, run_as, home_python, step, pip_args=()):
     """The Procfile read, the Python chosen and the virtualenv made or reused (for a
     requirements.txt, or a Python the source asks for: its ``python`` is then that one);
-    (the record, the Procfile's build and release commands, the manifest)."""
+    (the record, the Procfile's build and release commands, the manifest). ``pip_args``:
+    a packaged archive's wheelhouse, installed from alone."""
     home = deployer.home
     folder = home.instance_dir(instance.id)
     processes, commands = build.split_steps(build.read_procfile(folder))
@@ -107,9 +128,10 @@ def _environment(deployer, instance, run_as, home_python, step):
         built = deployer.environments.ensure(venv, requirements, home.log_path(instance.id),
                                              user=run_as, cwd=folder,
                                              env=build_environment(home, run_as),
-                                             python=python)
+                                             python=python, pip_args=pip_args)
         step["detail"] = (("built " if built else "reused ") + os.path.basename(venv)
-                          + f", {python.describe()}")
+                          + f", {python.describe()}"
+                          + (", from its wheelhouse" if built and pip_args else ""))
     else:
         step["detail"] = "no requirements.txt"
     return instance, commands, declared

@@ -37,11 +37,13 @@ def configure_and_redeploy(deployer, app, assignments=(), unset=(), *, watch=Non
 def redeploy(deployer, app, *, watch=None):
     """Deploy the current instance's code again (after a configuration change): its
     folder, less the folders its app writes to (its ``writable`` ones, its data, and the
-    ``persistent`` links to its data folder), which the new instance makes anew."""
+    ``persistent`` links to its data folder), which the new instance makes anew; its
+    revision (a packaged archive's) goes with it."""
     state = deployer.state(check_app_name(app))
     if state.current is None:
         raise DeployError(f"{app} has no current instance to redeploy")
     current = deployer.home.get(state.current)
     declared = Manifest.from_dict(current.manifest)
     return deployer.deploy(deployer.home.instance_dir(current.id), app, watch=watch,
-                           exclude=declared.writable + declared.persistent)
+                           exclude=declared.writable + declared.persistent,
+                           revision=current.revision)

@@ -108,24 +108,56 @@ class Frontend:
                     break
                 self.sleep(0.01)
 
-    def drain(self, drain: Drain) -> bool:
-        """Wait until the workers of before the switch have exited; False on timeout."""
-        import psutil  # lazily, as everywhere: it costs a command's start-up
-
-        deadline = self.clock() + self.settings.drain_timeout
+    def drain(self, drain: Drain) -> str:
+        """Wait until what served before the switch is done: nginx's old workers exited,
+        the old sockets' connections closed. Returns ``"drained"``; ``"quiet"`` when
+        nothing has moved for ``[frontend] drain_quiet`` seconds (the old workers read
+        and wrote nothing, no connection of the old sockets ended): what is left are
+        long-lived connections, idle WebSockets and long-polls, which the old
+        instance's graceful stop closes; ``"timed out"`` after ``drain_timeout``."""
+        settings = self.settings
+        deadline = self.clock() + settings.drain_timeout
         if drain.grace:
             self.sleep(drain.grace)
-        if drain.workers:
-            gone, alive = psutil.wait_procs(drain.workers, timeout=self.settings.drain_timeout)
-            if alive:
-                return False
-        while sites.connections(drain.sockets):
-            if self.clock() > deadline:
-                return False
+        last, since = None, self.clock()
+        while True:
+            workers = [w for w in drain.workers if _alive(w)]
+            connections = sites.connected(drain.sockets)
+            if not workers and not connections:
+                return "drained"
+            now = self.clock()
+            if now > deadline:
+                return "timed out"
+            moved = (_io(workers), connections)
+            if moved != last:
+                last, since = moved, now
+            elif settings.drain_quiet and now - since >= settings.drain_quiet:
+                return "quiet"
             self.sleep(0.05)
-        return True
 
 
+def _alive(process) -> bool:
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _io(processes) -> tuple:
+    """What ``processes`` have read and written so far (characters, through any file or
+    socket), the ones gone or not ours to see left out."""
+    import psutil
+
+    total = []
+    for process in processes:
+        try:
+            counters = process.io_counters()
+            total.append((process.pid, counters.read_chars, counters.write_chars))
+        except (psutil.Error, AttributeError):
+            continue
+    return tuple(total)
 
 
 def _restore(path: str, text) -> None:

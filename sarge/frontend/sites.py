@@ -151,17 +151,17 @@ def _link(path: str, target: str) -> None:
     os.replace(tmp, path)
 
 
-def connections(sockets) -> int:
-    """How many connections the unix sockets ``sockets`` (paths) hold open now: the
-    accepted ones, from ``/proc/net/unix`` (state 03, connected)."""
+def connected(sockets) -> frozenset:
+    """The connections the unix sockets ``sockets`` (paths) hold open now: the inodes of
+    the accepted ones, from ``/proc/net/unix`` (state 03, connected)."""
     wanted = set(sockets)
     if not wanted:
-        return 0
-    count = 0
+        return frozenset()
+    found = set()
     with open("/proc/net/unix") as f:
         next(f, None)
         for line in f:
             parts = line.split()
             if len(parts) >= 8 and parts[5] == "03" and parts[7] in wanted:
-                count += 1
-    return count
+                found.add(parts[6])
+    return frozenset(found)
