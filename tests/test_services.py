@@ -297,3 +297,30 @@ def test_a_server_that_cannot_start_leaves_nothing_and_one_left_running_is_ended
     assert services(h, "kept")["redis"]["state"] == "running"
     sarge(h, "service", "remove", "kept", "redis", "--data", "--yes", check=True)
     assert not os.path.exists(h.service_data_dir("kept", "redis"))
+
+
+def test_memcached_on_a_socket_only_its_apps_user_reaches(services_home, request):
+    """``--socket``: Memcached on a unix socket in its data folder, no port taken, no TCP;
+    the app's instances get ``unix:PATH``; as root, another local user cannot connect."""
+    needs("memcached")
+    h, user = services_home
+    sarge(h, "service", "add", "sock", "memcached", "--socket", check=True)
+    (row,) = services(h, "sock").values()
+    path = os.path.join(h.service_data_dir("sock", "memcached"), "memcached.sock")
+    assert (row["port"], row["socket"], row["variables"]) == (
+        None, path, {"MEMCACHED_SERVERS": f"unix:{path}"})
+    assert not [p for p in os.listdir(h.ports_dir)
+                if os.readlink(os.path.join(h.ports_dir, p)).startswith("svc.sock.")]
+    assert KINDS["memcached"].answers(ServiceStore(h).get("sock", "memcached"))
+    proc = psutil.Process(row["pid"])
+    assert not [c for c in proc.net_connections("inet")]  # no TCP nor UDP socket at all
+    if user is not None:
+        assert psutil.Process(row["pid"]).username() == user.name
+        other = request.getfixturevalue("second_user")
+        probe = ("import socket; s = socket.socket(socket.AF_UNIX); "
+                 f"s.connect({path!r}); s.sendall(b'version\\r\\n'); print(s.recv(64))")
+        tried = subprocess.run(["runuser", "-u", other.name, "--", "/usr/bin/python3", "-c",
+                                probe], capture_output=True, text=True)
+        assert tried.returncode != 0 and "PermissionError" in tried.stderr, tried
+    sarge(h, "service", "remove", "sock", "memcached", "--data", "--yes", check=True)
+    assert not os.path.exists(path)

@@ -40,6 +40,7 @@ REFUSED = [
     (["add", "Bad!", "redis"], 2, "invalid application name"),
     (["add", "web", "postgres"], 2, "'postgres' is not one of"),
     (["add", "web", "redis", "--memory", "5"], 2, "--memory is Memcached's memory cap"),
+    (["add", "web", "redis", "--socket"], 2, "--socket is for Memcached"),
     (["add", "web", "redis", "--version", "0.1"], 1, "installed here is"),
     (["add", "web", "redis"], 7, "supervisord"),
     (["remove", "web", "redis"], 1, "web has no redis"),
@@ -157,6 +158,13 @@ def test_what_each_kind_runs(h):
         "/x/memcached", "-l", "127.0.0.1", "-p", "5101", "-U", "0", "-m", "16", "-u", "sarge-t1"]
     assert "-m 64" in " ".join(KINDS["memcached"].argv(h, record(kind="memcached"), "server",
                                                        "u", which))
+    on_socket = record(kind="memcached", socket="/h/var/data/web/memcached/memcached.sock")
+    on_socket.ports.clear()
+    assert KINDS["memcached"].argv(h, on_socket, "server", "u", which)[1:5] == [
+        "-s", on_socket.socket, "-a", "0700"]  # no -l, no -p: no TCP at all
+    assert KINDS["memcached"].variables(on_socket) == {
+        "MEMCACHED_SERVERS": f"unix:{on_socket.socket}"}
+    assert KINDS["memcached"].roles_of(on_socket) == ()
     redis = record()
     assert KINDS["redis"].argv(h, redis, "server", "u", which) == [
         "/x/redis-server", h.service_config_path("svc.web.redis")]

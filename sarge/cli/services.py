@@ -42,9 +42,11 @@ def service():
               help="Refuse unless the installed server is this version (a prefix: 7, 7.0).")
 @click.option("--memory", type=click.IntRange(1, 1 << 20), metavar="MIB",
               help="Memcached's memory cap, in MiB [default: 64].")
+@click.option("--socket", is_flag=True,
+              help="Memcached on a unix socket only the app's user reaches, not a port.")
 @click.option("--json", "as_json", is_flag=True, help="Print the service as JSON.")
 @pass_home
-def add(ctx, app, kind, version, memory, as_json):
+def add(ctx, app, kind, version, memory, socket, as_json):
     """Add and start a KIND server (redis, memcached, rabbitmq) for NAME.
 
     \b
@@ -54,12 +56,12 @@ def add(ctx, app, kind, version, memory, as_json):
     --deploy`) to give them to the running version. Prints the service's id.
     """
     services = _services(ctx)
-    done = services.add(app, kind, version=version, memory=memory)
+    done = services.add(app, kind, version=version, memory=memory, socket=socket)
     row = next(r for r in services.listing(app) if r["id"] == done.id)
     if as_json:
         echo_json(row)
         return
-    note(f"{done.id} runs {kind} {done.version} on 127.0.0.1:{done.port}, data in "
+    note(f"{done.id} runs {kind} {done.version} on {done.address}, data in "
          f"{row['data_dir']}; variables: {', '.join(sorted(row['variables']))}")
     echo(done.id)
 
@@ -78,7 +80,7 @@ def list_(ctx, app, as_json):
         note("no backing services" + (f" for {app}" if app else ""))
         return
     table(["ID", "APP", "KIND", "VERSION", "PORT", "STATE", "VARIABLES"],
-          [[r["id"], r["app"], r["kind"], r["version"], r["port"], r["state"],
+          [[r["id"], r["app"], r["kind"], r["version"], r["port"] or "socket", r["state"],
             " ".join(f"{k}={v}" for k, v in sorted(r["variables"].items()))] for r in rows])
 
 

@@ -37,6 +37,10 @@ class Kind:
     #: What a backup of it is (for ``--help`` and the docs), None when it has none.
     backup_format: str | None = None
 
+    def roles_of(self, service) -> tuple:
+        """The ports ``service`` takes (none for a server on a unix socket)."""
+        return self.roles
+
     def executable(self, program: str, which=shutil.which) -> str:
         """The path of the executable of ``program``, or :class:`ServiceError` saying
         which package to install."""
@@ -112,9 +116,20 @@ def version_output(argv: list, timeout: float = 10) -> str:
         done.stdout.strip() or done.stderr.strip()) else ""
 
 
-def exchange(port: int, message: bytes, timeout: float = 2.0, size: int = 4096) -> bytes:
-    """Send ``message`` to 127.0.0.1:``port`` and return the first bytes of the answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+def exchange(where, message: bytes, timeout: float = 2.0, size: int = 4096) -> bytes:
+    """Send ``message`` to 127.0.0.1:``where`` (a port) or to the unix socket ``where`` (a
+    path) and return the first bytes of the answer."""
+    if isinstance(where, str):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(timeout)
+        try:
+            conn.connect(where)
+        except BaseException:
+            conn.close()
+            raise
+    else:
+        conn = socket.create_connection(("127.0.0.1", where), timeout=timeout)
+    with conn:
         conn.sendall(message)
         return conn.recv(size)
 

@@ -44,15 +44,22 @@ class Services:
     # -- add ---------------------------------------------------------------------------------
 
     def add(self, app: str, kind_name: str, version: str | None = None,
-            memory: int | None = None) -> Service:
-        """Make, start and wait for the app's service of ``kind_name``; everything it made
-        is removed again when any step fails."""
+            memory: int | None = None, socket: bool = False) -> Service:
+        """Make, start and wait for the app's service of ``kind_name`` (on a unix socket
+        in its data folder with ``socket``: Memcached's); everything it made is removed
+        again when any step fails."""
         home = self.home
         home.check()
         check_app_name(app)
         kind = kinds.get(kind_name)
         if memory is not None and kind.name != "memcached":
             raise UsageError("--memory is Memcached's memory cap; other services take none")
+        if socket and kind.name != "memcached":
+            raise UsageError("--socket is for Memcached, which has no password; the others "
+                             "listen on a port of 127.0.0.1 and ask for theirs")
+        path = os.path.join(home.service_data_dir(app, kind.name), "memcached.sock")
+        if socket and len(os.fsencode(path)) > 107:
+            raise UsageError(f"--socket: {path} is too long for a unix socket (107 bytes)")
         for program in kind.executables:
             kind.executable(program, self.which)
         found_version = kind.check_version(version, self.which)
@@ -61,12 +68,12 @@ class Services:
         with home.lock():
             existing = self.store.get(app, kind.name)
             if existing is not None:
-                raise ServiceError(f"{app} has a {kind.name} already (port "
-                                   f"{existing.port}); `sarge HOME service list` shows it")
+                raise ServiceError(f"{app} has a {kind.name} already (on "
+                                   f"{existing.address}); `sarge HOME service list` shows it")
             data_dir = home.service_data_dir(app, kind.name)
             had_data = os.path.lexists(data_dir)
             service = Service(app, kind.name, {}, secrets.token_urlsafe(24), found_version,
-                              utcnow(), memory)
+                              utcnow(), memory, path if socket else None)
             self.progress(f"starting {kind.name} {found_version} for {app} ...")
             start = self.clock()
             try:
@@ -75,7 +82,7 @@ class Services:
                 self._unmake(service, data=not had_data)
                 self._record("service add", service, start, exc)
                 raise
-            home.log_action("service-add", f"{service.id} port={service.port}")
+            home.log_action("service-add", f"{service.id} {service.address}")
         try:
             self._wait(service)
             if had_data:
@@ -108,12 +115,12 @@ class Services:
     def _make(self, service: Service, user) -> Service:
         home = self.home
         ports = home.store.ports()
-        for role in kinds.get(service.kind).roles:
+        for role in kinds.get(service.kind).roles_of(service):
             owner = service.id if role == "main" else f"{service.id}/{role}"
             service.ports[role] = ports.allocate(owner)
             if role == "main":  # the record makes the links count as held
                 self.store.save(service)
-        self.store.save(service)
+        self.store.save(service)  # (one on a socket takes no port)
         programs.write_config(home, programs.config_file(home, service, user), user)
         write_file(programs.program_file(home, service))
         home.supervisor.add(service.id, home.program_path(service.id))
@@ -138,7 +145,7 @@ class Services:
                 return
             if self.clock() > deadline:
                 raise ServiceError(
-                    f"{service.id} did not answer on 127.0.0.1:{service.port} within "
+                    f"{service.id} did not answer on {service.address} within "
                     f"{self.timeout:g}s; its log, {log}, says why")
             self.sleep(0.1)
 
@@ -213,7 +220,8 @@ class Services:
             info = infos.get(f"{service.id}:{kind.programs[-1]}")
             rows.append({
                 "id": service.id, "app": service.app, "kind": service.kind,
-                "port": service.port, "ports": service.ports, "version": service.version,
+                "port": service.port, "ports": service.ports, "socket": service.socket,
+                "address": service.address, "version": service.version,
                 "memory": service.memory, "created": service.created,
                 "state": info["statename"].lower() if info else "unknown",
                 "pid": info["pid"] or None if info else None,
@@ -234,7 +242,7 @@ class Services:
         if os.path.isdir(output) or not os.path.isdir(os.path.dirname(output)):
             raise UsageError(f"-o {output}: give a file in a folder that exists")
         if not kind.answers(service):
-            raise ServiceError(f"{service.id} does not answer on 127.0.0.1:{service.port}: "
+            raise ServiceError(f"{service.id} does not answer on {service.address}: "
                                "start it (`sarge HOME repair` brings it back) and try again")
         data = kind.backup(home, service, run_as(home, home.settings, service.app), self.which)
         write_bytes(output, data)

@@ -34,7 +34,8 @@ def service_id(app: str, kind: str) -> str:
 class Service:
     """One backing service of an app: its ports by role (``main``, and RabbitMQ's
     ``dist`` and ``epmd``), password, the server's version, when it was made and, for
-    Memcached, its memory cap in MiB."""
+    Memcached, its memory cap in MiB and the unix socket it listens on instead of a
+    port (``socket``: its path)."""
 
     app: str
     kind: str
@@ -43,14 +44,20 @@ class Service:
     version: str
     created: str
     memory: int | None = None
+    socket: str | None = None
 
     @property
     def id(self) -> str:
         return f"svc.{self.app}.{self.kind}"
 
     @property
-    def port(self) -> int:
-        return self.ports["main"]
+    def port(self) -> int | None:
+        return self.ports.get("main")
+
+    @property
+    def address(self) -> str:
+        """Where it answers: ``127.0.0.1:PORT``, or ``unix:PATH``."""
+        return f"unix:{self.socket}" if self.socket else f"127.0.0.1:{self.port}"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
