@@ -70,8 +70,9 @@ def write_files(layout, routes: list) -> None:
 
 
 INCLUDE = """\
-# Your own nginx directives for the app {app}, inside each of its server blocks
-# (HTTP and HTTPS): e.g. `add_header X-Frame-Options DENY;`, or a `location` of your own.
+# Your own nginx directives for the app {app}, inside each server block that serves it
+# (HTTP and HTTPS; not one that only redirects to HTTPS): e.g. a `location` of your own,
+# or `add_header X-Frame-Options DENY;` (not inherited by the static files' locations).
 # sarge made this file empty once and never writes it again; every change of the
 # front-end checks it with `nginx -t` before it is loaded.
 """
