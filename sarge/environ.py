@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from .ownership import give
+from .services.store import variables as service_variables
 from .users import switches
 from .variables import load_app_config, load_build_env
 
@@ -28,8 +29,11 @@ def build(
     data_dir: str,
     runtime_dir: str,
     virtualenv: str | None,
+    services: dict | None = None,
 ) -> dict:
-    """The environment of an instance: ``base``, then the app's config, then sarge's own.
+    """The environment of an instance: ``base``, then the app's config, then the URLs of
+    its backing services (``services``: ``REDIS_URL`` and the like, passwords in them),
+    then sarge's own.
 
     sarge's variables (``PORT`` for the web process, and ``SARGE_SOCKET`` when it
     listens on a unix socket instead, ``SARGE_*``, and
@@ -41,6 +45,7 @@ def build(
     env = dict(base)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(app_config)
+    env.update(services or {})
     env.pop("PORT", None)
     env.pop("SARGE_SOCKET", None)
     if port is not None:
@@ -83,6 +88,7 @@ def environment(layout, instance, process: str = "web", base=None, user=None) ->
         data_dir=layout.data_dir(instance.application_name),
         runtime_dir=layout.runtime_dir(instance.id),
         virtualenv=venv if os.path.isdir(os.path.join(venv, "bin")) else None,
+        services=service_variables(layout, instance.application_name),
     )
     return user.env(env) if user is not None else env
 

@@ -17,6 +17,7 @@
      │    └── NotDeployable         validate found errors: nothing was packaged
      ├── DeployError           a deploy step failed (the old version keeps serving)
      ├── FrontendError         nginx is missing, or refused its configuration
+     ├── ServiceError          a backing service cannot be added, reached, backed up or removed
      ├── SupervisorError       supervisord refused or failed a request (``code``: its fault)
      │    ├── SupervisordNotRunning   nothing answers on the home's socket
      │    ├── SupervisordShuttingDown supervisord is stopping its processes to exit
@@ -115,6 +116,11 @@ class DeployError(SargeError):
 
 class FrontendError(SargeError):
     """nginx is missing, its configuration is invalid, or it cannot be reloaded."""
+
+
+class ServiceError(SargeError):
+    """A backing service (Redis, Memcached, RabbitMQ) cannot be made, started, reached,
+    backed up or removed as asked."""
 
 
 class SupervisorError(SargeError):

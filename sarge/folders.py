@@ -54,4 +54,8 @@ LATER = (Folder("etc/apps/instances", 0o700, guarded_files=True),
          Folder("var/maintenance", 0o755, guarded_files=True),
          # the links nginx connects through to an app on $SARGE_SOCKET: a switch moves
          # them, and needs no reload of nginx
-         Folder("var/front", 0o755, guarded_files=True))
+         Folder("var/front", 0o755, guarded_files=True),
+         # backing services' configurations (0640, in their app user's group: the
+         # password is in there) and records (sarge.services.store)
+         Folder("etc/services", 0o711, guarded_files=True),
+         Folder("var/services", 0o700, guarded_files=True))

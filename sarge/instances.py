@@ -104,7 +104,7 @@ class InstanceStore:
         settings = self._settings()
         return Ports(self.layout.ports_dir, settings.port_first, settings.port_last,
                      is_free=self.port_is_free,
-                     owner_exists=lambda owner: os.path.exists(self.layout.record_path(owner)),
+                     owner_exists=lambda owner: os.path.exists(self.layout.port_owner_path(owner)),
                      settings_path=self.layout.settings_path)
 
     def remove(self, instance_id, port=None) -> list:

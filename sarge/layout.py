@@ -11,6 +11,7 @@ joins a home's path by hand.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 
@@ -116,10 +117,11 @@ class Layout:
         suffix = ".backup.sock" if backup else ".sock"
         return self._p("var", "front", check_app_name(application_name) + suffix)
 
-    def static_link(self, application_name, index: int):
-        """``var/front/APP.static.N``: the link to the current instance's N-th static
-        folder, which nginx serves."""
-        return self._p("var", "front", f"{check_app_name(application_name)}.static.{index}")
+    def static_link(self, application_name, prefix: str):
+        """``var/front/APP.static.DIGEST``: the link to the current instance's static
+        folder of the URL ``prefix``, which nginx serves."""
+        digest = hashlib.sha256(prefix.encode()).hexdigest()[:12]
+        return self._p("var", "front", f"{check_app_name(application_name)}.static.{digest}")
 
     def maintenance_page(self, application_name):
         return self._p("var", "maintenance", check_app_name(application_name) + ".html")
@@ -127,6 +129,14 @@ class Layout:
     @property
     def nginx_program(self):
         return self._p("etc", "supervisor.d", "nginx.conf")
+
+    @property
+    def service_configs_dir(self):
+        return self._p("etc", "services")
+
+    def service_config_path(self, service_id):
+        """A backing service's server configuration: ``etc/services/ID.conf``."""
+        return self._p("etc", "services", service_id + ".conf")
 
     def bin_path(self, name):
         """``bin/sarge``, ``bin/supervisord``, ``bin/supervisorctl``."""
@@ -231,6 +241,25 @@ class Layout:
 
     def data_dir(self, application_name):
         return self._p("var", "data", application_name)
+
+    def service_data_dir(self, application_name, kind):
+        """The data of one backing service of an app: ``var/data/APP/KIND`` (its user's)."""
+        return self._p("var", "data", check_app_name(application_name), kind)
+
+    @property
+    def services_dir(self):
+        return self._p("var", "services")
+
+    def service_record_path(self, service_id):
+        """A backing service's record (:mod:`sarge.services.store`)."""
+        return self._p("var", "services", service_id + ".json")
+
+    def port_owner_path(self, owner):
+        """The record that says a ``var/ports`` link is held: an instance's, or a backing
+        service's (owner ``svc.APP.KIND``, or ``svc.APP.KIND/ROLE`` for a second port)."""
+        if owner.startswith("svc."):
+            return self.service_record_path(owner.partition("/")[0])
+        return self.record_path(owner)
 
     def cache_dir(self, user_name):
         """The installers' cache of one app user (``var/cache/USER``, the user's, 0700)."""

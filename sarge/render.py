@@ -168,6 +168,15 @@ def program_conf(
     )
 
 
+def service_program(path: str, *, service, programs: list, directory: str, settings,
+                    stop_timeout: int) -> File:
+    """A backing service's program file under ``etc/supervisor.d/``: a group named after
+    the service (``svc.APP.KIND``), one program per dict of ``programs`` (``name``,
+    ``program``, ``command``, ``log_file``, ``priority``), started at boot."""
+    return File(path, render("service.program.conf.j2", service=service, programs=programs,
+                             directory=directory, s=settings, stop_timeout=stop_timeout))
+
+
 def nginx_conf(path: str, *, home: str, prefix: str, log_dir: str, user, drain_timeout: int,
                sites: dict) -> File:
     """The home's own ``etc/nginx/nginx.conf``: the server blocks of the routed apps.

@@ -219,7 +219,11 @@ def conflict(name, listen, site, others) -> str | None:
     ``others`` ((name, listen, site)), or None. Apps share a port when each has domains,
     none of them the other's, and all give the same address; an app without domains has
     its port to itself; a port is HTTP or HTTPS, never both."""
-    for address, tls in listens(listen, site):
+    mine = listens(listen, site)
+    if len(mine) == 2 and same_port(mine[0][0], mine[1][0]):
+        return (f"port {mine[0][0].rpartition(':')[2]} cannot be both its HTTP and its "
+                "HTTPS front-end: give --listen-tls another port")
+    for address, tls in mine:
         for other, other_listen, other_site in others:
             if other == name:
                 continue

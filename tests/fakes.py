@@ -332,7 +332,7 @@ class FakeFrontend:
     def settle(self, drain):
         assert isinstance(drain, Drain), drain
 
-    def drain(self, drain):
+    def drain(self, drain, pids=()):
         assert isinstance(drain, Drain), drain
         self.drained.append(drain)
         return "drained"

@@ -418,7 +418,7 @@ def test_undeploy_leaves_the_other_app_routed(rig, source):
     rig.steps.clear()
     done = rig.deployer().undeploy("web")
     assert done == {"app": "web", "route": LISTEN, "instances": [web.id], "environments": 0,
-                    "data": False}
+                    "data": False, "services": []}
     assert [step for step, _ in rig.steps] == ["route", "destroy", "clean up"]
     assert [r["app"] for r in rig.frontend.routes] == ["other"]
     assert [i.id for i in rig.home.instances()] == [other.id]

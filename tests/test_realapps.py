@@ -287,7 +287,7 @@ http {{
         assert result.returncode == 0, result.stderr
         first = result.stdout.strip()
         folder = h.instance_dir(first)
-        link = h.static_link("web", 0)  # nginx serves the current instance's through it
+        link = h.static_link("web", "/assets/")  # nginx serves the current instance's
         assert f"alias {link}/;" in open(h.nginx_sites).read()
         assert os.readlink(link) == f"{folder}/public"
         status, headers, text = wait_until(

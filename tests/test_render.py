@@ -115,7 +115,8 @@ def test_nginx_config_is_valid_or_refused(tmp_path, name):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"error_log {home}/var/log/nginx-error.log;" in conf.text
-    assert f"alias {home}/var/front/web.static.0/;" in conf.text  # a link a switch moves
+    link = Layout(home).static_link("web", "/static/")  # a link a switch moves
+    assert f"alias {link}/;" in conf.text
     shutil.rmtree(home)
 
 

@@ -67,7 +67,7 @@ def test_undeploy_removes_an_app_and_the_other_keeps_serving(running, webapp):
     result = sarge(running, "undeploy", "web", "--data", "--yes", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"app": "web", "route": None, "instances": [],
-                                         "environments": 0, "data": True}
+                                         "environments": 0, "data": True, "services": []}
     assert not os.path.exists(running.data_dir("web"))
     gone = sarge(running, "undeploy", "web")
     assert gone.returncode == 1 and gone.stderr == "sarge: the home has no app named web\n"

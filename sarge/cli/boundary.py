@@ -29,7 +29,11 @@ def main(argv=None, make_home=None) -> None:
         echo(f"sarge: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
-        command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
+        names, ctx = [], exc.ctx
+        while ctx is not None and ctx.parent is not None:  # `service add`: both words
+            names.insert(0, ctx.info_name)
+            ctx = ctx.parent
+        command = " ".join(names)
         home = "" if exc.ctx is not None and exc.ctx.find_root().command is tools else "HOME "
         hint = f" (see `sarge {home}{command} --help`)".replace("  ", " ")
         echo(f"sarge: {exc.format_message()}{hint}", err=True)

@@ -86,7 +86,8 @@ def rollback(ctx, app, watch, no_watch):
 @click.command()
 @click.argument("app", metavar="NAME")
 @click.option("--data", is_flag=True,
-              help="Remove its data folder (var/data/NAME) too: asked on a terminal.")
+              help="Remove its data folder (var/data/NAME) and its backing services too: "
+                   "asked on a terminal.")
 @click.option("--yes", is_flag=True, help="Do not ask (required with --data without a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
 @pass_home
@@ -97,8 +98,9 @@ def undeploy(ctx, app, data, yes, as_json):
     The front-end stops serving NAME's address (nginx reloads with the other
     apps' routes; they keep serving), every instance of NAME is stopped and
     destroyed, then its deploy state and variables (etc/apps/NAME.json) are
-    removed. Its data (var/data/NAME) is kept unless --data is given. Safe to
-    run again: what could not be removed is named, and a second run finishes.
+    removed. Its data (var/data/NAME) and its backing services (which keep
+    running, their data in there) are kept unless --data is given. Safe to run
+    again: what could not be removed is named, and a second run finishes.
     """
     if data and not yes:
         path = ctx.home.data_dir(check_app_name(app))  # a bad name: refused before asking
@@ -112,6 +114,8 @@ def undeploy(ctx, app, data, yes, as_json):
         echo_json(done)
         return
     kept = "" if data else f"; its data is kept in {ctx.home.data_dir(app)}"
+    if done["services"]:
+        kept += f"; {', '.join(done['services'])} removed"
     note(f"{app} undeployed: {len(done['instances'])} instance(s) destroyed"
          + (f", {done['route']} no longer served" if done["route"] else "") + kept)
 

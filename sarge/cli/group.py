@@ -1,8 +1,9 @@
-"""The ``sarge HOME COMMAND`` group, with every command of :mod:`.instances` and
-:mod:`.deploys`; and ``sarge validate|package ...``, the commands of :mod:`.packaging`,
-which need no home: :class:`Sarge` hands a command line whose first word names one of
-them to that group (a home folder named ``validate`` is ``./validate``); ``sarge HOME
-validate ...`` (a home's ``bin/sarge``) runs them too, without reading the home."""
+"""The ``sarge HOME COMMAND`` group, with every command of :mod:`.instances`,
+:mod:`.deploys`, :mod:`.sites` and :mod:`.services`; and ``sarge validate|package ...``,
+the commands of :mod:`.packaging`, which need no home: :class:`Sarge` hands a command
+line whose first word names one of them to that group (a home folder named ``validate``
+is ``./validate``); ``sarge HOME validate ...`` (a home's ``bin/sarge``) runs them too,
+without reading the home."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 import click
 
-from . import deploys, instances, sites
+from . import deploys, instances, services, sites
 from .context import Context
 from .history import history
 from .packaging import tools
@@ -59,5 +60,6 @@ def cli(ctx, home):
         ctx.obj = Context(home, ctx.obj if callable(ctx.obj) else None)
 
 
-for _command in (*instances.COMMANDS, *deploys.COMMANDS, *sites.COMMANDS, history):
+for _command in (*instances.COMMANDS, *deploys.COMMANDS, *sites.COMMANDS, history,
+                 *services.COMMANDS):
     cli.add_command(_command)

@@ -147,7 +147,7 @@ class Deployer:
         served before, clean up."""
         old_current = old.current
         with self.steps.step("drain") as step:
-            step["detail"] = DRAINED[self.frontend.drain(drain)]
+            step["detail"] = DRAINED[self.frontend.drain(drain, self._pids(old_current))]
         seconds = self.home.settings.watch if watch is None else watch
         if seconds:
             watched(self, old, new, seconds, failed)
@@ -159,6 +159,13 @@ class Deployer:
         with self.steps.step("clean up") as step:
             removed = self._clean(new)
             step["detail"] = f"removed {', '.join(removed)}" if removed else "nothing to remove"
+
+    def _pids(self, instance_id) -> set:
+        """The pids of an instance's processes (none for None, or one gone)."""
+        try:
+            return self.switch.pids(self.home.get(instance_id)) if instance_id else set()
+        except SargeError:
+            return set()
 
     def _clean(self, state: AppState, keep_all_previous: bool = False) -> list:
         """Destroy what the app no longer needs (:func:`sarge.deploy.cleanup.clean`)."""

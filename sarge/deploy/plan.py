@@ -36,7 +36,7 @@ def plan(switch, settings, app, listen, check, timeout, can_bind=can_bind, site=
 def check_front(switch, settings, old, state, can_bind=can_bind) -> None:
     """Refuse a front-end address in the instances' port range, another app's (unless
     both have their own domains on it: :func:`sarge.site.conflict`), or one that
-    something else listens on."""
+    something else listens on (sarge's own nginx: the machine's may hold it already)."""
     states = [o for o in switch.states() if o.name != state.name and o.listen]
     others = [(o.name, o.listen, o.site) for o in states]
     for address, _tls in listens(state.listen, state.site):
@@ -48,6 +48,8 @@ def check_front(switch, settings, old, state, can_bind=can_bind) -> None:
     problem = conflict(state.name, state.listen, state.site, others)
     if problem:
         raise UsageError(f"--listen {state.listen}: {problem}")
+    if settings.frontend == "system":
+        return  # the machine's nginx holds its ports already: its own test says the rest
     served = {address for o in states if o.current for address, _ in listens(o.listen, o.site)}
     if old.current is not None:
         served.update(address for address, _ in listens(old.listen, old.site))

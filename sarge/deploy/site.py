@@ -18,15 +18,18 @@ from .plan import check_front
 
 
 def resolve(changes: dict) -> dict:
-    """``changes`` checked (:func:`sarge.site.checked`), a certificate with them: its
-    files read and proven (:func:`sarge.frontend.tls.check`), its digest filled in."""
+    """``changes`` checked (:func:`sarge.site.checked`), a certificate with them that has
+    no digest yet (new files, or the same read again): its files read and proven
+    (:func:`sarge.frontend.tls.check`), its digest filled in."""
     changes = checked(changes)
     tls = changes.get("tls")
     if tls is not None:
-        cert, key = os.path.abspath(tls.cert), os.path.abspath(tls.key)
-        changes["tls"] = dataclasses.replace(tls, cert=cert, key=key,
-                                             listen=parse_listen(tls.listen),
-                                             digest=certificates.check(cert, key))
+        tls = dataclasses.replace(tls, listen=parse_listen(tls.listen))
+        if not tls.digest:
+            cert, key = os.path.abspath(tls.cert), os.path.abspath(tls.key)
+            tls = dataclasses.replace(tls, cert=cert, key=key,
+                                      digest=certificates.check(cert, key))
+        changes["tls"] = tls
     return changes
 
 
@@ -100,6 +103,8 @@ def tls(cert=None, key=None, *, listen=None, redirect=None, hsts=None, reload=Fa
             new = dataclasses.replace(new, cert=cert, key=key)
         if new == current and not reload:
             return {}
+        if cert is not None or reload:  # read (again): resolve() checks and digests them
+            new = dataclasses.replace(new, digest="")
         return {"tls": new}
     return edit
 

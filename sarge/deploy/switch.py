@@ -9,8 +9,9 @@ import os
 
 from .. import health
 from ..apps import AppState, load_state, load_states
-from ..errors import DeployError, InstanceNotFound
+from ..errors import DeployError, InstanceNotFound, SargeError
 from ..files import File, locked, write_file
+from ..frontend import routes as saved_routes
 from ..frontend import tls as certificates
 from ..logs import tail
 from ..manifest import Manifest
@@ -130,25 +131,56 @@ class Switch:
         of another app never loads routes read before this one saved its state. Returns
         what is left to drain."""
         with self.frontend.lock():
-            new = self._with_copies(old, new)
+            served = self._served_digests(new.name)
+            new = self._with_copies(old, new, served)
             self.save(new)
             self.steps.fault_point("switch:reload")
+            backups = {**self.kept_backups(new.name), **(backup or {})}
             try:
-                drain = self.frontend.apply(self.routes(backup))
+                drain = self.frontend.apply(self.routes(backups))
             except BaseException:
                 self.save(old)
+                self._discard_copies(new, served | _digests(old))
                 raise
+            if old.site.tls and not new.site.tls:  # --off: nginx has let go of them now
+                certificates.discard(self.home, new.name)
         self.frontend.settle(drain)
         return drain
 
-    def _with_copies(self, old: AppState, new: AppState) -> AppState:
+    def kept_backups(self, app) -> dict:
+        """{app: instance}: the backups of the other apps' watches, from the routes the
+        front-end has now: a switch of ``app`` keeps them (it only takes its own off)."""
+        kept = {}
+        for route in saved_routes.load(self.home.routes_path) or ():
+            backup = route.get("backup")
+            if route["app"] != app and isinstance(backup, dict):
+                try:
+                    kept[route["app"]] = self.home.get(backup.get("instance"))
+                except (InstanceNotFound, SargeError):
+                    continue
+        return kept
+
+    def _served_digests(self, app) -> set:
+        """The digests of the certificate copies of ``app`` that nginx's routes use now."""
+        return {((r.get("site") or {}).get("tls") or {}).get("digest")
+                for r in saved_routes.load(self.home.routes_path) or ()
+                if r["app"] == app} - {None}
+
+    def _discard_copies(self, state: AppState, keep: set) -> None:
+        """Remove ``state``'s certificate copies unless their digest is in ``keep``."""
+        digest = state.site.tls.digest if state.site.tls else None
+        if digest and digest not in keep:
+            certificates.discard(self.home, state.name, digest)
+
+    def _with_copies(self, old: AppState, new: AppState, served: set) -> AppState:
         """``new``, its certificate copied into the home if it is not yet
-        (:func:`sarge.frontend.tls.install`; the copies of ``old``'s are kept)."""
+        (:func:`sarge.frontend.tls.install`; the copies of ``old``'s and of what nginx
+        serves now, ``served``, are kept)."""
         tls = new.site.tls
         if tls is None or all(os.path.exists(p) for p in certificates.files(
                 self.home, new.name, tls.digest).values()):
             return new
-        keep = (old.site.tls.digest,) if old.site.tls else ()
+        keep = served | _digests(old)
         digest = certificates.install(self.home, new.name, tls.cert, tls.key, keep)
         return new.replace(site=new.site.replace(tls=dataclasses.replace(tls, digest=digest)))
 
@@ -157,3 +189,7 @@ class Switch:
         if instance.unix_socket:
             return f"unix:{self.home.app_socket(instance.id)}"
         return f"127.0.0.1:{instance.port}"
+
+
+def _digests(state: AppState) -> set:
+    return {state.site.tls.digest} if state.site.tls else set()

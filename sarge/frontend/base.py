@@ -81,6 +81,7 @@ class Frontend:
         except BaseException:
             links.restore()
             raise
+        links.prune()
         drain.sockets = links.replaced
         saved_routes.save(self.layout.routes_path, routes)
         return drain
@@ -108,18 +109,20 @@ class Frontend:
                     break
                 self.sleep(0.01)
 
-    def drain(self, drain: Drain) -> str:
+    def drain(self, drain: Drain, pids=()) -> str:
         """Wait until what served before the switch is done: nginx's old workers exited,
         the old sockets' connections closed. Returns ``"drained"``; ``"quiet"`` when
-        nothing has moved for ``[frontend] drain_quiet`` seconds (the old workers read
-        and wrote nothing, no connection of the old sockets ended): what is left are
-        long-lived connections, idle WebSockets and long-polls, which the old
-        instance's graceful stop closes; ``"timed out"`` after ``drain_timeout``."""
+        nothing has moved for ``[frontend] drain_quiet`` seconds: the old workers read
+        and wrote nothing, no connection to an old socket ended, and the old instance's
+        processes ``pids`` used no CPU and moved no data to speak of (what is left are
+        idle WebSockets and long-polls, which its graceful stop closes); ``"timed out"``
+        after ``drain_timeout``."""
         settings = self.settings
         deadline = self.clock() + settings.drain_timeout
         if drain.grace:
             self.sleep(drain.grace)
-        last, since = None, self.clock()
+        instance = [p for p in map(_process, pids) if p is not None]
+        base, since = None, self.clock()
         while True:
             workers = [w for w in drain.workers if _alive(w)]
             connections = sites.connected(drain.sockets)
@@ -128,12 +131,47 @@ class Frontend:
             now = self.clock()
             if now > deadline:
                 return "timed out"
-            moved = (_io(workers), connections)
-            if moved != last:
-                last, since = moved, now
+            seen = (_io(workers), connections, *_usage(instance))
+            if base is None or _moved(base, seen):
+                base, since = seen, now
             elif settings.drain_quiet and now - since >= settings.drain_quiet:
                 return "quiet"
             self.sleep(0.05)
+
+
+#: What the old instance may do in a quiet window and still be idle: its server's own
+#: housekeeping (uvicorn's supervisor pings its workers twice a second; WebSocket pings).
+IDLE_CPU, IDLE_BYTES = 0.05, 4096
+
+
+def _moved(base, seen) -> bool:
+    return (seen[:2] != base[:2] or seen[2] - base[2] >= IDLE_CPU
+            or seen[3] - base[3] >= IDLE_BYTES)
+
+
+def _process(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _usage(processes) -> tuple:
+    """(CPU seconds, characters read and written) of ``processes`` so far, the ones gone
+    or not ours to see left out."""
+    import psutil
+
+    cpu = moved = 0.0
+    for process in processes:
+        try:
+            times, io = process.cpu_times(), process.io_counters()
+        except (psutil.Error, AttributeError):
+            continue
+        cpu += times.user + times.system
+        moved += io.read_chars + io.write_chars
+    return cpu, moved
 
 
 def _alive(process) -> bool:

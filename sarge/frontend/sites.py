@@ -13,10 +13,12 @@ from ..site import Site
 from .tls import files as tls_files
 
 
-def context(layout, routes: list) -> dict:
+def context(layout, routes: list, defaults: bool = True) -> dict:
     """The template context of ``routes`` (dicts: app, instance, listen, port, socket,
-    static, backup, check, site) for the home at ``layout``."""
-    rendered, defaults = [], {}
+    static, backup, check, site) for the home at ``layout``; ``defaults``: with a default
+    server (404) for each address whose apps have domains (not in the machine's nginx,
+    whose own default server answers the hosts no site has)."""
+    rendered, servers = [], {}
     for route in routes:
         app, site = route["app"], Site.from_dict(route.get("site")).to_dict()
         route = dict(route, site=site, include=layout.nginx_include_path(app),
@@ -29,19 +31,19 @@ def context(layout, routes: list) -> dict:
             port = tls["listen"].rpartition(":")[2]
             route["tls_port_suffix"] = "" if port == "443" else f":{port}"
         if route.get("static"):  # through links too
-            route["static"] = [[prefix, layout.static_link(app, i)]
-                               for i, (prefix, _folder) in enumerate(route["static"])]
+            route["static"] = [[prefix, layout.static_link(app, prefix)]
+                               for prefix, _folder in route["static"]]
         if route.get("socket"):  # through the links: a switch changes nothing here
             route["link"] = layout.front_link(app)
             route["backup_link"] = layout.front_link(app, backup=True)
         if site.get("domains"):
-            defaults.setdefault(route["listen"], False)
+            servers.setdefault(route["listen"], False)
             if tls:
-                defaults.setdefault(tls["listen"], True)
+                servers.setdefault(tls["listen"], True)
         rendered.append(route)
     return {"routes": rendered, "tag": tag(layout.path), "acme": layout.acme_dir,
             "defaults": [{"listen": listen, "tls": tls}
-                         for listen, tls in sorted(defaults.items())]}
+                         for listen, tls in sorted(servers.items())] if defaults else []}
 
 
 def tag(home: str) -> str:
@@ -68,8 +70,9 @@ def write_files(layout, routes: list) -> None:
 
 
 INCLUDE = """\
-# Your own nginx directives for the app {app}, inside each of its server blocks
-# (HTTP and HTTPS): e.g. `add_header X-Frame-Options DENY;`, or a `location` of your own.
+# Your own nginx directives for the app {app}, inside each server block that serves it
+# (HTTP and HTTPS; not one that only redirects to HTTPS): e.g. a `location` of your own,
+# or `add_header X-Frame-Options DENY;` (not inherited by the static files' locations).
 # sarge made this file empty once and never writes it again; every change of the
 # front-end checks it with `nginx -t` before it is loaded.
 """
@@ -87,23 +90,24 @@ class Links:
     """The links nginx connects through to the apps on ``$SARGE_SOCKET``
     (``var/front/APP.sock``, and ``APP.backup.sock`` while a watch keeps the old instance
     ready) and serves the current instance's static folders through
-    (``APP.static.N``): moved by :meth:`swap`, atomically each, so that a switch of such
-    an app changes nothing in nginx's configuration and needs no reload. :meth:`restore` puts
-    back what :meth:`swap` replaced; ``replaced`` lists the sockets that no longer
-    serve (what the drain waits for)."""
+    (``APP.static.DIGEST``, by URL prefix): moved by :meth:`swap`, atomically each, so
+    that a switch of such an app changes nothing in nginx's configuration and needs no
+    reload. :meth:`restore` puts back what :meth:`swap` changed; :meth:`prune` removes
+    the unwanted ones once nginx has its new routes; ``replaced`` lists the sockets that
+    no longer serve (what the drain waits for)."""
 
     def __init__(self, layout, routes: list):
         self.layout = layout
         self.wanted = {}
         for route in routes:
-            for i, (_prefix, folder) in enumerate(route.get("static") or ()):
-                self.wanted[layout.static_link(route["app"], i)] = folder
+            for prefix, folder in route.get("static") or ():
+                self.wanted[layout.static_link(route["app"], prefix)] = folder
             if route.get("socket"):
                 self.wanted[layout.front_link(route["app"])] = route["socket"]
                 backup = route.get("backup") or {}
                 if backup.get("socket"):
                     self.wanted[layout.front_link(route["app"], backup=True)] = backup["socket"]
-        self.before = {}
+        self.changed = None  # path -> its target before swap() (None: there was none)
         self.replaced = []
 
     def _current(self) -> dict:
@@ -120,25 +124,37 @@ class Links:
         return found
 
     def swap(self) -> None:
+        """Make or move every wanted link (what nginx will connect through); the ones no
+        longer wanted stay until :meth:`prune`, for the old workers still serving."""
         if self.wanted:
             self.layout.make_later("var/front")
-        self.before = self._current()
+        before = self._current()
+        self.changed = {}
         for path, target in self.wanted.items():
-            if self.before.get(path) != target:
+            if before.get(path) != target:
+                self.changed[path] = before.get(path)
                 _link(path, target)
-        for path, target in self.before.items():
+                if before.get(path) and path.endswith(".sock") \
+                        and not path.endswith(".backup.sock"):
+                    self.replaced.append(before[path])
+
+    def prune(self) -> None:
+        """Remove the links no route wants any more (once nginx has the new routes)."""
+        for path, target in self._current().items():
             if path not in self.wanted:
                 os.unlink(path)
-            if (self.wanted.get(path) != target and path.endswith(".sock")
-                    and not path.endswith(".backup.sock")):
-                self.replaced.append(target)
+                if path.endswith(".sock") and not path.endswith(".backup.sock"):
+                    self.replaced.append(target)
 
     def restore(self) -> None:
-        for path in set(self.wanted) | set(self.before):
-            if path in self.before:
-                _link(path, self.before[path])
-            elif os.path.lexists(path):
-                os.unlink(path)
+        """Put back what :meth:`swap` changed (nothing, if it did not run)."""
+        for path, target in (self.changed or {}).items():
+            if target is None:
+                if os.path.lexists(path):
+                    os.unlink(path)
+            else:
+                _link(path, target)
+        self.changed = None
         self.replaced = []
 
 

@@ -20,7 +20,7 @@ class SystemNginx(Frontend):
         path = self.layout.nginx_sites
         os.makedirs(os.path.dirname(path), exist_ok=True)
         old_text = read_text(path)
-        new = render.nginx_sites(path, sites=sites.context(self.layout, routes))
+        new = render.nginx_sites(path, sites=sites.context(self.layout, routes, defaults=False))
         if new.text == old_text:
             links.swap()  # the links alone moved: nothing for nginx to load
             return Drain()

@@ -31,6 +31,15 @@ def _read(path: str, what: str) -> str:
         raise UsageError(f"--tls {what} {path} is not a PEM file (it is not text)") from None
 
 
+class _Encrypted(Exception):
+    pass
+
+
+def _encrypted():
+    """The pass phrase callback: there is none to give (and never a prompt)."""
+    raise _Encrypted()
+
+
 def check(cert: str, key: str, run=subprocess.run) -> str:
     """Refuse what nginx could not serve (see the module's docstring); return the
     digest that names the pair's copies."""
@@ -42,13 +51,20 @@ def check(cert: str, key: str, run=subprocess.run) -> str:
         raise UsageError(f"--tls key {key} is not a PEM private key")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(cert, key)
+        context.load_cert_chain(cert, key, password=_encrypted)
+    except _Encrypted:
+        raise UsageError(f"--tls key {key} is encrypted, and nginx cannot ask for its pass "
+                         f"phrase: give it decrypted (openssl pkey -in {key} -out NEW.key)") \
+            from None
     except ssl.SSLError as exc:
         if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
             raise UsageError(f"--tls key {key} is not the key of the certificate {cert}") \
                 from None
         raise UsageError(f"--tls {cert} and {key} cannot be used: {exc.reason or exc}") \
             from None
+    except OSError as exc:
+        raise UsageError(f"--tls {cert} and {key} cannot be used: "
+                         f"{exc.strerror or exc}") from None
     try:
         result = run(["openssl", "x509", "-in", cert, "-noout", "-enddate", "-checkend", "0"],
                      capture_output=True, text=True)
@@ -84,3 +100,17 @@ def install(layout, app: str, cert: str, key: str, keep=()) -> str:
         if name.rpartition(".")[0] not in wanted:
             os.unlink(os.path.join(folder, name))
     return digest
+
+
+def discard(layout, app: str, digest: str | None = None) -> None:
+    """Remove the copies of ``app``'s pair ``digest`` (None: all of them, and the folder)."""
+    folder = layout.tls_dir(app)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if digest is None or name.rpartition(".")[0] == digest:
+            os.unlink(os.path.join(folder, name))
+    if digest is None:
+        os.rmdir(folder)

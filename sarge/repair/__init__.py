@@ -29,14 +29,17 @@ missing. Each file is rebuilt only from facts that outlive it:
     the copy its current instance was deployed with.
 ``etc/supervisord.conf``, ``bin/*``
     generated again, as ``init`` does.
+``etc/services/ID.conf``, ``etc/supervisor.d/svc.*.conf`` (a backing service's)
+    rendered again from the service's record (``var/services/ID.json``); a
+    service that supervisord does not run is started again.
 
 What cannot be rebuilt (``etc/sarge.toml``, an app's variables with no
 deployed copy, what is left of an instance too incomplete to identify) is
 reported with what to do. Nothing is ever removed.
 
 The package: :mod:`.findings` (what was found, and the one place that repairs),
-:mod:`.records`, :mod:`.apps`, :mod:`.programs` and :mod:`.variables`, one per kind
-of state file, in the order :class:`Repair` runs them.
+:mod:`.records`, :mod:`.apps`, :mod:`.programs`, :mod:`.variables` and :mod:`.services`,
+one per kind of state file, in the order :class:`Repair` runs them.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from .apps import readable_states, rebuild_states
 from .findings import Finding, Findings, read
 from .programs import repair_programs
 from .records import Records
+from .services import repair_services
 from .variables import repair_app_configs, repair_instance_configs
 
 __all__ = ["Finding", "Repair"]
@@ -81,6 +85,7 @@ class Repair:
             repair_programs(home, findings, records, states)
             repair_app_configs(home, findings, states)
             repair_instance_configs(home, findings, records)
+            repair_services(home, findings)
         return findings.all
 
 

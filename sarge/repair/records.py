@@ -31,7 +31,7 @@ class Records:
         ids = {n[:-5] for n in os.listdir(folder) if n.endswith(".json") and n[0] != "."}
         ids.update(n[:-5] for n in os.listdir(home.programs_dir)
                    if n.endswith(".conf") and INSTANCE_ID_RE.fullmatch(n[:-5]))
-        ids.update(self.port_links())
+        ids.update(o for o in self.port_links() if not o.startswith("svc."))  # services'
         ids.update(n for n in os.listdir(home.path)
                    if INSTANCE_ID_RE.fullmatch(n) and os.path.isdir(home.instance_dir(n)))
         records = {}

@@ -1,6 +1,8 @@
 """The launcher supervisord runs for each process:
 ``python -I -m sarge.supervisord.launch HOME ID TYPE`` (and
-``python -I -m sarge.supervisord.launch --nginx PIDFILE NGINX ARGS`` for the front-end).
+``python -I -m sarge.supervisord.launch --nginx PIDFILE NGINX ARGS`` for the front-end,
+``python -I -m sarge.supervisord.launch --service HOME ID PROGRAM`` for a backing
+service's: :mod:`sarge.services.launch`).
 
 It builds the instance's environment (:mod:`sarge.environ`) at exec time and
 replaces itself with the process's command (the folder's ``server``, or the
@@ -72,6 +74,8 @@ def main(argv=None):
         reap(args[1], _is_nginx, signal.SIGQUIT)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.execv(args[2], args[2:])
+    if args[:1] == ["--service"] and len(args) == 4:
+        return _service(*args[1:])
     if len(args) not in (2, 3):
         sys.stderr.write(
             "usage: python -m sarge.supervisord.launch HOME INSTANCE_ID [PROCESS]\n")
@@ -93,6 +97,27 @@ def main(argv=None):
     except OSError as exc:
         sys.stderr.write(f"sarge: cannot prepare {args[1]}:{process}: {exc}\n")
         return 127
+
+
+def _service(path: str, service_id: str, program: str) -> int:
+    """Exec a backing service's ``program`` (what a run before left is ended first)."""
+    from ..errors import SargeError
+    from ..home import Home
+    from ..services import launch
+
+    home = Home(path)
+    try:
+        argv, env, folder, user = launch.prepare(home, service_id, program)
+        os.makedirs(home.state_dir(service_id), 0o700, exist_ok=True)
+        pidfile = home.pid_path(service_id, program)
+        reap(pidfile, launch.member(home, service_id), timeout=home.settings.stopwaitsecs)
+        _write_pid(pidfile)
+        launch.execute(argv, env, folder, user)
+    except SargeError as exc:
+        sys.stderr.write(f"sarge: {exc}\n")
+    except OSError as exc:
+        sys.stderr.write(f"sarge: cannot prepare {service_id}:{program}: {exc}\n")
+    return 127
 
 
 if __name__ == "__main__":
