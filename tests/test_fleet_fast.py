@@ -158,6 +158,8 @@ def fleet_main(*argv):
     (("status",), "no fleet file"),
     (("deploy", "SRC"), "Missing option '--app'"),
     (("deploy", "SRC", "--app", "web", "--limit", "x"), "--limit must be"),
+    (("rollback", "web", "--max-failures", "-1"), "Invalid value for '--max-failures'"),
+    (("rollback", "web", "--wait", "soon"), "Invalid value for '--wait'"),
     (("run", "h1"), "no sarge command given"),
     (("run",), "name a host (or --all)"),
     (("run", "h7", "--", "list"), "no host 'h7'"),

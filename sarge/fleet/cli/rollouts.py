@@ -14,6 +14,12 @@ def rollout_options(command):
         click.option("--limit", metavar="N|P%",
                      help="Hosts at a time: a count or a percentage [default: the fleet "
                           "file's [rollout] limit, 1]."),
+        click.option("--max-failures", type=click.IntRange(min=0), metavar="N",
+                     help="Failed hosts tolerated before the rollout stops [default: the "
+                          "fleet file's [rollout] max_failures, 0]."),
+        click.option("--wait", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help="Seconds between waves [default: the fleet file's [rollout] "
+                          "wait, 0]."),
         click.option("--skip-unreachable", is_flag=True,
                      help="Roll out to the hosts that answer; without it, a host that does "
                           "not answer stops the rollout before any host is touched."),
@@ -24,10 +30,11 @@ def rollout_options(command):
     return selection(command)
 
 
-def _rollout(options, names, role, limit):
+def _rollout(options, names, role, limit, max_failures, wait):
     from ..rollout import Rollout
 
-    return Rollout(options.fleet, options.hosts(names, role), limit=limit, progress=progress)
+    return Rollout(options.fleet, options.hosts(names, role), limit=limit,
+                   max_failures=max_failures, wait=wait, progress=progress)
 
 
 def _report(action, as_json):
@@ -63,7 +70,7 @@ def _report(action, as_json):
 @rollout_options
 @pass_options
 def deploy(options, source, app, listen, check, timeout, watch, no_watch, wheels, strict, revert,
-           names, role, limit, skip_unreachable, as_json):
+           names, role, limit, max_failures, wait, skip_unreachable, as_json):
     """Deploy SOURCE (a folder or an archive) as NAME on the fleet's hosts, in waves.
 
     \b
@@ -80,7 +87,7 @@ def deploy(options, source, app, listen, check, timeout, watch, no_watch, wheels
             *(["--timeout", str(timeout)] if timeout else []),
             *(["--watch", str(watch)] if watch is not None else []),
             *(["--no-watch"] if no_watch else [])]
-    rollout = _rollout(options, names, role, limit)
+    rollout = _rollout(options, names, role, limit, max_failures, wait)
     _report(lambda: rollout.deploy(source, app, options=args, listen=listen, revert=revert,
                                    skip_unreachable=skip_unreachable, wheels=wheels,
                                    strict=strict), as_json)
@@ -90,9 +97,9 @@ def deploy(options, source, app, listen, check, timeout, watch, no_watch, wheels
 @click.argument("app", metavar="NAME")
 @rollout_options
 @pass_options
-def rollback(options, app, names, role, limit, skip_unreachable, as_json):
+def rollback(options, app, names, role, limit, max_failures, wait, skip_unreachable, as_json):
     """Send NAME back to its previous instance on the fleet's hosts, in waves."""
-    rollout = _rollout(options, names, role, limit)
+    rollout = _rollout(options, names, role, limit, max_failures, wait)
     _report(lambda: rollout.rollback(app, skip_unreachable=skip_unreachable), as_json)
 
 
