@@ -16,7 +16,7 @@ import re
 
 from .errors import SettingsError, UsageError
 from .files import read_text
-from .instance import check_app_name, check_id
+from .instance import MAX_SCALE, PROCESS_TYPE_RE, check_app_name, check_id
 from .site import Site
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -37,6 +37,9 @@ class AppState:
     previous: tuple = ()
     #: How the front-end serves it beyond ``listen`` (:class:`~sarge.site.Site`).
     site: Site = Site()
+    #: How many processes of each type its instances run (``sarge HOME scale``), where
+    #: not one.
+    scale: dict = dataclasses.field(default_factory=dict)
 
     def promote(self, instance_id: str) -> "AppState":
         """This state with ``instance_id`` current, the current one first among the kept
@@ -66,6 +69,7 @@ class AppState:
                 current=None if data.get("current") is None else check_id(data["current"]),
                 previous=tuple(check_id(i) for i in data.get("previous", ())),
                 site=Site.from_dict(data.get("site")),
+                scale=check_scale(data.get("scale", {})),
             )
         except (ValueError, KeyError, TypeError, UsageError, SettingsError) as exc:
             raise SettingsError(
@@ -111,6 +115,24 @@ def check_timeout(value) -> int:
     if type(value) is not int or not 1 <= value <= 86400:
         raise UsageError(f"invalid --timeout {value!r}: give whole seconds from 1 to 86400")
     return value
+
+
+def check_scale(counts) -> dict:
+    """Counts of process types (``{"web": 4}``), each a type's name and a whole number
+    from 1 to 32; the ones of 1 left out (the default)."""
+    if not isinstance(counts, dict):
+        raise UsageError("give counts as TYPE=N, such as web=4")
+    checked = {}
+    for name, count in counts.items():
+        if not isinstance(name, str) or not PROCESS_TYPE_RE.fullmatch(name):
+            raise UsageError(f"invalid process type {name!r}: lower-case letters, digits "
+                             "and _, as in the Procfile")
+        if type(count) is not int or not 1 <= count <= MAX_SCALE:
+            raise UsageError(f"invalid count for {name}: {count!r}; give a whole number "
+                             f"from 1 to {MAX_SCALE}")
+        if count != 1:
+            checked[name] = count
+    return dict(sorted(checked.items()))
 
 
 def load_state(path: str, name: str) -> AppState:

@@ -84,7 +84,7 @@ def environment(layout, instance, process: str = "web", base=None, user=None) ->
         home=layout.path,
         instance_id=instance.id,
         application_name=instance.application_name,
-        port=instance.port if process == "web" else None,
+        port=instance.port_of(process),
         data_dir=layout.data_dir(instance.application_name),
         runtime_dir=layout.runtime_dir(instance.id),
         virtualenv=venv if os.path.isdir(os.path.join(venv, "bin")) else None,

@@ -82,6 +82,26 @@ def utcnow() -> str:
 
 
 PROCESS_TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+#: A process of a scaled type: ``web.2`` ... ``web.32`` beside ``web`` (the first).
+SCALED_RE = re.compile(r"([a-z][a-z0-9_]{0,31})\.([2-9]|[12][0-9]|3[0-2])")
+#: The most processes of one type (``sarge HOME scale``).
+MAX_SCALE = 32
+
+
+def base_type(process: str) -> str:
+    """The Procfile type of a process: ``web`` for ``web.3``."""
+    return process.partition(".")[0]
+
+
+def scaled(processes: dict, scale: dict) -> dict:
+    """``processes`` (type -> command) with ``scale[type] - 1`` more of each scaled type,
+    named ``TYPE.2`` and up, the same command."""
+    out = {}
+    for name, command in processes.items():
+        out[name] = command
+        for n in range(2, scale.get(name, 1) + 1):
+            out[f"{name}.{n}"] = command
+    return out
 
 #: The processes of an instance made by ``new``: ``web`` runs the folder's ``server``.
 SERVER_ONLY = {"web": None}
@@ -120,10 +140,22 @@ class Instance:
     origin: str = "new"
     unix_socket: bool = False
     manifest: dict = dataclasses.field(default_factory=dict)
+    #: The ports of ``web.2`` and up (``web``'s is ``port``), when web is scaled.
+    ports: tuple = ()
     revision: dict | None = None
 
     def replace(self, **changes) -> "Instance":
         return dataclasses.replace(self, **changes)
+
+    def web_ports(self) -> list:
+        """(process, port) of each web process: ``web`` on ``port``, ``web.N`` on theirs."""
+        scaled = sorted((p for p in self.processes if base_type(p) == "web" and p != "web"),
+                        key=lambda p: int(p.partition(".")[2]))
+        return [("web", self.port)] + list(zip(scaled, self.ports))
+
+    def port_of(self, process: str):
+        """The port of a web process (None for the other types)."""
+        return dict(self.web_ports()).get(process)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -143,10 +175,12 @@ class Instance:
                 origin=data.get("origin", "new"),
                 unix_socket=data.get("unix_socket", False),
                 manifest=data.get("manifest", {}),
+                ports=tuple(data.get("ports", ())),
                 revision=data.get("revision"),
             )
             if not isinstance(instance.processes, dict) or "web" not in instance.processes or any(
-                not PROCESS_TYPE_RE.fullmatch(k) or not (v is None or isinstance(v, str))
+                not (PROCESS_TYPE_RE.fullmatch(k) or SCALED_RE.fullmatch(k))
+                or not (v is None or isinstance(v, str))
                 for k, v in instance.processes.items()
             ):
                 raise ValueError("bad processes")

@@ -128,8 +128,8 @@ class InstanceStore:
                     os.unlink(os.path.join(layout.log_dir, name))
         if left:
             return left
-        if port is not None:
-            self.ports().release(port, instance_id)
+        if port is not None:  # and those of its scaled web processes
+            self.ports().release_all(instance_id)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(layout.record_path(instance_id))
         # last: it holds the instance's lock, which a waiting caller then takes and

@@ -90,11 +90,18 @@ class Lifecycle:
 
     def set_processes(self, instance_id, processes: dict, virtualenv=None,
                       manifest=None) -> Instance:
-        """Give a stopped instance its process types (from a Procfile), virtualenv and
-        manifest (:class:`sarge.manifest.Manifest`, from its ``sarge-app.toml``)."""
+        """Give a stopped instance its process types (from a Procfile, scaled:
+        :func:`sarge.instance.scaled`), virtualenv and manifest
+        (:class:`sarge.manifest.Manifest`, from its ``sarge-app.toml``); a port of the
+        home's range for each ``web.N``."""
         with self.store.lock():
-            instance = self.store.get(instance_id).replace(
-                processes=dict(processes), virtualenv=virtualenv,
+            instance = self.store.get(instance_id)
+            extra = sum(1 for p in processes if p.startswith("web."))
+            ports = instance.ports[:extra]
+            allocator = self.store.ports() if len(ports) < extra else None
+            ports += tuple(allocator.allocate(instance.id) for _ in range(extra - len(ports)))
+            instance = instance.replace(
+                processes=dict(processes), virtualenv=virtualenv, ports=ports,
                 unix_socket=uses_socket(processes),
                 manifest=manifest.to_dict() if manifest is not None else {})
             self.store.save(instance)

@@ -85,8 +85,9 @@ class Manifest:
     persistent: tuple = ()
 
     def options(self, process: str) -> ProcessOptions:
-        """How ``process`` is stopped (the defaults when the file does not say)."""
-        return self.processes.get(process, ProcessOptions())
+        """How ``process`` (a type, or a scaled one's ``TYPE.N``) is stopped (the defaults
+        when the file does not say)."""
+        return self.processes.get(process.partition(".")[0], ProcessOptions())
 
     def to_dict(self) -> dict:
         return {"processes": {k: v.to_dict() for k, v in sorted(self.processes.items())},

@@ -114,6 +114,11 @@ class Ports:
             if os.readlink(path) == instance_id:
                 os.unlink(path)
 
+    def release_all(self, instance_id) -> None:
+        """Free every port ``instance_id`` holds."""
+        for name in os.listdir(self.folder):
+            self.release(name, instance_id)
+
     def sweep(self) -> None:
         """Release the ports whose instance has no record."""
         for name in os.listdir(self.folder):

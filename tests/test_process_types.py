@@ -63,7 +63,8 @@ def test_gunicorn_is_what_supervisord_watches_and_reloads_on_hup(offline, tmp_pa
         wait_until(lambda: load.ok > before + 50, 20, "requests to the new workers")
     assert load.failures == [], load.failures[:10]
     info = offline.supervisor.process(instance_id + ":web")
-    assert info["pid"] == master.pid and info["statename"] == "RUNNING"
+    # the same process (a slow machine may not have passed startsecs yet: STARTING)
+    assert info["pid"] == master.pid and info["statename"] in ("STARTING", "RUNNING")
     assert front(port) == (200, f"version 1 from {instance_id}\n")
     print(f"HUP under load: {load.ok} requests, 0 failed; workers {sorted(workers)} -> "
           f"{sorted(reloaded)}")

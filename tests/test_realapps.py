@@ -381,6 +381,48 @@ def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy
     assert h.supervisor.process(f"{first}:web")["statename"] == "STOPPED"
 
 
+TORNADOAPP = os.path.join(HERE, "apps", "tornadoapp")
+
+
+def test_four_tornado_processes_behind_one_app_each_answering(app_home, tmp_path):
+    """sarge HOME scale NAME web=4, under load: a rolling deploy of the same code with four
+    web processes, each on its own port and health-checked before the switch; nginx
+    balances across them; the count is kept for the next deploy; web=1 goes back."""
+    h, user = app_home
+    source = tmp_path / "tornadoapp"
+    shutil.copytree(TORNADOAPP, source)
+    port = listen_port(14)
+    first = deploy(h, source, "--app", "chat", "--listen", f"127.0.0.1:{port}",
+                   "--check", "/health", check=True).stdout.strip()
+    with Load(port, ["/", "/health"], clients=4) as load:
+        scaled = sarge(h, "scale", "chat", "web=4")
+        assert scaled.returncode == 0, scaled.stderr
+    assert load.failures == [] and load.ok > 20, (load.ok, load.failures[:5])
+    assert "answered by each of 4 web processes" in scaled.stderr
+    shown = json.loads(sarge(h, "scale", "chat", "--json", check=True).stdout)
+    second = shown["instance"]
+    assert second != first
+    assert shown["types"] == [{"type": "web", "count": 4,
+                               "processes": ["web", "web.2", "web.3", "web.4"]}]
+    infos = [h.supervisor.process(f"{second}:{p}") for p in ("web", "web.2", "web.3", "web.4")]
+    assert [i["statename"] for i in infos] == ["RUNNING"] * 4
+    record = h.get(second)
+    ports = [p for _, p in record.web_ports()]
+    assert len(set(ports)) == 4 and ports[0] == record.port
+    answers = {front(port)[1].split()[2] for _ in range(40)}  # the pids that answered
+    assert answers == {str(i["pid"]) for i in infos}  # each of the four
+    # the next deploy keeps the count; web=1 goes back to one process
+    third = deploy(h, source, "--app", "chat", check=True).stdout.strip()
+    assert len(h.get(third).processes) == 4
+    assert sarge(h, "scale", "chat", "web=1").returncode == 0
+    assert json.loads(sarge(h, "scale", "chat", "--json").stdout)["types"][0]["count"] == 1
+    for args, message in ((("ghost=2",), "chat has no process type 'ghost'"),
+                          (("web=99",), "invalid count for web: 99"),
+                          (("web",), "invalid 'web': give TYPE=N")):
+        refused = sarge(h, "scale", "chat", *args)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+
+
 def psutil_cmdline(pid):
     import psutil
 

@@ -166,3 +166,41 @@ def test_the_drain_ends_drained_quiet_or_timed_out(tmp_path):
         worker.wait()
     front, clock = frontend(tmp_path)
     assert front.drain(Drain([process])) == "drained"  # gone: nothing to wait for
+
+
+def test_scaled_types_their_counts_and_their_upstream():
+    from sarge import render
+    from sarge.apps import check_scale
+    from sarge.deploy.prepare import scale_of
+    from sarge.errors import BuildError
+    from sarge.frontend import sites
+    from sarge.instance import Instance, scaled
+    from sarge.manifest import Manifest
+
+    procfile = {"web": "gunicorn app:app", "worker": "celery worker", "beat": "celery beat"}
+    assert scaled(procfile, {"web": 3, "worker": 2}) == {
+        "web": "gunicorn app:app", "web.2": "gunicorn app:app", "web.3": "gunicorn app:app",
+        "worker": "celery worker", "worker.2": "celery worker", "beat": "celery beat"}
+    assert check_scale({"web": 4, "worker": 1}) == {"web": 4}
+    for bad in ({"web": 0}, {"web": 33}, {"Web": 2}, {"web": "4"}):
+        with pytest.raises(UsageError):
+            check_scale(bad)
+    declared = Manifest.from_dict({"processes": {"beat": {"singleton": True}}})
+    # a type this version lacks is not scaled, nor a singleton; a socket's web refused
+    assert scale_of(procfile, declared, {"web": 2, "beat": 3, "gone": 2}) == {"web": 2}
+    with pytest.raises(BuildError, match="web is scaled to 2, but it listens on"):
+        scale_of({"web": "gunicorn --bind unix:$SARGE_SOCKET app:app"}, declared, {"web": 2})
+    instance = Instance("web-aaaaaa", "web", 5000, "now",
+                        processes=scaled({"web": "x"}, {"web": 3}), ports=(5003, 5001))
+    assert instance.web_ports() == [("web", 5000), ("web.2", 5003), ("web.3", 5001)]
+    assert instance.port_of("web.3") == 5001 and instance.port_of("worker") is None
+    route = {"app": "web", "instance": instance.id, "listen": "0.0.0.0:80", "port": 5000,
+             "socket": None, "ports": [5000, 5003, 5001]}
+    text = render.nginx_sites("/x", sites=sites.context(Layout("/h"), [route])).text
+    upstream = text[text.index("upstream sarge_web_"):]
+    assert upstream.index("least_conn;") < upstream.index("server 127.0.0.1:5000;") \
+        < upstream.index("server 127.0.0.1:5003;") < upstream.index("server 127.0.0.1:5001;")
+    watched = dict(route, backup={"instance": "web-bbbbbb", "port": 4000, "socket": None,
+                                  "ports": [4000, 4001]})
+    text = render.nginx_sites("/x", sites=sites.context(Layout("/h"), [watched])).text
+    assert "server 127.0.0.1:5001;" in text and "server 127.0.0.1:4001 backup;" in text

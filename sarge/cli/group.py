@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from . import deploys, instances, services, sites
+from . import deploys, instances, scale, services, sites
 from .context import Context
 from .history import history
 from .packaging import tools
@@ -60,6 +60,6 @@ def cli(ctx, home):
         ctx.obj = Context(home, ctx.obj if callable(ctx.obj) else None)
 
 
-for _command in (*instances.COMMANDS, *deploys.COMMANDS, *sites.COMMANDS, history,
-                 *services.COMMANDS):
+for _command in (*instances.COMMANDS, *deploys.COMMANDS, *sites.COMMANDS, *scale.COMMANDS,
+                 history, *services.COMMANDS):
     cli.add_command(_command)

@@ -6,7 +6,7 @@ import os
 import time
 
 from .. import build, pythons, unpack
-from ..apps import AppState, check_path, check_timeout, load_state, parse_listen
+from ..apps import AppState, check_path, check_scale, check_timeout, load_state, parse_listen
 from ..commands import run_as as user_for
 from ..errors import DeployError, HomeError, SargeError, UsageError
 from ..files import File, locked, write_file
@@ -21,7 +21,7 @@ from .failure import abandon
 from .journaled import journaled
 from .plan import can_bind, plan
 from .prepare import prepare, start_detail
-from .redeploy import configure_and_redeploy
+from .redeploy import configure_and_redeploy, scale_and_redeploy
 from .singletons import overlapping, start_singletons
 from .site import change as change_site
 from .site import resolve
@@ -98,11 +98,12 @@ class Deployer:
 
     @journaled("deploy", app_arg=1, source_arg=0)
     def deploy(self, source, app, *, listen=None, check=None, timeout=None, watch=None,
-               exclude=(), site=None, revision=None):
+               exclude=(), site=None, revision=None, scale=None):
         """Deploy ``source`` (a folder or a tar archive) as the new version of ``app``
         (``exclude``: paths of a folder source left out; ``site``: changes of its
         :class:`~sarge.site.Site`, :func:`sarge.site.checked`; ``revision``: what its
-        code's archive said, for a redeploy's copy)."""
+        code's archive said, for a redeploy's copy; ``scale``: its new process counts,
+        :func:`sarge.apps.check_scale`)."""
         home, steps, switch = self.home, self.steps, self.switch
         home.check()
         check_app_name(app)
@@ -112,8 +113,9 @@ class Deployer:
         check = check_path(check) if check is not None else None
         timeout = check_timeout(timeout) if timeout is not None else None
         site = resolve(site or {})
+        scale = check_scale(scale) if scale is not None else None
         settings = home.settings
-        plan(switch, settings, app, listen, check, timeout, self.can_bind, site)  # before locks
+        plan(switch, settings, app, listen, check, timeout, self.can_bind, site, scale)
         run_as = user_for(home, settings, app)  # and a user the app cannot run as
         python = pythons.configured(settings, home.python)  # one that user can run
         pythons.check_runnable(python.path, python.why, run_as,
@@ -121,14 +123,16 @@ class Deployer:
         self.frontend.check_user()
         home.supervisor.processes()  # supervisord must be running: say so now
         with switch.app_lock(app):
-            old, state = plan(switch, settings, app, listen, check, timeout, self.can_bind, site)
+            old, state = plan(switch, settings, app, listen, check, timeout, self.can_bind, site,
+                              scale)
             self._clean(old, keep_all_previous=True)  # and stops what a killed watch left
             home.log_action("deploy", f"{app} from {source}")
             with steps.step("new instance") as step:
                 instance = home.lifecycle.new(app, origin="deploy")
                 step["detail"] = f"{instance.id}, port {instance.port}"
             try:
-                instance = prepare(self, instance, source, run_as, python, exclude, revision)
+                instance = prepare(self, instance, source, run_as, python, exclude, revision,
+                                   state.scale)
                 switch.health_check(instance, state)
                 new = state.promote(instance.id)
                 with steps.step("switch") as step:
@@ -272,6 +276,12 @@ class Deployer:
         """Remove ``app``: its route, instances, state, variables, unused virtualenvs, and
         with ``data`` its data folder (:func:`sarge.deploy.undeploy.undeploy`)."""
         return undeploy(self, app, data=data)
+
+    @journaled("scale")
+    def scale(self, app, counts: dict, *, watch=None):
+        """Run ``counts`` processes of ``app``'s types, its current version deployed again
+        (:func:`sarge.deploy.redeploy.scale_and_redeploy`); returns the new instance."""
+        return scale_and_redeploy(self, app, counts, watch=watch)
 
     @journaled("site")
     def change_site(self, app, edit) -> tuple:

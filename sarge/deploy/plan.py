@@ -17,13 +17,16 @@ def can_bind(listen: str) -> bool:
     return _can_bind(listen.rpartition(":")[0].strip("[]"), listen_port(listen))
 
 
-def plan(switch, settings, app, listen, check, timeout, can_bind=can_bind, site=None):
+def plan(switch, settings, app, listen, check, timeout, can_bind=can_bind, site=None,
+         scale=None):
     """(the app's state now, as this deploy will leave it); ``site``: changes to its
-    :class:`~sarge.site.Site`. Refuses what cannot be (:func:`check_front`)."""
+    :class:`~sarge.site.Site`; ``scale``: its process counts (None: as they are).
+    Refuses what cannot be (:func:`check_front`)."""
     old = switch.state(app)
     new_site = old.site.replace(**site) if site else old.site
     state = old.replace(listen=listen or old.listen, check=check or old.check,
-                        timeout=timeout or old.timeout, site=new_site)
+                        timeout=timeout or old.timeout, site=new_site,
+                        scale=old.scale if scale is None else scale)
     if state.listen is None and new_site.domains:
         state = state.replace(listen=DOMAINS_LISTEN)
     if state.listen is None:

@@ -11,13 +11,14 @@ from ..commands import exec_form, run_command
 from ..environ import build_environment
 from ..errors import BuildError, DeployError, SargeError
 from ..home import MAX_SOCKET_PATH
+from ..instance import scaled, uses_socket
 from ..package.manifest import revision_of, verify
 from ..package.wheels import install_args
 from ..variables import freeze_config
 from .singletons import overlapping, singletons
 
 
-def prepare(deployer, instance, source, run_as, python, exclude=(), revision=None):
+def prepare(deployer, instance, source, run_as, python, exclude=(), revision=None, scale=None):
     """Run the steps that make ``instance`` (just made by ``new``) a started version of its
     app built from ``source``, its processes as ``run_as``, its virtualenv with ``python``
     (the home's, a :class:`~sarge.pythons.Python`) unless the source asks for another;
@@ -41,7 +42,7 @@ def prepare(deployer, instance, source, run_as, python, exclude=(), revision=Non
             instance = _record_revision(home, instance, revision)
     with steps.step("environment") as step:
         instance, commands, declared = _environment(deployer, instance, run_as, python, step,
-                                                    install_args(folder, packaged))
+                                                    install_args(folder, packaged), scale)
     data_dir = home.data_dir(instance.application_name)
     if declared.writable or declared.persistent:
         with steps.step("folders") as step:
@@ -98,15 +99,17 @@ def _record_revision(home, instance, revision):
     return instance
 
 
-def _environment(deployer, instance, run_as, home_python, step, pip_args=()):
+def _environment(deployer, instance, run_as, home_python, step, pip_args=(), scale=None):
     """The Procfile read, the Python chosen and the virtualenv made or reused (for a
     requirements.txt, or a Python the source asks for: its ``python`` is then that one);
     (the record, the Procfile's build and release commands, the manifest). ``pip_args``:
-    a packaged archive's wheelhouse, installed from alone."""
+    a packaged archive's wheelhouse, installed from alone; ``scale``: the app's process
+    counts (:func:`scale_of`)."""
     home = deployer.home
     folder = home.instance_dir(instance.id)
     processes, commands = build.split_steps(build.read_procfile(folder))
     declared = manifest.load(folder, set(processes))
+    processes = scaled(processes, scale_of(processes, declared, scale or {}))
     appfolders.check_source(folder, declared)
     python = pythons.choose(folder, home_python, run_as)
     pythons.check_runnable(python.path, python.why, run_as, "install one every user can run")
@@ -135,6 +138,19 @@ def _environment(deployer, instance, run_as, home_python, step, pip_args=()):
     else:
         step["detail"] = "no requirements.txt"
     return instance, commands, declared
+
+
+def scale_of(processes, declared, scale) -> dict:
+    """The counts of ``scale`` that this version's types take: a type it lacks is not
+    scaled, nor a singleton (one at most, ever); a web process on ``$SARGE_SOCKET`` is
+    refused more than one (one socket)."""
+    counts = {t: n for t, n in scale.items()
+              if t in processes and not declared.options(t).singleton}
+    if counts.get("web", 1) > 1 and uses_socket(processes):
+        raise BuildError(f"web is scaled to {counts['web']}, but it listens on "
+                         "$SARGE_SOCKET, which one process holds: use $PORT (each process "
+                         "gets its own), or `sarge HOME scale NAME web=1`")
+    return counts
 
 
 def start_detail(instance) -> str:

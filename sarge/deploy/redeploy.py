@@ -1,13 +1,14 @@
-"""A change of an app's variables that takes effect at once: the current version
-deployed again with them, and the variables put back as they were when that fails."""
+"""Changes that take effect at once by deploying the current version again: of an app's
+variables (put back as they were when that fails), and of its process counts."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 
-from ..errors import DeployError
-from ..instance import check_app_name
+from ..apps import check_scale
+from ..errors import DeployError, UsageError
+from ..instance import base_type, check_app_name
 from ..manifest import Manifest
 from ..variables import configure, load_app_config, save_app_config
 
@@ -47,3 +48,30 @@ def redeploy(deployer, app, *, watch=None):
     return deployer.deploy(deployer.home.instance_dir(current.id), app, watch=watch,
                            exclude=declared.writable + declared.persistent,
                            revision=current.revision)
+
+
+def scale_and_redeploy(deployer, app, counts: dict, *, watch=None):
+    """Run ``counts`` (type -> N) processes of ``app``'s types from now on: its current
+    version deployed again so (each new web process health-checked before the switch).
+    Refuses a type the current version lacks, a singleton, and a web process on
+    ``$SARGE_SOCKET`` scaled. Returns the new instance."""
+    state = deployer.state(check_app_name(app))
+    if state.current is None:
+        raise DeployError(f"{app} has no current instance to scale")
+    current = deployer.home.get(state.current)
+    counts = check_scale(counts) | {t: 1 for t, n in counts.items() if n == 1}
+    types = sorted({base_type(p) for p in current.processes})
+    declared = Manifest.from_dict(current.manifest)
+    for name in counts:
+        if name not in types:
+            raise UsageError(f"{app} has no process type {name!r} (its Procfile has "
+                             f"{', '.join(types)})")
+        if counts[name] > 1 and declared.options(name).singleton:
+            raise UsageError(f"{name} is a singleton (sarge-app.toml): one runs at most")
+    if counts.get("web", 1) > 1 and current.unix_socket:
+        raise UsageError("web listens on $SARGE_SOCKET, which one process holds: have it "
+                         "listen on $PORT to scale it (each process gets its own)")
+    scale = {t: n for t, n in {**state.scale, **counts}.items() if n != 1}
+    return deployer.deploy(deployer.home.instance_dir(current.id), app, watch=watch,
+                           exclude=declared.writable + declared.persistent,
+                           revision=current.revision, scale=scale)

@@ -61,15 +61,20 @@ class Switch:
         socket = self.home.app_socket(instance.id) if instance.unix_socket else None
         with self.steps.step("health check") as step:
             headers = health.headers_for(state.site)
-            seconds = health.wait_ready(socket or instance.port, state.check, state.timeout,
-                                        alive=lambda: self.died(instance),
-                                        clock=self.steps.clock, headers=headers)
+            targets = [socket] if socket else [port for _, port in instance.web_ports()]
+            seconds = 0.0
+            for target in targets:  # every web process, when web is scaled
+                seconds = health.wait_ready(target, state.check, state.timeout,
+                                            alive=lambda: self.died(instance),
+                                            clock=self.steps.clock, headers=headers)
             if socket:
                 check_unix_holder(socket, self.pids(instance), instance.id)
             else:
-                self.check_holder(instance.port, self.pids(instance), instance.id)
+                for port in targets:
+                    self.check_holder(port, self.pids(instance), instance.id)
             host = f" (Host {headers['Host']})" if "Host" in headers else ""
-            step["detail"] = f"GET {state.check}{host} answered after {seconds:.2f}s"
+            each = f" by each of {len(targets)} web processes" if len(targets) > 1 else ""
+            step["detail"] = f"GET {state.check}{host} answered{each} after {seconds:.2f}s"
 
     def died(self, instance):
         """None while the instance's processes live, else what happened to them (asked at
@@ -112,6 +117,8 @@ class Switch:
                      "port": instance.port, "socket": self.home.app_socket(instance.id)
                      if instance.unix_socket else None, "check": state.check,
                      "site": state.site.to_dict()}
+            if instance.ports:  # web scaled: nginx balances across its processes
+                route["ports"] = [port for _, port in instance.web_ports()]
             static = Manifest.from_dict(instance.manifest).static
             if static:  # nginx serves them from the instance's folder
                 folder = self.home.instance_dir(instance.id)
@@ -120,6 +127,7 @@ class Switch:
             spare = (backup or {}).get(state.name)
             if spare is not None and spare.id != instance.id:
                 route["backup"] = {"instance": spare.id, "port": spare.port,
+                                   "ports": [port for _, port in spare.web_ports()],
                                    "socket": self.home.app_socket(spare.id)
                                    if spare.unix_socket else None}
             routes.append(route)
@@ -188,7 +196,7 @@ class Switch:
         """Where the front-end sends an instance's traffic, for a progress line."""
         if instance.unix_socket:
             return f"unix:{self.home.app_socket(instance.id)}"
-        return f"127.0.0.1:{instance.port}"
+        return ", ".join(f"127.0.0.1:{port}" for _, port in instance.web_ports())
 
 
 def _digests(state: AppState) -> set:

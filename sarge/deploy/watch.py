@@ -147,9 +147,9 @@ class Watch:
         mine = _upstream(self.switch, self.instance)
         for line in lines:
             status, upstreams = _fields(line)
-            if mine in upstreams:  # a failover to the old one counts as the new one's error
+            if mine & set(upstreams):  # a failover to the old one: the new one's error
                 self.requests += 1
-                self.errors += status >= 500 or upstreams[-1] != mine
+                self.errors += status >= 500 or upstreams[-1] not in mine
 
     def _old_rate(self):
         """The old instance's 5xx share in the log before the switch, or None."""
@@ -163,19 +163,19 @@ class Watch:
             return None
         theirs = _upstream(self.switch, self.old)
         answers = [status for status, upstreams in map(_fields, data.split(b"\n")[1:])
-                   if upstreams == [theirs]]
+                   if len(upstreams) == 1 and upstreams[0] in theirs]
         if len(answers) < self.min_requests:
             return None
         return sum(s >= 500 for s in answers) / len(answers)
 
 
-def _upstream(switch, instance) -> bytes:
-    """How nginx's ``$upstream_addr`` names the instance: an app on a socket by the link
-    it serves through (:class:`~sarge.frontend.sites.Links`; the instance of before the
-    switch had it until then, the new one after)."""
+def _upstream(switch, instance) -> set:
+    """How nginx's ``$upstream_addr`` names the instance (its web processes): an app on a
+    socket by the link it serves through (:class:`~sarge.frontend.sites.Links`; the
+    instance of before the switch had it until then, the new one after)."""
     if instance.unix_socket:
-        return f"unix:{switch.home.front_link(instance.application_name)}".encode()
-    return f"127.0.0.1:{instance.port}".encode()
+        return {f"unix:{switch.home.front_link(instance.application_name)}".encode()}
+    return {f"127.0.0.1:{port}".encode() for _, port in instance.web_ports()}
 
 
 def _fields(line: bytes):
