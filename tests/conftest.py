@@ -363,6 +363,32 @@ def webapp(tmp_path):
     return path
 
 
+class Clients:
+    """Threads running :meth:`client` (given its number) until stopped: ``with Clients(...)
+    as load: ...`` starts them and, at the end, stops and joins them. Subclasses count
+    what they see."""
+
+    def __init__(self, clients):
+        import threading
+
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.client, args=(n,)) for n in range(clients)]
+
+    def client(self, n):  # pragma: no cover - each kind has its own
+        raise NotImplementedError
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
 def listen_port(offset=0):
     """A front-end port of this worker's range."""
     return port_base() + 900 + offset

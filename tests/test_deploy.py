@@ -16,6 +16,7 @@ import pytest
 
 from .conftest import (
     WEBAPP,
+    Clients,
     deploy,
     edit_settings,
     front,
@@ -239,19 +240,15 @@ def test_missing_nginx_says_how_to_install_it(running, webapp):
     assert instances(running) == []
 
 
-class Load:
+class Load(Clients):
     """Concurrent GET and POST requests through the front-end, each on a fresh connection
     (what a correct client sees), counting every failure until stopped."""
 
     def __init__(self, port, clients=16):
-        import threading
-
         self.port = port
-        self.stop = threading.Event()
         self.ok = 0
         self.failures = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.client, args=(n,)) for n in range(clients)]
+        super().__init__(clients)
 
     def client(self, n):
         i = 0
@@ -270,15 +267,6 @@ class Load:
                 else:
                     self.ok += 1
 
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join()
 
 
 def test_no_request_fails_during_deploys(running, webapp):

@@ -21,6 +21,7 @@ import pytest
 from .conftest import (
     HERE,
     OFFLINE,
+    Clients,
     deploy,
     edit_settings,
     front,
@@ -143,15 +144,14 @@ def admin_stylesheet(port) -> str:
     return re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page).group(1)
 
 
-class Load:
+class Load(Clients):
     """Threads requesting ``paths`` through the front-end until stopped, each on a fresh
     connection; every answer but a 200 is a failure."""
 
     def __init__(self, port, paths, clients=6):
         self.port, self.paths = port, paths
-        self.stop = threading.Event()
         self.ok, self.failures = 0, []
-        self.threads = [threading.Thread(target=self.client, args=(n,)) for n in range(clients)]
+        super().__init__(clients)
 
     def client(self, n):
         i = n
@@ -168,15 +168,6 @@ class Load:
             else:
                 self.ok += 1
 
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
 
 
 def test_django_static_files_are_served_by_nginx_per_instance(app_home, tmp_path):

@@ -12,7 +12,16 @@ import time
 
 import pytest
 
-from .conftest import HERE, kill_home, listen_port, make_home, sarge, start_supervisord, wait_until
+from .conftest import (
+    HERE,
+    Clients,
+    kill_home,
+    listen_port,
+    make_home,
+    sarge,
+    start_supervisord,
+    wait_until,
+)
 
 SITEAPP = os.path.join(HERE, "apps", "siteapp")
 
@@ -250,37 +259,28 @@ def test_a_redeploy_with_an_idle_long_poll_open_finishes_in_seconds(site_home):
     assert answer["got"] == 502
 
 
-class Clients:
+class Requests(Clients):
     """Threads sending ``request()`` (a function returning a status) until stopped; every
     status and error, counted."""
 
     def __init__(self, request, threads=3):
-        self.request, self.stop = request, threading.Event()
+        self.request = request
         self.statuses, self.errors = [], []
-        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+        super().__init__(threads)
 
-    def run(self):
+    def client(self, n):
         while not self.stop.is_set():
             try:
                 self.statuses.append(self.request())
             except OSError as exc:
                 self.errors.append(repr(exc))
 
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
 
 
 def test_ten_megabyte_uploads_through_a_switch_and_maintenance_under_load(site_home):
     h, sources = site_home
     host, size = "shop.example.test", 10 * 1024 * 1024
-    with Clients(lambda: upload(PORT, host, size)) as uploads:
+    with Requests(lambda: upload(PORT, host, size)) as uploads:
         time.sleep(0.5)
         result = deploy(h, sources["shop"], "shop")
         assert result.returncode == 0, result.stderr
@@ -289,8 +289,8 @@ def test_ten_megabyte_uploads_through_a_switch_and_maintenance_under_load(site_h
     assert set(uploads.statuses) == {(200, str(size))}
     # maintenance on and off under load: each answer is the app's or the page, never an
     # error, and the other apps serve on
-    with Clients(lambda: ask(PORT, "/", host=host)[0]) as shop, \
-            Clients(lambda: ask(PORT, "/", host="blog.example.test")[0], 1) as blog:
+    with Requests(lambda: ask(PORT, "/", host=host)[0]) as shop, \
+            Requests(lambda: ask(PORT, "/", host="blog.example.test")[0], 1) as blog:
         time.sleep(0.3)
         assert sarge(h, "maintenance", "shop", "on").returncode == 0
         time.sleep(0.5)

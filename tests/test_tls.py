@@ -7,11 +7,10 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 
 import pytest
 
-from .conftest import HERE, kill_home, listen_port, make_home, sarge, start_supervisord
+from .conftest import HERE, Clients, kill_home, listen_port, make_home, sarge, start_supervisord
 
 SITEAPP = os.path.join(HERE, "apps", "siteapp")
 DOMAIN = "shop.example.test"
@@ -169,16 +168,15 @@ def test_bad_pairs_are_refused_by_name_and_change_nothing(tls_home, tmp_path):
     assert (open(h.nginx_conf).read(), sorted(os.listdir(h.tls_dir("shop")))) == before
 
 
-class Load:
+class Load(Clients):
     """HTTPS requests in a loop on fresh connections, verified against the CA."""
 
     def __init__(self, ca, threads=4):
         self.context = ssl.create_default_context(cafile=ca.pem)
-        self.stop = threading.Event()
         self.ok, self.failures, self.serials = 0, [], set()
-        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+        super().__init__(threads)
 
-    def run(self):
+    def client(self, n):
         while not self.stop.is_set():
             try:
                 with socket.create_connection(("127.0.0.1", HTTPS), timeout=5) as raw:
@@ -196,15 +194,6 @@ class Load:
             except (OSError, ssl.SSLError) as exc:
                 self.failures.append(repr(exc))
 
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
 
 
 def test_a_certificate_swap_and_a_renewal_lose_no_request(tls_home):
