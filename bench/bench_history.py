@@ -12,18 +12,10 @@ import argparse
 import os
 import tarfile
 import tempfile
-import time
 
 from sarge import journal
 
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best
 
 
 def main():

@@ -13,19 +13,11 @@ import argparse
 import os
 import shutil
 import tempfile
-import time
 
 from sarge.package import package, validate, verify
 from sarge.unpack import unpack
 
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best
 
 
 def make_source(folder, count):

@@ -24,14 +24,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from sarge.home import Home  # noqa: E402
 from sarge.services.store import Service, ServiceStore, variables  # noqa: E402
 
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best  # noqa: E402
 
 
 def settings(home, port):
