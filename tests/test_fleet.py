@@ -377,6 +377,15 @@ def test_hosts_behind_a_jump_host(three, tmp_path):
     assert {r["state"] for r in json.loads(result.stdout)["hosts"]} == {"unreachable"}
 
 
+def _interruptible():
+    """A child's SIGINT back to its default: a suite started in the background (``cmd &``
+    in a script, nohup) ignores it, and children inherit that (the rollout then ran all
+    its waves and exited 0)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupted_rollout_finishes_its_wave_and_starts_no_other(three):
     import signal
 
@@ -387,7 +396,7 @@ def test_an_interrupted_rollout_finishes_its_wave_and_starts_no_other(three):
     try:
         proc = subprocess.Popen([*FLEET, "-f", three.path, "deploy", three.source, "--app",
                                  "web"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=_interruptible)
         seen = []
         for line in proc.stderr:  # h1's steps as they end: its release (3 s) is next
             seen.append(line)
