@@ -92,6 +92,20 @@ def pytest_configure(config):
                     returncode=4)
 
 
+#: Modules with tests of 10 s or more (real apps, Celery, the watch's real rollback, the
+#: fleet's bootstrap): their tests are handed to the workers first, so that a run does
+#: not end with one worker on a long test while the others idle. (xdist hands out the
+#: groups first anyway, the largest first; the order within a module is kept.)
+LONG_FIRST = ("test_process_types.py", "test_watch.py", "test_realapps.py",
+              "test_fleet_bootstrap.py", "test_repair.py", "test_concurrency.py",
+              "test_ports.py", "test_instances.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))
+
+
 def make_home(path, offset=0, user=None, supervisor=None, settings=None):
     """Initialize a home at ``path`` with quick test settings and this worker's ports
     (``offset`` moves them within the worker's range); return a new :class:`Home` on it,

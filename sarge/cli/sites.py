@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import click
 
-from ..deploy import site as edits
 from ..instance import check_app_name
 from ..site import TLS
 from .context import pass_home
@@ -102,7 +101,7 @@ def _run(ctx, app, edit, as_json):
         _show(deployer.state(check_app_name(app)), as_json)
         return
     old, new = deployer.change_site(app, edit)
-    _show(new, as_json, edits.describe(old.site, new.site))
+    _show(new, as_json, _edits().describe(old.site, new.site))
 
 
 @click.command()
@@ -116,7 +115,7 @@ def domains(ctx, app, add, remove, as_json):
 
     nginx reloads gracefully; a domain another app has on the same port is refused.
     """
-    _run(ctx, app, edits.domains(add, remove) if add or remove else None, as_json)
+    _run(ctx, app, _edits().domains(add, remove) if add or remove else None, as_json)
 
 
 @click.command()
@@ -146,7 +145,7 @@ def tls(ctx, app, cert, key, listen_tls, redirect, hsts, reload, off, as_json):
     if off and (cert or reload or listen_tls or redirect is not None or hsts is not None):
         raise click.UsageError("--off goes alone")
     given = cert or listen_tls or redirect is not None or hsts is not None or reload or off
-    _run(ctx, app, edits.tls(cert, key, listen=listen_tls, redirect=redirect, hsts=hsts,
+    _run(ctx, app, _edits().tls(cert, key, listen=listen_tls, redirect=redirect, hsts=hsts,
                              reload=reload, off=off) if given else None, as_json)
 
 
@@ -158,7 +157,7 @@ def tls(ctx, app, cert, key, listen_tls, redirect, hsts, reload, off, as_json):
 def limits(ctx, app, body_size, read_timeout, buffering, as_json):
     """Show or change NAME's request limits in nginx, without a redeploy."""
     given = (body_size, read_timeout, buffering) != (None, None, None)
-    _run(ctx, app, edits.limits(body_size=body_size, read_timeout=read_timeout,
+    _run(ctx, app, _edits().limits(body_size=body_size, read_timeout=read_timeout,
                                 buffering=buffering) if given else None, as_json)
 
 
@@ -177,7 +176,16 @@ def maintenance(ctx, app, switch, message, as_json):
     """
     if message is not None and switch == "off":
         raise click.UsageError("--message goes with on")
-    _run(ctx, app, edits.maintenance(switch == "on", message), as_json)
+    _run(ctx, app, _edits().maintenance(switch == "on", message), as_json)
 
 
 COMMANDS = (domains, tls, limits, maintenance)
+
+
+def _edits():
+    """:mod:`sarge.deploy.site`, imported when a command runs: ``deploy`` shares this
+    module's options, and the deploy machinery is most of a command's start-up."""
+    from ..deploy import site
+
+    return site
+
