@@ -93,11 +93,22 @@ def worker_ready(h, instance_id):
     return wait_until(ready, 60, f"{instance_id}'s worker to be ready", ignore=(OSError,))
 
 
+def warm_shutdown(h, instance_id):
+    """Wait until ``instance_id``'s worker has begun its warm shutdown (its log says so)."""
+    def begun():
+        with open(h.log_path(instance_id, "worker")) as f:
+            return "Warm shutdown" in f.read()
+    wait_until(begun, 60, f"{instance_id}'s worker to begin its warm shutdown")
+
+
 def test_celery_finishes_its_tasks_through_a_deploy_and_a_stop(offline, redis_server):
     """The stop signal reaches the worker's main process alone (Celery's warm shutdown:
     it stops taking tasks, finishes those it runs, exits); its pool children are never
     signalled, so a task running when its instance is stopped, by a deploy or by
-    ``sarge stop``, finishes (before: ``Worker exited prematurely: signal 15``)."""
+    ``sarge stop``, finishes (before: ``Worker exited prematurely: signal 15``).
+
+    The tasks run until the test lets them end (a file in the app's data folder), once
+    the stopped worker has begun its shutdown: the deploy and the stop wait for them."""
     sarge_config = subprocess.run(
         [os.path.join(offline.path, "bin", "sarge"), "config", "celery",
          f"CELERY_BROKER_URL={redis_server}"], capture_output=True, text=True)
@@ -107,22 +118,42 @@ def test_celery_finishes_its_tasks_through_a_deploy_and_a_stop(offline, redis_se
     worker_ready(offline, first)
     program = open(offline.program_path(first)).read()
     assert "stopwaitsecs = 30" in program and "stopasgroup = false" in program
-    for name in ("t1", "t2"):  # longer than the deploy takes until it stops the old one
-        assert front(port, f"/enqueue/{name}?seconds=15") == (200, f"queued {name}\n")
+    for name in ("t1", "t2"):
+        assert front(port, f"/enqueue/{name}?seconds=60&until=release1") == (
+            200, f"queued {name}\n")
     wait_until(lambda: marks(offline, "started") == {"t1", "t2"}, 30, "both tasks to start")
+    sarge_bin = os.path.join(offline.path, "bin", "sarge")
     started = time.monotonic()
-    second = deploy_celery(offline)  # stop old: t1 and t2 are running in first's worker
+    proc = subprocess.Popen([sarge_bin, "deploy", CELERYAPP, "--app", "celery"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        warm_shutdown(offline, first)  # stop old: t1 and t2 are running in first's worker
+        assert marks(offline, "done") == set()
+        open(os.path.join(offline.data_dir("celery"), "release1"), "w").close()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    second = out.strip()
     assert marks(offline, "done") == {"t1", "t2"}  # finished before its worker exited
-    print(f"deploy with two 15 s tasks running: {time.monotonic() - started:.1f}s")
+    print(f"deploy with two tasks running: {time.monotonic() - started:.1f}s")
     log = open(offline.log_path(first, "worker")).read()
     assert "exited prematurely" not in log and "WorkerLostError" not in log, log[-2000:]
+    assert log.index("Warm shutdown") < log.index("succeeded")
 
     worker_ready(offline, second)
-    assert front(port, "/enqueue/t3") == (200, "queued t3\n")
+    assert front(port, "/enqueue/t3?seconds=60&until=release2") == (200, "queued t3\n")
     wait_until(lambda: "t3" in marks(offline, "started"), 30, "t3 to start")
-    stop = subprocess.run([os.path.join(offline.path, "bin", "sarge"), "stop", second],
-                          capture_output=True, text=True, timeout=60)
-    assert stop.returncode == 0, stop.stderr
+    proc = subprocess.Popen([sarge_bin, "stop", second], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        warm_shutdown(offline, second)
+        assert "t3" not in marks(offline, "done")
+        open(os.path.join(offline.data_dir("celery"), "release2"), "w").close()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
     assert "t3" in marks(offline, "done")
     log = open(offline.log_path(second, "worker")).read()
     assert "exited prematurely" not in log and "WorkerLostError" not in log, log[-2000:]

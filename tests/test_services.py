@@ -103,18 +103,48 @@ def ask(port, path, method="GET", body=None, cookie=None):
         conn.close()
 
 
-def test_django_keeps_its_cache_and_sessions_through_deploys_rollback_and_restart(
-        services_home, tmp_path):
-    """Redis (the cache) and Memcached (the sessions) run as the app's user on 127.0.0.1,
-    their URLs reach the instances (never supervisord's configuration); what the app
-    wrote survives three deploys and a rollback, none of which restarts a service; after
-    supervisord restarts, Redis still has it (AOF) and Memcached, a cache, starts empty.
-    A backup is the RDB of a BGSAVE; undeploy --data removes the services."""
+class Shop:
+    """The Django app ``shop`` (tests/apps/djangocache) with its Redis and Memcached,
+    deployed once; a note written and a session's first visit."""
+
+    def __init__(self, h, user):
+        self.home, self.user = h, user
+        self.found = services(h, "shop")
+        self.password = json.load(open(h.service_record_path("svc.shop.redis")))["password"]
+        self.port = listen_port()
+        self.first = deploy(h, DJANGOCACHE, "--app", "shop", "--listen",
+                            f"127.0.0.1:{self.port}", check=True).stdout.strip()
+        self.pids = {k: r["pid"] for k, r in services(h, "shop").items()}
+        assert ask(self.port, "/notes/first", "PUT", b"written before the deploys")[:2] == (
+            200, "kept\n")
+        status, body, self.cookie = ask(self.port, "/visits")
+        assert (status, body) == (200, "1\n") and self.cookie
+        self.visits = 1
+
+    def visit(self):
+        self.visits += 1
+        assert ask(self.port, "/notes/first")[:2] == (200, "written before the deploys")
+        assert ask(self.port, "/visits", cookie=self.cookie)[:2] == (200, f"{self.visits}\n")
+
+
+@pytest.fixture(scope="module")
+def shop(services_home):
+    """:class:`Shop`, its services added with ``sarge service add`` (Redis, and Memcached
+    with 16 MiB), for the tests that follow in this module's order."""
     needs("redis-server", "memcached")
     h, user = services_home
     assert sarge(h, "service", "add", "shop", "redis", check=True).stdout == "svc.shop.redis\n"
     sarge(h, "service", "add", "shop", "memcached", "--memory", "16", check=True)
-    found = services(h, "shop")
+    yield Shop(h, user)
+    sarge(h, "undeploy", "shop", "--data", "--yes")  # when the last test did not
+
+
+def test_redis_and_memcached_run_as_the_apps_user_and_its_password_stays_private(shop):
+    """Redis (the cache) and Memcached (the sessions) run as the app's user on 127.0.0.1;
+    the password is in the record (root's, 0600) and the server's config (0640, the
+    user's group), and their URLs reach the instances, never supervisord's configuration,
+    what ``list`` prints nor the history."""
+    h, user, found, password = shop.home, shop.user, shop.found, shop.password
     assert {k: r["state"] for k, r in found.items()} == {"redis": "running",
                                                          "memcached": "running"}
     for row in found.values():
@@ -124,10 +154,7 @@ def test_django_keeps_its_cache_and_sessions_through_deploys_rollback_and_restar
             assert psutil.Process(row["pid"]).username() == user.name
     assert found["memcached"]["memory"] == 16 and "-m 16" in " ".join(
         psutil.Process(found["memcached"]["pid"]).cmdline())
-    # the password: the record's (root's, 0600) and the server's config (0640, the
-    # user's group), never in supervisord's configuration nor in what list prints
     record = h.service_record_path("svc.shop.redis")
-    password = json.load(open(record))["password"]
     assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
     config = os.stat(h.service_config_path("svc.shop.redis"))
     if user is not None:
@@ -135,18 +162,10 @@ def test_django_keeps_its_cache_and_sessions_through_deploys_rollback_and_restar
             0o640, 0, user.gid)
     assert password not in json.dumps(found)
     history = json.loads(sarge(h, "history", "shop", "--json", check=True).stdout)["records"]
-    assert [(r["action"], r["to"], r["outcome"]) for r in history] == [
+    assert [(r["action"], r["to"], r["outcome"]) for r in history][:2] == [
         ("service add", "svc.shop.redis", "ok"), ("service add", "svc.shop.memcached", "ok")]
     assert password not in open(h.history_path).read()
-
-    port = listen_port()
-    first = deploy(h, DJANGOCACHE, "--app", "shop", "--listen", f"127.0.0.1:{port}",
-                   check=True).stdout.strip()
-    pids = {k: r["pid"] for k, r in services(h, "shop").items()}
-    assert ask(port, "/notes/first", "PUT", b"written before the deploys")[:2] == (200, "kept\n")
-    status, body, cookie = ask(port, "/visits")
-    assert (status, body) == (200, "1\n") and cookie
-    web = psutil.Process(h.supervisor.process(f"{first}:web")["pid"])
+    web = psutil.Process(h.supervisor.process(f"{shop.first}:web")["pid"])
     assert web.environ()["REDIS_URL"] == f"redis://:{password}@127.0.0.1:{found['redis']['port']}/0"
     assert web.environ()["MEMCACHED_SERVERS"] == f"127.0.0.1:{found['memcached']['port']}"
     for folder in ("etc/supervisor.d", "etc"):
@@ -155,16 +174,18 @@ def test_django_keeps_its_cache_and_sessions_through_deploys_rollback_and_restar
             if os.path.isfile(path):
                 assert password not in open(path).read(), path
 
-    visits = 1
-    for _ in range(2):  # the second and third deploys, then a rollback
+
+def test_djangos_cache_and_sessions_survive_deploys_and_a_rollback_that_restart_no_service(
+        shop, tmp_path):
+    """What the app wrote survives two more deploys and a rollback, none of which
+    restarts a service; a backup is the RDB of a BGSAVE (0600)."""
+    h = shop.home
+    for _ in range(2):
         deploy(h, DJANGOCACHE, "--app", "shop", check=True)
-        visits += 1
-        assert ask(port, "/notes/first")[:2] == (200, "written before the deploys")
-        assert ask(port, "/visits", cookie=cookie)[:2] == (200, f"{visits}\n")
+        shop.visit()
     sarge(h, "rollback", "shop", check=True)
-    assert ask(port, "/notes/first")[:2] == (200, "written before the deploys")
-    assert ask(port, "/visits", cookie=cookie)[:2] == (200, f"{visits + 1}\n")
-    assert {k: r["pid"] for k, r in services(h, "shop").items()} == pids  # never restarted
+    shop.visit()
+    assert {k: r["pid"] for k, r in services(h, "shop").items()} == shop.pids
 
     backup = tmp_path / "shop.rdb"
     sarge(h, "service", "backup", "shop", "redis", "-o", str(backup), check=True)
@@ -172,15 +193,22 @@ def test_django_keeps_its_cache_and_sessions_through_deploys_rollback_and_restar
     assert data.startswith(b"REDIS") and b"note:first" in data
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
 
+
+def test_after_a_restart_redis_still_has_its_data_and_undeploy_data_removes_the_services(
+        shop):
+    """After supervisord restarts (a reboot), Redis still has what was written (AOF) and
+    Memcached, a cache, starts empty; ``undeploy --data`` removes both services, their
+    programs, ports and data."""
+    h, port = shop.home, shop.port
     stop_supervisord(h)  # everything stops, as at a reboot
     start_supervisord(h)
     wait_until(lambda: front(port)[0] == 200, 60, "the app to serve again", ignore=(OSError,))
     wait_until(lambda: ask(port, "/notes/first")[0] == 200, 30, "Redis to answer",
                ignore=(OSError,))
     assert ask(port, "/notes/first")[:2] == (200, "written before the deploys")
-    assert ask(port, "/visits", cookie=cookie)[:2] == (200, "1\n")  # a cache: gone
+    assert ask(port, "/visits", cookie=shop.cookie)[:2] == (200, "1\n")  # a cache: gone
     restarted = server_pid(h, "svc.shop.redis")
-    assert restarted != pids["redis"]
+    assert restarted != shop.pids["redis"]
 
     done = json.loads(sarge(h, "undeploy", "shop", "--data", "--yes", "--json",
                             check=True).stdout)
@@ -193,49 +221,70 @@ def test_django_keeps_its_cache_and_sessions_through_deploys_rollback_and_restar
     assert not os.path.exists(h.data_dir("shop"))
 
 
-def test_a_celery_worker_with_rabbitmq_as_its_broker_and_repair(services_home, tmp_path):
-    """RabbitMQ with a vhost and user of the app's: the Celery worker takes its tasks
-    from it, through a deploy that does not restart it; its backup is the definitions
-    (the vhost, the user, the worker's queue); a service whose program file was lost
-    and that supervisord no longer runs is brought back by repair; one removed with its
-    data kept and added again serves with its new password."""
+class Tasks:
+    """The Celery app ``tasks`` with a RabbitMQ of its own, deployed once."""
+
+    def __init__(self, h, user):
+        self.home, self.user = h, user
+        (self.row,) = services(h, "tasks").values()
+        self.port = listen_port(1)
+        deploy(h, CELERYAPP, "--app", "tasks", "--listen", f"127.0.0.1:{self.port}",
+               check=True)
+        self.done = os.path.join(h.data_dir("tasks"), "done")
+
+    def ran(self, name, retried=False):
+        """Queue the task ``name`` through the web side; the worker runs it."""
+        if retried:  # the web side's connection to the broker is new: its first may fail
+            wait_until(lambda: front(self.port, f"/enqueue/{name}?seconds=0")[0] == 200, 30,
+                       f"the app to queue {name}")
+        else:
+            assert front(self.port, f"/enqueue/{name}?seconds=0") == (200, f"queued {name}\n")
+        wait_until(lambda: os.path.exists(os.path.join(self.done, name)), 60,
+                   f"the worker to run {name}")
+
+
+@pytest.fixture(scope="module")
+def tasks(services_home):
+    """:class:`Tasks`, its RabbitMQ added with ``sarge service add``."""
     needs("rabbitmq-server", "epmd")
     h, user = services_home
     sarge(h, "service", "add", "tasks", "rabbitmq", check=True, timeout=180)
-    (row,) = services(h, "tasks").values()
+    yield Tasks(h, user)
+    sarge(h, "undeploy", "tasks", "--data", "--yes")  # when the last test did not
+
+
+def test_rabbitmq_has_the_apps_vhost_user_and_ports_and_a_deploy_does_not_restart_it(tasks):
+    """RabbitMQ with a vhost and user of the app's, its AMQP port, Erlang's distribution
+    and its epmd on the loopback alone: the Celery worker takes its tasks from it,
+    through a deploy that does not restart it."""
+    h, row = tasks.home, tasks.row
     assert row["variables"]["CELERY_BROKER_URL"].startswith("amqp://tasks:***@127.0.0.1:")
     for role, taken in row["ports"].items():  # AMQP, Erlang's distribution, its epmd
         held = {li.address for li in listeners(taken)}
         # epmd adds the IPv6 loopback by itself: the loopback still
         assert held == ({"127.0.0.1", "::1"} if role == "epmd" else {"127.0.0.1"}), role
-    if user is not None:
-        assert psutil.Process(row["pid"]).username() == user.name
-    port = listen_port(1)
-    deploy(h, CELERYAPP, "--app", "tasks", "--listen", f"127.0.0.1:{port}", check=True)
-    done = os.path.join(h.data_dir("tasks"), "done")
-
-    def ran(name, retried=False):
-        if retried:  # the web side's connection to the broker is new: its first may fail
-            wait_until(lambda: front(port, f"/enqueue/{name}?seconds=0")[0] == 200, 30,
-                       f"the app to queue {name}")
-        else:
-            assert front(port, f"/enqueue/{name}?seconds=0") == (200, f"queued {name}\n")
-        wait_until(lambda: os.path.exists(os.path.join(done, name)), 60,
-                   f"the worker to run {name}")
-
-    ran("t1")
-    pid = row["pid"]
+    if tasks.user is not None:
+        assert psutil.Process(row["pid"]).username() == tasks.user.name
+    tasks.ran("t1")
     deploy(h, CELERYAPP, "--app", "tasks", check=True)
-    ran("t2")
-    assert server_pid(h, "svc.tasks.rabbitmq") == pid
+    tasks.ran("t2")
+    assert server_pid(h, "svc.tasks.rabbitmq") == row["pid"]
 
+
+def test_a_rabbitmq_backup_is_its_definitions(tasks, tmp_path):
+    """The backup: the vhost, the user (no guest), the worker's queue."""
     out = tmp_path / "definitions.json"
-    sarge(h, "service", "backup", "tasks", "rabbitmq", "-o", str(out), check=True)
+    sarge(tasks.home, "service", "backup", "tasks", "rabbitmq", "-o", str(out), check=True)
     definitions = json.loads(out.read_text())
     assert [v["name"] for v in definitions["vhosts"]] == ["tasks"]
     assert [u["name"] for u in definitions["users"]] == ["tasks"]  # no guest
     assert "celery" in {q["name"] for q in definitions["queues"]}
 
+
+def test_repair_brings_back_a_rabbitmq_whose_program_file_was_lost(tasks):
+    """A service whose program file was lost and that supervisord no longer runs is
+    brought back by repair, and the worker takes tasks again."""
+    h = tasks.home
     os.unlink(h.program_path("svc.tasks.rabbitmq"))
     subprocess.run([os.path.join(h.path, "bin", "supervisorctl"), "stop",
                     "svc.tasks.rabbitmq:*"], check=True, capture_output=True)
@@ -245,15 +294,19 @@ def test_a_celery_worker_with_rabbitmq_as_its_broker_and_repair(services_home, t
                "RabbitMQ to run again")
     wait_until(lambda: KINDS["rabbitmq"].answers(ServiceStore(h).get("tasks", "rabbitmq")),
                60, "RabbitMQ to answer again")
-    ran("t3", retried=True)
+    tasks.ran("t3", retried=True)
 
-    # removed with its data kept, added again: the old node's user gets the new password
+
+def test_a_rabbitmq_removed_with_its_data_kept_and_added_again_has_its_new_password(tasks):
+    """Removed with its data kept, added again: the old node's user gets the new
+    password, and the app's next deploy its new URL; undeploy --data removes it."""
+    h = tasks.home
     sarge(h, "service", "remove", "tasks", "rabbitmq", check=True)
     assert services(h, "tasks") == {}
     assert os.path.isdir(os.path.join(h.service_data_dir("tasks", "rabbitmq"), "mnesia"))
     sarge(h, "service", "add", "tasks", "rabbitmq", check=True, timeout=180)
     deploy(h, CELERYAPP, "--app", "tasks", check=True)  # its new URL to the instances
-    ran("t4")
+    tasks.ran("t4")
     done = json.loads(sarge(h, "undeploy", "tasks", "--data", "--yes", "--json",
                             check=True).stdout)
     assert done["services"] == ["svc.tasks.rabbitmq"]

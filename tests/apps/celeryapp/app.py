@@ -1,5 +1,5 @@
-"""The web side of the tests' Celery app: GET /enqueue/NAME?seconds=N queues
-tasks.slow(NAME, N) (N: 5 by default)."""
+"""The web side of the tests' Celery app: GET /enqueue/NAME?seconds=N&until=FILE queues
+tasks.slow(NAME, N, FILE) (N: 5 by default; FILE: none)."""
 
 import os
 
@@ -16,5 +16,5 @@ def index():
 
 @app.get("/enqueue/<name>")
 def enqueue(name):
-    slow.delay(name, float(request.args.get("seconds", 5)))
+    slow.delay(name, float(request.args.get("seconds", 5)), request.args.get("until"))
     return f"queued {name}\n"

@@ -22,9 +22,15 @@ def _mark(folder, name):
 
 
 @app.task
-def slow(name, seconds=5):
+def slow(name, seconds=5, until=None):
+    """Take ``seconds``; with ``until``, end as soon as the file of that name appears in
+    $SARGE_DATA_DIR (a job waiting on something outside), ``seconds`` at most."""
     _mark("started", name)
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if until and os.path.exists(os.path.join(DATA, until)):
+            break
+        time.sleep(0.1)
     _mark("done", name)
     return name
 
