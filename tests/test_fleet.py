@@ -154,15 +154,27 @@ def test_a_rollout_across_three_hosts_under_load_drops_nothing(three):
         (f"h{i + 1}", str(1 + i // 2), after[i], before[i], "ok") for i in range(3)]
 
 
-def test_a_version_failing_on_the_second_host_stops_the_rollout_and_reverts_the_first(three):
-    h1, h2, h3 = three.homes
-    before = [current(h) for h in three.homes]
-    counts = [len(listing(h)) for h in three.homes]
-    serving = [front(port) for port in three.ports]
-    # the same archive fails on h2 only: its variables make the health check answer 503
+@pytest.fixture
+def failing_h2(three):
+    """``three`` with h2's health check made to answer 503 (its variables: the same
+    archive fails on h2 only), version 3 in the source; h2's variable unset after."""
     result = fleet(three.path, "config", "web", "FAIL_HEALTH=1", "--hosts", "h2")
     assert result.returncode == 0, result.stderr
     (three.source / "VERSION").write_text("3")
+    yield three
+    result = fleet(three.path, "config", "web", "--unset", "FAIL_HEALTH")
+    assert result.returncode == 0, result.stderr
+    assert "FAIL_HEALTH" not in subprocess.run(
+        [os.path.join(three.homes[1].path, "bin", "sarge"), "config", "web"],
+        capture_output=True, text=True).stdout
+
+
+def test_a_version_failing_on_the_second_host_stops_the_rollout_and_reverts_the_first(
+        failing_h2):
+    three = failing_h2
+    before = [current(h) for h in three.homes]
+    counts = [len(listing(h)) for h in three.homes]
+    serving = [front(port) for port in three.ports]
     result = fleet(three.path, "deploy", three.source, "--app", "web", "--timeout", "3",
                    "--check", "/health", "--revert-on-failure", "--json")
     assert result.returncode == 1, result.stderr
@@ -175,19 +187,19 @@ def test_a_version_failing_on_the_second_host_stops_the_rollout_and_reverts_the_
     assert "1 host(s) not touched, 1 sent back to their previous instance" in error
     assert [current(h) for h in three.homes] == before  # nobody stays on version 3
     assert [front(port) for port in three.ports] == serving
-    assert len(listing(h3)) == counts[2]  # untouched: not even an instance made
-    # without --revert-on-failure: h1 keeps the new version, and the error says so
+    assert len(listing(three.homes[2])) == counts[2]  # untouched: not even an instance made
+
+
+def test_without_revert_on_failure_the_hosts_done_keep_the_version_and_the_error_says_so(
+        failing_h2):
+    three = failing_h2
+    serving = [front(port) for port in three.ports]
     result = fleet(three.path, "deploy", three.source, "--app", "web", "--timeout", "3",
                    "--check", "/health")
     assert result.returncode == 1
     assert "--revert-on-failure sends them back" in result.stderr
     assert front(three.ports[0])[1].startswith("version 3 ")
     assert [front(port) for port in three.ports[1:]] == serving[1:]
-    result = fleet(three.path, "config", "web", "--unset", "FAIL_HEALTH")
-    assert result.returncode == 0, result.stderr
-    assert "FAIL_HEALTH" not in subprocess.run(
-        [os.path.join(h2.path, "bin", "sarge"), "config", "web"], capture_output=True,
-        text=True).stdout
 
 
 def test_a_host_that_is_down_stops_the_rollout_before_any_host_is_touched(three):

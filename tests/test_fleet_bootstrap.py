@@ -29,45 +29,63 @@ def needs_wheelhouse():
         pytest.skip("no .cache/fleet-wheels: run scripts/setup")
 
 
-def test_sarge_fleet_bootstraps_a_host_with_no_sarge(tmp_path_factory):
+class Fresh:
+    """A fake host with no sarge, bootstrapped once by ``sarge-fleet bootstrap --json``."""
+
+    def __init__(self, tmp_path):
+        key = tmp_path / "client_key"
+        self.home = tmp_path / "fresh" / "home"
+        self.host = FakeHost(tmp_path / "ssh", "fresh", port_base() + 970, self.home,
+                             keygen(key)).start()
+        self.path = write_fleet(tmp_path, [self.host], key)
+        self.argv = [*FLEET, "-f", self.path, "bootstrap", "--find-links", WHEELHOUSE,
+                     "--no-systemd"]
+        self.result = subprocess.run([*self.argv, "--json"], capture_output=True, text=True,
+                                     timeout=170)
+
+    def close(self):
+        self.host.stop()
+        if os.path.isdir(self.home):
+            kill_home(Home(self.home))
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
     needs_sshd()
     needs_wheelhouse()
-    tmp_path = tmp_path_factory.mktemp("b")  # short: the home's supervisord socket
-    key = tmp_path / "client_key"
-    home = tmp_path / "fresh" / "home"
-    host = FakeHost(tmp_path / "ssh", "fresh", port_base() + 970, home, keygen(key)).start()
-    path = write_fleet(tmp_path, [host], key)
+    f = Fresh(tmp_path_factory.mktemp("b"))  # short: the home's supervisord socket
     try:
-        argv = [*FLEET, "-f", path, "bootstrap", "--find-links", WHEELHOUSE, "--no-systemd"]
-        result = subprocess.run([*argv, "--json"], capture_output=True, text=True,
-                                timeout=170)
-        assert result.returncode == 0, result.stderr
-        report = json.loads(result.stdout)["hosts"][0]
-        assert report["error"] is None and report["sarge"] == "0.1.0"
-        assert report["crontab"] == f"@reboot {home}/bin/supervisord"
-        assert "crontab line" in report["boot"] and report["started"] is True
-        assert "fresh: bootstrap-sarge: installing " in result.stderr  # its own lines
-        assert Home(home).is_initialized()
-        assert os.readlink(home.parent / "home.venv" / "bin" / "python")  # the virtualenv
-        assert supervisord_pid(Home(home)) is not None
-        # the home answers over the fleet: no app yet
-        result = subprocess.run([*FLEET, "-f", path, "status", "--json"], capture_output=True,
-                                text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout)["hosts"][0]["app"] is None
-        # safe to run again: the same virtualenv and home, supervisord left running
-        pid = supervisord_pid(Home(home))
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr
-        assert "virtualenv" in result.stderr and "there already" in result.stderr
-        assert "supervisord runs" in result.stdout and supervisord_pid(Home(home)) == pid
-        # nothing left in the host's /tmp
-        assert not [n for n in os.listdir("/tmp") if n.startswith("sarge-bootstrap.")
-                    and os.stat(os.path.join("/tmp", n)).st_mtime > host.started_at]
+        yield f
     finally:
-        host.stop()
-        if os.path.isdir(home):
-            kill_home(Home(home))
+        f.close()
+
+
+def test_sarge_fleet_bootstraps_a_host_with_no_sarge(fresh):
+    result, home = fresh.result, fresh.home
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["hosts"][0]
+    assert report["error"] is None and report["sarge"] == "0.1.0"
+    assert report["crontab"] == f"@reboot {home}/bin/supervisord"
+    assert "crontab line" in report["boot"] and report["started"] is True
+    assert "fresh: bootstrap-sarge: installing " in result.stderr  # its own lines
+    assert Home(home).is_initialized()
+    assert os.readlink(home.parent / "home.venv" / "bin" / "python")  # the virtualenv
+    assert supervisord_pid(Home(home)) is not None
+    result = subprocess.run([*FLEET, "-f", fresh.path, "status", "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["hosts"][0]["app"] is None
+
+
+def test_a_second_bootstrap_finds_everything_there_and_leaves_no_file_behind(fresh):
+    assert fresh.result.returncode == 0, fresh.result.stderr
+    pid = supervisord_pid(Home(fresh.home))
+    result = subprocess.run(fresh.argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "virtualenv" in result.stderr and "there already" in result.stderr
+    assert "supervisord runs" in result.stdout and supervisord_pid(Home(fresh.home)) == pid
+    assert not [n for n in os.listdir("/tmp") if n.startswith("sarge-bootstrap.")
+                and os.stat(os.path.join("/tmp", n)).st_mtime > fresh.host.started_at]
 
 
 def test_the_bootstrap_refuses_without_python3_venv(tmp_path):

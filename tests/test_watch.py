@@ -258,7 +258,7 @@ def test_a_real_version_that_crashes_after_its_check_is_rolled_back_under_load(
     edit_settings(running, {"watch = 0": "watch = 15"})
     port = listen_port()
     first = real_deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
-                        check=True).stdout.strip()
+                        "--no-watch", check=True).stdout.strip()  # (not 15 s of watching)
     app = webapp / "app.py"
     good = app.read_text()
     app.write_text(good + "\nimport os, signal, threading\nthreading.Timer(3, lambda: "
