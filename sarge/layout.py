@@ -22,6 +22,18 @@ from .instance import check_app_name
 __all__ = ["FOLDERS", "LATER", "Folder", "Layout", "check_not_world_writable"]
 
 
+class At:
+    """A path of the home by its place in it: ``settings_path = At("etc/sarge.toml")``
+    is ``HOME/etc/sarge.toml`` on a :class:`Layout` (a class attribute that reads as one)."""
+
+    def __init__(self, relative: str, doc: str = ""):
+        self.parts = tuple(relative.split("/"))
+        self.__doc__ = doc or f"``{relative}``."
+
+    def __get__(self, layout, owner=None):
+        return self if layout is None else os.path.join(layout.path, *self.parts)
+
+
 class Layout:
     """The paths of the home folder at ``path`` (see :data:`FOLDERS`)."""
 
@@ -47,55 +59,31 @@ class Layout:
 
     # -- etc/ ------------------------------------------------------------------------------
 
-    @property
-    def settings_path(self):
-        return self._p("etc", "sarge.toml")
-
-    @property
-    def supervisord_conf(self):
-        return self._p("etc", "supervisord.conf")
-
-    @property
-    def programs_dir(self):
-        """``etc/supervisor.d``: one program file per instance (and nginx's)."""
-        return self._p("etc", "supervisor.d")
+    settings_path = At("etc/sarge.toml")
+    supervisord_conf = At("etc/supervisord.conf")
+    programs_dir = At("etc/supervisor.d",
+                       "``etc/supervisor.d``: one program file per instance (and nginx's).")
 
     def program_path(self, instance_id):
         return self._p("etc", "supervisor.d", instance_id + ".conf")
 
-    @property
-    def app_configs_dir(self):
-        """``etc/apps``: each app's variables, ``APP.json`` (0600)."""
-        return self._p("etc", "apps")
+    app_configs_dir = At("etc/apps", "``etc/apps``: each app's variables, ``APP.json`` (0600).")
 
     def app_config_path(self, application_name):
         return self._p("etc", "apps", check_app_name(application_name) + ".json")
 
-    @property
-    def instance_configs_dir(self):
-        return self._p("etc", "apps", "instances")
+    instance_configs_dir = At("etc/apps/instances")
 
     def instance_config_path(self, instance_id):
         """The app's variables as a deploy gave them to this instance (0600)."""
         return self._p("etc", "apps", "instances", instance_id + ".json")
 
-    @property
-    def build_env_path(self):
-        """Variables for the installers alone (an index's credentials): ``etc/build.env``."""
-        return self._p("etc", "build.env")
-
-    @property
-    def nginx_conf(self):
-        return self._p("etc", "nginx", "nginx.conf")
-
-    @property
-    def nginx_sites(self):
-        return self._p("etc", "nginx", "sites.conf")
-
-    @property
-    def routes_path(self):
-        """The routes the front-end was last given, as data (``etc/nginx/routes.json``)."""
-        return self._p("etc", "nginx", "routes.json")
+    build_env_path = At("etc/build.env",
+                         "Variables for the installers alone (an index's credentials).")
+    nginx_conf = At("etc/nginx/nginx.conf")
+    nginx_sites = At("etc/nginx/sites.conf")
+    routes_path = At("etc/nginx/routes.json",
+                      "The routes the front-end was last given, as data.")
 
     def nginx_include_path(self, application_name):
         """``etc/nginx/apps/APP.conf``: the operator's own directives for the app's
@@ -106,10 +94,8 @@ class Layout:
         """``etc/tls/APP``: the app's certificate and key, as sarge copied them."""
         return self._p("etc", "tls", check_app_name(application_name))
 
-    @property
-    def acme_dir(self):
-        """``var/acme``: the webroot of ACME's HTTP challenges, for every domain."""
-        return self._p("var", "acme")
+    acme_dir = At("var/acme",
+                   "``var/acme``: the webroot of ACME's HTTP challenges, for every domain.")
 
     def front_link(self, application_name, backup: bool = False):
         """``var/front/APP.sock`` (``APP.backup.sock``): the link to the socket of the
@@ -126,13 +112,8 @@ class Layout:
     def maintenance_page(self, application_name):
         return self._p("var", "maintenance", check_app_name(application_name) + ".html")
 
-    @property
-    def nginx_program(self):
-        return self._p("etc", "supervisor.d", "nginx.conf")
-
-    @property
-    def service_configs_dir(self):
-        return self._p("etc", "services")
+    nginx_program = At("etc/supervisor.d/nginx.conf")
+    service_configs_dir = At("etc/services")
 
     def service_config_path(self, service_id):
         """A backing service's server configuration: ``etc/services/ID.conf``."""
@@ -144,56 +125,25 @@ class Layout:
 
     # -- var/ ------------------------------------------------------------------------------
 
-    @property
-    def socket_path(self):
-        return self._p("var", "run", "supervisord.sock")
-
-    @property
-    def pidfile(self):
-        return self._p("var", "run", "supervisord.pid")
-
-    @property
-    def home_lock_path(self):
-        return self._p("var", "run", "sarge.lock")
-
-    @property
-    def log_dir(self):
-        return self._p("var", "log")
-
-    @property
-    def action_log(self):
-        """``var/log/sarge.log``: one line per action, and the tracebacks of bugs."""
-        return self._p("var", "log", "sarge.log")
-
-    @property
-    def history_path(self):
-        """``var/log/history.jsonl``: the deploy history (:mod:`sarge.journal`)."""
-        return self._p("var", "log", "history.jsonl")
-
-    @property
-    def history_lock_path(self):
-        return self._p("var", "run", "history.lock")
-
-    @property
-    def watch_log(self):
-        """``var/log/nginx-watch.log``: each answer's status and upstream, for the watch."""
-        return self._p("var", "log", "nginx-watch.log")
-
-    @property
-    def outbox_dir(self):
-        """``var/outbox``: notifications not delivered yet (:mod:`sarge.notify`)."""
-        return self._p("var", "outbox")
-
-    @property
-    def records_dir(self):
-        return self._p("var", "instances")
+    socket_path = At("var/run/supervisord.sock")
+    pidfile = At("var/run/supervisord.pid")
+    home_lock_path = At("var/run/sarge.lock")
+    log_dir = At("var/log")
+    action_log = At("var/log/sarge.log",
+                     "``var/log/sarge.log``: one line per action, and the tracebacks of bugs.")
+    history_path = At("var/log/history.jsonl",
+                       "``var/log/history.jsonl``: the deploy history (:mod:`sarge.journal`).")
+    history_lock_path = At("var/run/history.lock")
+    watch_log = At("var/log/nginx-watch.log",
+                    "Each answer's status and upstream, for the watch.")
+    outbox_dir = At("var/outbox",
+                     "``var/outbox``: notifications not delivered yet (:mod:`sarge.notify`).")
+    records_dir = At("var/instances")
 
     def record_path(self, instance_id):
         return self._p("var", "instances", instance_id + ".json")
 
-    @property
-    def ports_dir(self):
-        return self._p("var", "ports")
+    ports_dir = At("var/ports")
 
     def instance_dir(self, instance_id):
         return self._p(instance_id)
@@ -203,10 +153,8 @@ class Layout:
         suffix = ".log" if process == "web" else f".{process}.log"
         return self._p("var", "log", instance_id + suffix)
 
-    @property
-    def failed_logs_dir(self):
-        """``var/log/failed``: the logs of the new instances of failed deploys."""
-        return self._p("var", "log", "failed")
+    failed_logs_dir = At("var/log/failed",
+                          "``var/log/failed``: the logs of the new instances of failed deploys.")
 
     def failed_log_path(self, instance_id, process="web"):
         """Where a failed deploy's new instance keeps the log of one process type:
@@ -246,9 +194,7 @@ class Layout:
         """The data of one backing service of an app: ``var/data/APP/KIND`` (its user's)."""
         return self._p("var", "data", check_app_name(application_name), kind)
 
-    @property
-    def services_dir(self):
-        return self._p("var", "services")
+    services_dir = At("var/services")
 
     def service_record_path(self, service_id):
         """A backing service's record (:mod:`sarge.services.store`)."""
@@ -265,10 +211,7 @@ class Layout:
         """The installers' cache of one app user (``var/cache/USER``, the user's, 0700)."""
         return self._p("var", "cache", user_name)
 
-    @property
-    def apps_dir(self):
-        """``var/apps``: one deploy state per app."""
-        return self._p("var", "apps")
+    apps_dir = At("var/apps", "``var/apps``: one deploy state per app.")
 
     def app_state_path(self, application_name):
         return self._p("var", "apps", check_app_name(application_name) + ".json")
@@ -277,21 +220,10 @@ class Layout:
         """The lock a deploy, route or rollback of the app holds."""
         return self._p("var", "run", f"deploy-{check_app_name(application_name)}.lock")
 
-    @property
-    def frontend_lock_path(self):
-        return self._p("var", "run", "frontend.lock")
-
-    @property
-    def envs_dir(self):
-        return self._p("var", "envs")
-
-    @property
-    def nginx_prefix(self):
-        return self._p("var", "nginx")
-
-    @property
-    def nginx_pidfile(self):
-        return self._p("var", "nginx", "nginx.pid")
+    frontend_lock_path = At("var/run/frontend.lock")
+    envs_dir = At("var/envs")
+    nginx_prefix = At("var/nginx")
+    nginx_pidfile = At("var/nginx/nginx.pid")
 
     # -- the home itself --------------------------------------------------------------------
 
