@@ -9,7 +9,8 @@ Every call goes through one translator: a socket error becomes
 and every Fault supervisord answers a :class:`~sarge.errors.SupervisorError` (or a
 subclass: :class:`~sarge.errors.SupervisordShuttingDown`,
 :class:`~sarge.errors.ProcessFailed`) whose ``code`` is the fault's, one of
-``supervisor.xmlrpc.Faults``, and whose message names the program and what to do.
+``supervisor.xmlrpc.Faults``, and whose message names the program and what to do
+(:mod:`.faults`).
 Methods that expect a fault (an unknown name, a program added already) test that
 ``code``.  supervisor's XML-RPC modules are imported on the first call, so that
 importing this one stays cheap.
@@ -21,41 +22,11 @@ import errno
 import time
 import xmlrpc.client
 
-from ..errors import (
-    ProcessFailed,
-    SupervisordNotRunning,
-    SupervisordShuttingDown,
-    SupervisorError,
-)
+from ..errors import SupervisordNotRunning, SupervisorError
+from .faults import translate
 from .rpc import API_VERSION
 
 _NOT_RUNNING_ERRNOS = {errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK}
-
-#: What each fault (by its name in ``supervisor.xmlrpc.Faults``) becomes: the error's class
-#: and its message, with ``{subject}`` (the program, group or file the call was about),
-#: ``{method}``, ``{text}`` (supervisord's fault string) and ``{hint}``.
-_FAULTS = {
-    "UNKNOWN_METHOD": (SupervisorError, "supervisord has no method {method}"),
-    "INCORRECT_PARAMETERS": (SupervisorError, "supervisord refused {method}'s arguments: {text}"),
-    "BAD_ARGUMENTS": (SupervisorError, "supervisord refused {method}'s arguments: {text}"),
-    "SIGNATURE_UNSUPPORTED": (SupervisorError, "supervisord refused {method}: {text}"),
-    "SHUTDOWN_STATE": (SupervisordShuttingDown, "supervisord is shutting down (it stops its "
-                       "processes, then exits); once it has exited, {hint} again"),
-    "BAD_NAME": (SupervisorError, "supervisord does not know {subject}; run `sarge HOME init` "
-                 "or restart supervisord"),
-    "BAD_SIGNAL": (SupervisorError, "supervisord cannot send {subject} that signal: {text}"),
-    "NO_FILE": (ProcessFailed, "supervisord cannot run {subject}: {text}"),
-    "NOT_EXECUTABLE": (ProcessFailed, "supervisord cannot run {subject}: {text}"),
-    "ABNORMAL_TERMINATION": (ProcessFailed, "{subject} exited as soon as it was started"),
-    "SPAWN_ERROR": (ProcessFailed, "{subject} exited as soon as it was started"),
-    "ALREADY_STARTED": (SupervisorError, "{subject} is running already"),
-    "NOT_RUNNING": (SupervisorError, "{subject} is not running"),
-    "ALREADY_ADDED": (SupervisorError, "supervisord has {subject} already"),
-    "STILL_RUNNING": (ProcessFailed, "{subject} is still running; stop it first"),
-    "CANT_REREAD": (SupervisorError, "supervisord cannot read its configuration: {text}"),
-}
-_OTHER_FAULT = (SupervisorError, "supervisord failed on {subject}: {text}")
-
 
 class Supervisor:
     """supervisord behind the unix socket at ``socket_path``.
@@ -135,11 +106,7 @@ class Supervisor:
         """The :mod:`sarge.errors` exception for supervisord's fault ``code`` (``text``:
         its fault string) on a call of ``method`` about ``subject`` (a program, group or
         file); its ``code`` is the fault's."""
-        from supervisor.xmlrpc import getFaultDescription
-
-        cls, message = _FAULTS.get(getFaultDescription(code), _OTHER_FAULT)
-        return cls(message.format(subject=subject, method=method, text=text, hint=self.hint),
-                   code=code)
+        return translate(code, text, subject, method, self.hint)
 
     def has_extension(self) -> bool:
         """True when supervisord has sarge's extension, False when it has none; raises
