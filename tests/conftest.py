@@ -168,9 +168,28 @@ def stop_supervisord(h, sig=signal.SIGTERM):
     try:
         proc = psutil.Process(pid)
         proc.send_signal(sig)
-        proc.wait(20)
     except psutil.NoSuchProcess:
-        pass
+        return
+    wait_gone([proc], 20)
+
+
+def wait_gone(procs, timeout) -> list:
+    """Wait until each of ``procs`` (psutil.Process) has exited, ``timeout`` seconds at
+    most: those still running then. A zombie counts as exited: it holds nothing, and
+    supervisord's children are not ours to reap; whoever is pid 1 reaps them (in a
+    container, maybe once every two seconds: waiting for their pids to go, as
+    ``psutil.wait_procs`` does, cost up to two seconds each time)."""
+    def running(proc):
+        try:
+            return proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in procs if running(p)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.01)
 
 
 def kill_home(h):
@@ -193,7 +212,7 @@ def kill_home(h):
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=10)
+    wait_gone(procs, 10)
 
 
 @pytest.fixture

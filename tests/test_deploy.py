@@ -29,6 +29,7 @@ from .conftest import (
     start_supervisord,
     state_files,
     wait_for_state,
+    wait_gone,
     wait_until,
 )
 from .faults import deploy_killed_at
@@ -228,7 +229,7 @@ def test_nginx_killed_comes_back(running, webapp):
 
     wait_until(restarted, 15, lambda: f"nginx to be back: {running.supervisor.process('nginx')}",
                interval=0.2, ignore=OSError)
-    gone, alive = psutil.wait_procs(workers, timeout=10)
+    alive = wait_gone(workers, 10)
     assert alive == []  # the restarted nginx ended the orphans of the killed one
 
 
