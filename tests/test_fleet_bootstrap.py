@@ -84,10 +84,22 @@ def test_a_second_bootstrap_finds_everything_there_and_leaves_no_file_behind(fre
     assert result.returncode == 0, result.stderr
     assert "virtualenv" in result.stderr and "there already" in result.stderr
     assert "supervisord runs" in result.stdout and supervisord_pid(Home(fresh.home)) == pid
-    # its own: the bootstrap as a user of its own may be running on another worker
-    assert not [n for n in os.listdir("/tmp") if n.startswith("sarge-bootstrap.")
-                and (lambda st: st.st_mtime > fresh.host.started_at
-                     and st.st_uid == os.getuid())(os.stat(os.path.join("/tmp", n)))]
+    assert left_behind(fresh.host.started_at) == []
+
+
+def left_behind(since) -> list:
+    """The bootstrap's temporary folders in /tmp made since ``since`` by this user (the
+    bootstrap as a user of its own may be running on another worker, with its own)."""
+    found = []
+    for name in os.listdir("/tmp"):
+        try:
+            st = os.stat(os.path.join("/tmp", name))
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        if name.startswith("sarge-bootstrap.") and st.st_mtime > since \
+                and st.st_uid == os.getuid():
+            found.append(name)
+    return found
 
 
 def test_the_bootstrap_refuses_without_python3_venv(tmp_path):
