@@ -26,13 +26,9 @@ from .singletons import overlapping, start_singletons
 from .site import change as change_site
 from .site import resolve
 from .steps import Steps
-from .switch import Switch
+from .switch import DRAINED, Switch
 from .undeploy import undeploy
 from .watch import watched
-
-#: What the step ``drain`` says of each end of :meth:`~sarge.frontend.Frontend.drain`.
-DRAINED = {"drained": "old connections done", "timed out": "timed out",
-           "quiet": "only idle connections left: the old version closes them as it stops"}
 
 
 class Deployer:

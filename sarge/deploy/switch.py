@@ -20,6 +20,10 @@ from ..processes import tree_pids
 from ..supervisord import exits, states
 from .singletons import overlapping
 
+#: What the step ``drain`` says of each end of :meth:`~sarge.frontend.Frontend.drain`.
+DRAINED = {"drained": "old connections done", "timed out": "timed out",
+           "quiet": "only idle connections left: the old version closes them as it stops"}
+
 
 class Switch:
     """The apps of ``home`` and their front-end ``frontend``; ``steps`` runs the named
