@@ -188,4 +188,3 @@ def _edits():
     from ..deploy import site
 
     return site
-
