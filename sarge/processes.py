@@ -28,6 +28,19 @@ def tree_pids(pids) -> set:
     return {proc.pid for pid in pids if pid for proc in _tree(pid)}
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a process that runs (a zombie, exited and not yet reaped by its
+    parent, does not; one not ours to look at does)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.AccessDenied:
+        return True
+    except psutil.Error:
+        return False
+
+
 def usage(pids, interval: float = 0.1, sleep=time.sleep) -> dict:
     """Memory and CPU of each pid's process tree: ``{pid: {...}}``.
 

@@ -401,8 +401,8 @@ def test_a_crash_loop_after_startsecs_is_stopped_and_shown_fatal(home):
     try:
         instance_id = new(home)
         put_server(home, instance_id, script=(
-            "#!/bin/sh\necho serving a while\nsleep 1.3\necho 'giving up' >&2\nexit 3\n"))
-        sarge(home, "start", instance_id, check=True)  # it stays up past startsecs
+            "#!/bin/sh\necho serving a while\nsleep 2\necho 'giving up' >&2\nexit 3\n"))
+        sarge(home, "start", instance_id, check=True)  # up past startsecs, and the RPC wait
         wait_until(lambda: os.path.exists(home.crash_path(instance_id)), 30,
                    "the crash watch to stop it", interval=0.2)
         wait_for_state(home, instance_id, "stopped", timeout=10)

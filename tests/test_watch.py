@@ -103,6 +103,29 @@ def test_5xx_answers_in_nginx_log_fail_the_watch_unless_the_old_did_as_badly(rig
 
 
 @pytest.mark.fast
+def test_failed_answers_behind_which_a_process_died_name_the_exit(rig, source):
+    """nginx sees a dead process at once, supervisord a moment later: the 5xx answers come
+    first, and the watch names their cause (the fake's pid runs nowhere: it is gone)."""
+    log = rig.home.watch_log
+    rig.frontend.watch_log = log
+    first = deploy(rig, source, listen=LISTEN)
+    calls = []
+
+    def sleep(seconds):
+        calls.append(seconds)
+        instance_id = state(rig).current
+        if len(calls) == 1:
+            port = rig.home.get(instance_id).port
+            with open(log, "a") as f:
+                f.writelines(f"{time.time():.3f} 502 127.0.0.1:{port}\n" for _ in range(40))
+        elif len(calls) == 3:  # supervisord sees the exit two sleeps later
+            rig.supervisor.exit(f"{instance_id}:web", 1)
+    with pytest.raises(DeployError, match=r"its web process exited \(exit status 1\) at \+"):
+        rig.deployer(sleep=sleep).deploy(str(source), "web", watch=10)
+    serves(rig, first.id, 1)
+
+
+@pytest.mark.fast
 def test_a_first_deploy_that_fails_its_watch_serves_on_and_says_so(rig, source):
     sleep, _ = breaking(rig, 1, lambda i: rig.supervisor.exit(f"{i}:web", 3))
     with pytest.raises(DeployError, match="nothing served web before it, so it serves on"):

@@ -14,6 +14,9 @@ not stopped), and the new one is checked four times a second:
   where it was at the switch) must stay under ``watch_5xx`` once ``watch_requests``
   requests were made, unless the old version did as badly before the switch.
 
+When the answers fail and a process of the instance no longer runs (nginx sees that at
+once, supervisord on its next round), the reason given is that process's exit.
+
 During the window, nginx has the old instance as a backup of the new one: a request
 the new one cannot take (connection refused or reset: it died) goes to the old one at
 once, and is counted as the new one's failure. (A deploy of another app during the
@@ -33,12 +36,15 @@ from __future__ import annotations
 
 import os
 
-from .. import health
+from .. import health, processes
 from ..errors import DeployError
 from ..supervisord import exits, states
 
 #: How often the processes and nginx's log are looked at (the health check: every second).
 TICK = 0.25
+#: How long supervisord is given to see the exit of a process found gone (its pid no
+#: longer runs) when the answers fail, so the watch names the cause, not its symptom.
+SETTLE = 2.0
 #: How much of nginx's watch log before the switch is read for the old version's rate.
 _BEFORE = 256 * 1024
 
@@ -84,15 +90,15 @@ class Watch:
                                     headers=health.headers_for(self.state.site))
                 misses = 0 if isinstance(answer, int) and answer < 400 else misses + 1
                 if misses >= 2:
-                    raise WatchFailed(f"GET {self.state.check} answered {answer} twice in "
-                                      "a row", at)
+                    raise WatchFailed(self._cause(pids) or f"GET {self.state.check} "
+                                      f"answered {answer} twice in a row", at)
             self._read()
             rate = self.errors / self.requests if self.requests else 0.0
             if (self.requests >= self.min_requests and rate > self.threshold
                     and (old_rate is None or rate > 2 * old_rate)):
-                raise WatchFailed(f"5xx rate {rate:.0%} over {self.requests} requests"
-                                  + (f" (the old version's: {old_rate:.0%})" if old_rate
-                                     else ""), at)
+                raise WatchFailed(self._cause(pids) or (
+                    f"5xx rate {rate:.0%} over {self.requests} requests"
+                    + (f" (the old version's: {old_rate:.0%})" if old_rate else "")), at)
             if at >= self.seconds:
                 break
             self.sleep(min(TICK, max(0.0, self.seconds - at)))
@@ -121,6 +127,18 @@ class Watch:
                 return (f"its {process} process exited ({how})"
                         + (", and was started again" if again else ""))
         return None
+
+    def _cause(self, pids):
+        """When answers fail: the exit of a process of the instance behind them, or None.
+        nginx sees a dead process at once, supervisord on its next round; a pid that no
+        longer runs gets up to :data:`SETTLE` seconds for supervisord to say how it
+        exited."""
+        if all(processes.running(pid) for pid in pids.values()):
+            return None
+        deadline = self.clock() + SETTLE
+        while not (died := self._died(pids)) and self.clock() < deadline:
+            self.sleep(0.1)
+        return died
 
     def _target(self):
         instance = self.instance
