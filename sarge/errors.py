@@ -126,7 +126,7 @@ class ServiceError(SargeError):
 class SupervisorError(SargeError):
     """supervisord answered with a fault, or could not be talked to.
 
-    ``code`` is the fault's code (one of ``supervisor.xmlrpc.Faults``), or None when
+    ``code`` is the fault's code (one of :class:`sarge.supervisord.faults.Faults`), or None when
     supervisord did not answer with a fault.
     """
 

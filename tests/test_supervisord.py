@@ -21,6 +21,7 @@ from .conftest import (
     put_server,
     sarge,
     start_supervisord,
+    stop_supervisord,
     wait_until,
 )
 
@@ -134,6 +135,44 @@ def test_commands_say_in_one_line_that_supervisord_is_shutting_down(home, webapp
         assert time.monotonic() - started < 50  # all of it while supervisord was shutting down
     finally:
         kill_home(home)
+
+
+def test_the_client_keeps_one_connection_and_finds_a_restarted_supervisord(home):
+    """sarge's transport (the standard library's, on the unix socket): calls share one
+    connection; one kept from a supervisord that has since restarted is made again; one
+    that is gone is said not to run."""
+    from sarge.errors import SupervisordNotRunning
+    from sarge.supervisord.client import Supervisor
+
+    def connection(client):
+        return client._proxy("transport")._connection[1]
+
+    start_supervisord(home)
+    try:
+        client = Supervisor(home.socket_path)
+        assert "sarge-crashwatch" in client.processes()
+        kept = connection(client).sock
+        assert client.is_running() and connection(client).sock is kept
+        stop_supervisord(home)
+        start_supervisord(home)
+        assert "sarge-crashwatch" in client.processes()
+        assert connection(client).sock is not kept
+        stop_supervisord(home)
+        with pytest.raises(SupervisordNotRunning, match="nothing answers on"):
+            client.processes()
+    finally:
+        kill_home(home)
+
+
+@pytest.mark.fast
+def test_the_fault_codes_are_supervisors_own():
+    from supervisor import xmlrpc
+
+    from sarge.supervisord.faults import Faults
+
+    def codes(table):
+        return {name: code for name, code in vars(table).items() if name.isupper()}
+    assert codes(Faults) == codes(xmlrpc.Faults)
 
 
 def test_every_fault_becomes_a_sarge_error_with_its_code():

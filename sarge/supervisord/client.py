@@ -1,7 +1,7 @@
 """A client for the home's supervisord, over XML-RPC on its unix socket.
 
-It speaks the protocol ``supervisorctl`` speaks, with supervisor's own
-transport, so whatever sarge does, ``bin/supervisorctl status`` shows.  The
+It speaks the protocol ``supervisorctl`` speaks (XML-RPC over HTTP on the socket,
+:mod:`.transport`), so whatever sarge does, ``bin/supervisorctl status`` shows.  The
 client knows a socket path and program names, nothing of homes or instances.
 
 Every call goes through one translator: a socket error becomes
@@ -9,11 +9,10 @@ Every call goes through one translator: a socket error becomes
 and every Fault supervisord answers a :class:`~sarge.errors.SupervisorError` (or a
 subclass: :class:`~sarge.errors.SupervisordShuttingDown`,
 :class:`~sarge.errors.ProcessFailed`) whose ``code`` is the fault's, one of
-``supervisor.xmlrpc.Faults``, and whose message names the program and what to do
+:class:`~.faults.Faults`, and whose message names the program and what to do
 (:mod:`.faults`).
 Methods that expect a fault (an unknown name, a program added already) test that
-``code``.  supervisor's XML-RPC modules are imported on the first call, so that
-importing this one stays cheap.
+``code``.  Nothing of supervisor's is imported: its XML-RPC module is its server's.
 """
 
 from __future__ import annotations
@@ -23,8 +22,9 @@ import time
 import xmlrpc.client
 
 from ..errors import SupervisordNotRunning, SupervisorError
-from .faults import translate
+from .faults import Faults, translate
 from .rpc import API_VERSION
+from .transport import server_proxy
 
 _NOT_RUNNING_ERRNOS = {errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK}
 
@@ -38,7 +38,7 @@ class Supervisor:
     message that says to restart supervisord when it has another (it was started before
     sarge was upgraded). A supervisord without the extension is fine: the methods that
     would use it do without. ``connect`` makes the ``ServerProxy`` to talk through
-    (default: one on ``socket_path``, with supervisor's transport; the crash watch
+    (default: one on ``socket_path``, :mod:`.transport`'s; the crash watch
     passes ``childutils.getRPCInterface``'s); it is called again after a socket error.
     """
 
@@ -52,10 +52,7 @@ class Supervisor:
         self._extension = None  # not asked yet; then True, or False: supervisord has none
 
     def _connect(self):
-        from supervisor.xmlrpc import SupervisorTransport
-
-        transport = SupervisorTransport(None, None, "unix://" + self.socket_path)
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        return server_proxy(self.socket_path)
 
     def _rpc(self):
         if self._proxy is None:
@@ -113,8 +110,6 @@ class Supervisor:
         :class:`SupervisorError` when its version is not :attr:`expected_api`. supervisord
         is asked once (and asked again next time when it did not answer)."""
         if self._extension is None:
-            from supervisor.xmlrpc import Faults
-
             try:
                 version = self._send("sarge.getAPIVersion", ())
             except SupervisorError as exc:
@@ -145,8 +140,6 @@ class Supervisor:
 
     def process(self, name: str):
         """The info dict of one process, or None when supervisord does not know it."""
-        from supervisor.xmlrpc import Faults
-
         try:
             return self._call("getProcessInfo", name)
         except SupervisorError as exc:
@@ -158,8 +151,6 @@ class Supervisor:
         """How the process ``name`` last exited ("exit status 3", "terminated by SIGKILL"),
         as sarge's extension remembers it; None when it has not exited, or when
         supervisord cannot say (no extension, or one older than this method)."""
-        from supervisor.xmlrpc import Faults
-
         if not self.has_extension():
             return None
         try:
@@ -175,8 +166,6 @@ class Supervisor:
         Uses sarge's ``addProgramFile`` (reads that file alone); a supervisord
         without it re-reads its whole configuration instead.
         """
-        from supervisor.xmlrpc import Faults
-
         try:
             if self.has_extension():
                 self._call("sarge.addProgramFile", path, about=name)
@@ -190,8 +179,6 @@ class Supervisor:
     def set_autostart(self, group: str, autostart: bool) -> None:
         """Tell supervisord the group's new autostart (written to its file), so that its
         configuration matches the file; a supervisord without sarge's extension is left be."""
-        from supervisor.xmlrpc import Faults
-
         if not self.has_extension():
             return
         try:
@@ -202,8 +189,6 @@ class Supervisor:
 
     def remove(self, name: str) -> None:
         """Forget the (stopped) program ``name``; unknown names are fine."""
-        from supervisor.xmlrpc import Faults
-
         try:
             self._call("removeProcessGroup", name)
         except SupervisorError as exc:
@@ -216,8 +201,6 @@ class Supervisor:
         With ``wait`` it returns once each has stayed up startsecs (and raises
         :class:`ProcessFailed` for one that exited); without, at once.
         """
-        from supervisor.xmlrpc import Faults
-
         results = self._call("startProcessGroup", group, wait)
         failed = [r for r in results if r["status"] not in (Faults.SUCCESS, Faults.ALREADY_STARTED)]
         if failed:
@@ -229,8 +212,6 @@ class Supervisor:
     def start_processes(self, group: str, processes, wait: bool = True) -> bool:
         """Start the ``processes`` (names) of ``group``, one by one, in that order; False if
         all ran already. ``wait`` as for :meth:`start_group`."""
-        from supervisor.xmlrpc import Faults
-
         started = False
         for process in processes:
             try:
@@ -253,8 +234,6 @@ class Supervisor:
 
     def stop(self, name: str) -> bool:
         """Stop the process ``name`` and wait until it is gone; False if it was not running."""
-        from supervisor.xmlrpc import Faults
-
         try:
             self._call("stopProcess", name, True)
         except SupervisorError as exc:

@@ -1,13 +1,42 @@
 """What each Fault supervisord answers becomes: one :mod:`sarge.errors` exception,
 whose message names the program and what to do and whose ``code`` is the fault's (one
-of ``supervisor.xmlrpc.Faults``). :class:`~sarge.supervisord.client.Supervisor` sends
-every fault of every call through :func:`translate`."""
+of :class:`Faults`). :class:`~sarge.supervisord.client.Supervisor` sends every fault of
+every call through :func:`translate`."""
 
 from __future__ import annotations
 
 from ..errors import ProcessFailed, SupervisordShuttingDown, SupervisorError
 
-#: What each fault (by its name in ``supervisor.xmlrpc.Faults``) becomes: the error's class
+
+class Faults:
+    """supervisord's fault codes, as ``supervisor.xmlrpc.Faults`` has them: they are part of
+    its XML-RPC protocol. A copy, so that the client does not import supervisor's server
+    side (:mod:`sarge.supervisord.transport`); a test holds it to supervisor's own."""
+
+    UNKNOWN_METHOD = 1
+    INCORRECT_PARAMETERS = 2
+    BAD_ARGUMENTS = 3
+    SIGNATURE_UNSUPPORTED = 4
+    SHUTDOWN_STATE = 6
+    BAD_NAME = 10
+    BAD_SIGNAL = 11
+    NO_FILE = 20
+    NOT_EXECUTABLE = 21
+    FAILED = 30
+    ABNORMAL_TERMINATION = 40
+    SPAWN_ERROR = 50
+    ALREADY_STARTED = 60
+    NOT_RUNNING = 70
+    SUCCESS = 80
+    ALREADY_ADDED = 90
+    STILL_RUNNING = 91
+    CANT_REREAD = 92
+
+
+#: Each fault's name, by its code.
+NAMES = {code: name for name, code in vars(Faults).items() if name.isupper()}
+
+#: What each fault (by its name in :class:`Faults`) becomes: the error's class
 #: and its message, with ``{subject}`` (the program, group or file the call was about),
 #: ``{method}``, ``{text}`` (supervisord's fault string) and ``{hint}``.
 _FAULTS = {
@@ -38,7 +67,5 @@ def translate(code: int, text: str, subject: str, method: str = "",
     """The exception for the fault ``code`` (``text``: its fault string) on a call of
     ``method`` about ``subject`` (a program, group or file); ``hint`` says how to start
     supervisord."""
-    from supervisor.xmlrpc import getFaultDescription
-
-    cls, message = _FAULTS.get(getFaultDescription(code), _OTHER_FAULT)
+    cls, message = _FAULTS.get(NAMES.get(code, ""), _OTHER_FAULT)
     return cls(message.format(subject=subject, method=method, text=text, hint=hint), code=code)
