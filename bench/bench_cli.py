@@ -25,6 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sarge.home import Home  # noqa: E402
 
+from timing import shut_down  # noqa: E402
+
 
 def cost(argv, repeat):
     """(mean CPU seconds, median wall seconds) of running ``argv`` ``repeat`` times."""
@@ -75,11 +77,7 @@ def main():
                 subprocess.run([sarge, "destroy", made_id], check=True,
                                stderr=subprocess.DEVNULL)
         finally:
-            subprocess.run([os.path.join(home.path, "bin", "supervisorctl"), "shutdown"],
-                           stdout=subprocess.DEVNULL)
-            pid = open(home.pidfile).read().strip() if os.path.exists(home.pidfile) else None
-            while pid and os.path.exists(f"/proc/{pid}"):
-                time.sleep(0.05)
+            shut_down(home)
     if args.json:
         print(json.dumps({k: {"cpu": c, "wall": w} for k, (c, w) in results.items()},
                          indent=2))

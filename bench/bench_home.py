@@ -30,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sarge.home import Home  # noqa: E402
 
+from timing import shut_down  # noqa: E402
+
 
 def timed(argv, repeat):
     """Median wall time of ``argv`` (supervisorctl status exits 3 when some are stopped)."""
@@ -103,11 +105,7 @@ def main():
             try:
                 results[n] = measure(home, ids, args.repeat)
             finally:
-                subprocess.run([os.path.join(home.path, "bin", "supervisorctl"), "shutdown"],
-                               stdout=subprocess.DEVNULL)
-                pid = open(home.pidfile).read().strip() if os.path.exists(home.pidfile) else None
-                while pid and os.path.exists(f"/proc/{pid}"):
-                    time.sleep(0.05)
+                shut_down(home)
     if args.json:
         print(json.dumps(results, indent=2))
         return

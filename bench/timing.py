@@ -1,4 +1,4 @@
-"""What the benchmarks share: the best time of a call."""
+"""What the benchmarks share: the best time of a call, and the end of a home's supervisord."""
 
 import time
 
@@ -11,3 +11,15 @@ def best(fn, repeat):
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def shut_down(home) -> None:
+    """Shut the home's supervisord down and wait until its process is gone."""
+    import os
+    import subprocess
+
+    subprocess.run([os.path.join(home.path, "bin", "supervisorctl"), "shutdown"],
+                   stdout=subprocess.DEVNULL)
+    pid = open(home.pidfile).read().strip() if os.path.exists(home.pidfile) else None
+    while pid and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
