@@ -192,9 +192,27 @@ def wait_gone(procs, timeout) -> list:
         time.sleep(0.01)
 
 
+def strays(h, known=()) -> list:
+    """Processes outside ``known`` that work in the home (their current folder is in it):
+    the workers of a gunicorn master that a test killed, reparented to pid 1, which hold
+    the instance's port until they notice (seen: the next test on the worker found its
+    first port taken)."""
+    top = os.path.join(os.path.realpath(h.path), "")
+    known = {proc.pid for proc in known}
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid not in known and os.path.join(proc.cwd(), "").startswith(top):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
 def kill_home(h):
     """Kill the home's supervisord and every process under it, at once (test teardown:
-    a graceful shutdown takes supervisord two seconds of its one-second poll loop)."""
+    a graceful shutdown takes supervisord two seconds of its one-second poll loop), and
+    the strays that work in the home."""
     pid = supervisord_pid(h)
     procs = []
     if pid is not None:
@@ -203,6 +221,7 @@ def kill_home(h):
             procs = [root] + root.children(recursive=True)
         except psutil.NoSuchProcess:
             pass
+    procs += strays(h, procs)
     for proc in procs:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # a group leader's group: nginx's workers

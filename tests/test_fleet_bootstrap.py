@@ -49,6 +49,13 @@ class Fresh:
             kill_home(Home(self.home))
 
 
+#: The tests of one bootstrapped host: on one worker, so that the host is bootstrapped once
+#: (xdist hands a module's tests to any worker, and each would make its own module
+#: fixture), and no other bootstrap as root runs while the second one's leftovers are looked
+#: for (seen: the other worker's first bootstrap's temporary folder, counted as left behind).
+one_host = pytest.mark.xdist_group("bootstrap_fresh")
+
+
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
     needs_sshd()
@@ -60,6 +67,7 @@ def fresh(tmp_path_factory):
         f.close()
 
 
+@one_host
 def test_sarge_fleet_bootstraps_a_host_with_no_sarge(fresh):
     result, home = fresh.result, fresh.home
     assert result.returncode == 0, result.stderr
@@ -77,6 +85,7 @@ def test_sarge_fleet_bootstraps_a_host_with_no_sarge(fresh):
     assert json.loads(result.stdout)["hosts"][0]["app"] is None
 
 
+@one_host
 def test_a_second_bootstrap_finds_everything_there_and_leaves_no_file_behind(fresh):
     assert fresh.result.returncode == 0, fresh.result.stderr
     pid = supervisord_pid(Home(fresh.home))
