@@ -28,15 +28,26 @@ def tree_pids(pids) -> set:
     return {proc.pid for pid in pids if pid for proc in _tree(pid)}
 
 
-def running(pid: int) -> bool:
-    """Whether ``pid`` is a process that runs (a zombie, exited and not yet reaped by its
-    parent, does not; one not ours to look at does)."""
+def alive(process) -> bool:
+    """Whether the psutil ``process`` still runs: not exited (its pid not taken by
+    another since), and not a zombie, exited and not yet reaped by its parent. One not
+    ours to look at runs, as far as we can tell."""
     import psutil
 
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.AccessDenied:
         return True
+    except psutil.Error:
+        return False
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a process that runs (:func:`alive`)."""
+    import psutil
+
+    try:
+        return alive(psutil.Process(pid))
     except psutil.Error:
         return False
 

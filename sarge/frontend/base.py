@@ -22,6 +22,7 @@ import time
 
 from ..files import File, locked, write_file
 from ..ports import check_holder
+from ..processes import alive
 from . import routes as saved_routes
 from . import sites
 
@@ -124,7 +125,7 @@ class Frontend:
         instance = [p for p in map(_process, pids) if p is not None]
         base, since = None, self.clock()
         while True:
-            workers = [w for w in drain.workers if _alive(w)]
+            workers = [w for w in drain.workers if alive(w)]
             connections = sites.connected(drain.sockets)
             if not workers and not connections:
                 return "drained"
@@ -172,15 +173,6 @@ def _usage(processes) -> tuple:
         cpu += times.user + times.system
         moved += io.read_chars + io.write_chars
     return cpu, moved
-
-
-def _alive(process) -> bool:
-    import psutil
-
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _io(processes) -> tuple:
