@@ -179,16 +179,13 @@ def wait_gone(procs, timeout) -> list:
     supervisord's children are not ours to reap; whoever is pid 1 reaps them (in a
     container, maybe once every two seconds: waiting for their pids to go, as
     ``psutil.wait_procs`` does, cost up to two seconds each time)."""
-    def running(proc):
-        try:
-            return proc.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
+    from sarge.processes import alive
+
     deadline = time.monotonic() + timeout
     while True:
-        alive = [p for p in procs if running(p)]
-        if not alive or time.monotonic() > deadline:
-            return alive
+        left = [p for p in procs if alive(p)]
+        if not left or time.monotonic() > deadline:
+            return left
         time.sleep(0.01)
 
 
