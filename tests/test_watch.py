@@ -55,6 +55,23 @@ def test_a_version_that_dies_in_the_window_is_rolled_back_by_itself(rig, source)
 
 
 @pytest.mark.fast
+def test_a_process_that_dies_during_the_switch_fails_the_watch(rig, source):
+    """The watch holds the new instance to the processes that passed its health check:
+    one that exits between the check and the window is not left out of it."""
+    first = deploy(rig, source, listen=LISTEN)
+    steps = []
+
+    def progress(step, seconds, detail):
+        steps.append(step)
+        if step == "switch":  # (the first switch: the watch's backup switch comes next)
+            rig.supervisor.exit(f"{state(rig).current}:web", 3)
+    with pytest.raises(DeployError, match=r"its web process exited \(exit status 3\)"):
+        rig.deployer(progress=progress).deploy(str(source), "web", watch=10)
+    assert steps.count("switch") == 1
+    serves(rig, first.id, 1)
+
+
+@pytest.mark.fast
 def test_a_health_check_that_stops_answering_fails_the_watch(rig, source):
     first = deploy(rig, source, listen=LISTEN, check="/health")
 

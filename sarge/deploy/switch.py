@@ -27,13 +27,16 @@ DRAINED = {"drained": "old connections done", "timed out": "timed out",
 
 class Switch:
     """The apps of ``home`` and their front-end ``frontend``; ``steps`` runs the named
-    steps; ``check_holder`` proves a port is the instance's own."""
+    steps; ``check_holder`` proves a port is the instance's own. ``checked`` holds, by
+    instance, the processes that passed its health check (``{type: pid}``): what the
+    watch after the switch holds the instance to."""
 
     def __init__(self, home, frontend, steps, check_holder):
         self.home = home
         self.frontend = frontend
         self.steps = steps
         self.check_holder = check_holder
+        self.checked = {}
 
     # -- the apps' states ------------------------------------------------------------------
 
@@ -76,6 +79,7 @@ class Switch:
             else:
                 for port in targets:
                     self.check_holder(port, self.pids(instance), instance.id)
+            self.checked[instance.id] = self.running(instance, overlapping(instance))
             host = f" (Host {headers['Host']})" if "Host" in headers else ""
             each = f" by each of {len(targets)} web processes" if len(targets) > 1 else ""
             step["detail"] = f"GET {state.check}{host} answered{each} after {seconds:.2f}s"
@@ -93,6 +97,15 @@ class Switch:
                 return (f"its {process} process exited ({how}) before it "
                         f"answered the health check" + (f"; it said: {last}" if last else ""))
         return None
+
+    def running(self, instance, processes) -> dict:
+        """``{type: pid}`` of the instance's ``processes`` (types) that run now."""
+        pids = {}
+        for process in processes:
+            info = self.home.supervisor.process(f"{instance.id}:{process}")
+            if info is not None and info["statename"] in states.UP:
+                pids[process] = info["pid"]
+        return pids
 
     def pids(self, instance) -> set:
         """The pids of the instance's processes and their descendants."""

@@ -5,8 +5,9 @@ For ``[deploy] watch`` seconds (``--watch``; 0: no watch) after a deploy's, roll
 or route's switch, the instance that served before stays running (drained of traffic,
 not stopped), and the new one is checked four times a second:
 
-- each of its processes must still be the one that ran at the switch (one that exits,
-  even if supervisord starts it again at once, fails the watch, with its exit status);
+- each of its processes must still be the one that passed the health check before the
+  switch (one that exits, even if supervisord starts it again at once, fails the watch,
+  with its exit status; a singleton, started after the switch, the one that ran then);
 - its health check path must answer 2xx or 3xx (asked every second; two misses in a
   row fail it);
 - with sarge's own nginx, the share of its answers through the front-end that are 5xx
@@ -77,7 +78,10 @@ class Watch:
         :class:`WatchFailed`."""
         start = self.clock()
         old_rate = self._old_rate()
-        pids = self._pids()
+        # the processes that passed the health check (one that died or was started again
+        # during the switch fails the watch), and the singletons started since
+        pids = {**self.switch.running(self.instance, self.instance.processes),
+                **self.switch.checked.get(self.instance.id, {})}
         misses, probed = 0, None
         while True:
             at = self.clock() - start
@@ -104,16 +108,6 @@ class Watch:
             self.sleep(min(TICK, max(0.0, self.seconds - at)))
         return (f"{self.seconds:g}s: processes up, {self.state.check} answering"
                 + (f", {self.errors} of {self.requests} answers 5xx" if self.log else ""))
-
-    def _pids(self) -> dict:
-        """{process type: pid} of the instance's processes that run now."""
-        supervisor = self.switch.home.supervisor
-        pids = {}
-        for process in self.instance.processes:
-            info = supervisor.process(f"{self.instance.id}:{process}")
-            if info is not None and info["statename"] in states.UP:
-                pids[process] = info["pid"]
-        return pids
 
     def _died(self, pids):
         """Why a process of the instance is no longer the one that ran at the switch (it
