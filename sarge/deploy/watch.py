@@ -220,11 +220,11 @@ def watched(deployer, old, new, seconds, failed) -> None:
                   threshold=settings.watch_5xx, min_requests=settings.watch_requests,
                   clock=steps.clock, sleep=deployer.sleep)
     try:
-        if previous is not None:  # the old one takes what the new one cannot take, at once
-            switch.switch(new, new, backup={new.name: previous})
         with steps.step("watch") as step:
-            steps.fault_point("watch:window")
-            try:
+            try:  # a ^C from here on is the window's, the backup's reload included
+                if previous is not None:  # the old one takes what the new one cannot, at once
+                    switch.switch(new, new, backup={new.name: previous})
+                steps.fault_point("watch:window")
                 step["detail"] = watch.run()
             except KeyboardInterrupt:
                 # ^C: the operator has seen enough; on a terminal, asked which to keep
