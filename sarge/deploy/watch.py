@@ -110,8 +110,8 @@ class Watch:
                 + (f", {self.errors} of {self.requests} answers 5xx" if self.log else ""))
 
     def _died(self, pids):
-        """Why a process of the instance is no longer the one that ran at the switch (it
-        exited, or exited and was started again), or None."""
+        """Why a process of the instance is no longer the one of ``pids`` (``{type: pid}``:
+        it exited, or exited and was started again), or None."""
         home = self.switch.home
         for process, pid in pids.items():
             info = home.supervisor.process(f"{self.instance.id}:{process}")
