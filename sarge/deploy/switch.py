@@ -74,12 +74,14 @@ class Switch:
                 seconds = health.wait_ready(target, state.check, state.timeout,
                                             alive=lambda: self.died(instance),
                                             clock=self.steps.clock, headers=headers)
+            checked = self.running(instance, overlapping(instance))  # one look for both
+            pids = tree_pids(checked.values())
             if socket:
-                check_unix_holder(socket, self.pids(instance), instance.id)
+                check_unix_holder(socket, pids, instance.id)
             else:
                 for port in targets:
-                    self.check_holder(port, self.pids(instance), instance.id)
-            self.checked[instance.id] = self.running(instance, overlapping(instance))
+                    self.check_holder(port, pids, instance.id)
+            self.checked[instance.id] = checked
             host = f" (Host {headers['Host']})" if "Host" in headers else ""
             each = f" by each of {len(targets)} web processes" if len(targets) > 1 else ""
             step["detail"] = f"GET {state.check}{host} answered{each} after {seconds:.2f}s"
