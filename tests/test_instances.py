@@ -13,6 +13,8 @@ import time
 import psutil
 import pytest
 
+from sarge.ports import port_is_free
+
 from .conftest import (
     ENVSERVER,
     edit_settings,
@@ -42,11 +44,14 @@ def supervisorctl(h, *args):
                           capture_output=True, text=True)
 
 
-def test_new_prints_only_the_id_and_makes_a_stopped_program(running):
-    from sarge.ports import port_is_free
+def free_ports():
+    """The free ports at the start of this worker's range, as found now: a process of an
+    earlier test on this worker may still hold its port while it ends."""
+    return [p for p in range(port_base(), port_base() + 20) if port_is_free(p)]
 
-    # the lowest free port of the range: an earlier test's process may still hold the first
-    lowest = next(p for p in range(port_base(), port_base() + 20) if port_is_free(p))
+
+def test_new_prints_only_the_id_and_makes_a_stopped_program(running):
+    lowest = free_ports()[0]
     result = sarge(running, "new", '{"application_name": "web"}')
     assert result.returncode == 0, result.stderr
     instance_id = result.stdout.strip()
@@ -75,9 +80,7 @@ def test_ports_are_unique_and_skip_ports_in_use(running):
     still hold its port while it ends.)"""
     import socket
 
-    from sarge.ports import port_is_free
-
-    free = [p for p in range(port_base(), port_base() + 20) if port_is_free(p)]
+    free = free_ports()
     busy = socket.socket()
     busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past an earlier TIME_WAIT
     busy.bind(("127.0.0.1", free[1]))
