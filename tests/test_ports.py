@@ -193,6 +193,45 @@ def test_a_squatter_on_a_rollback_targets_port_fails_the_rollback(open_home, thr
         squatter.stop()
 
 
+def test_a_web_process_restarted_after_its_check_is_no_squatter(running, webapp):
+    """The web process dies after it answered and supervisord starts it again on its port
+    before sarge looks at who holds it: the deploy fails for that, not for "another
+    program" (a loaded machine let a crash fall between the two)."""
+    import signal
+
+    import psutil
+
+    from sarge.deploy import Deployer
+    from sarge.errors import DeployError
+
+    port = listen_port()
+    first = deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
+                   check=True).stdout.strip()
+    (webapp / "VERSION").write_text("2")
+    restarted = []
+
+    def check_after_a_restart(port, pids, owner):
+        name = f"{owner}:web"
+        old = running.supervisor.process(name)["pid"]
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: (not any(psutil.pid_exists(pid) for pid in pids)  # its workers
+                            and running.supervisor.process(name)["pid"] not in (0, old)
+                            and listeners(port)), 20, "the web process to be back")
+        restarted.append(old)
+        check_holder(port, pids, owner)
+
+    deployer = Deployer(running, check_holder=check_after_a_restart)
+    with pytest.raises(DeployError) as caught:
+        deployer.deploy(str(webapp), "web")
+    assert restarted
+    message = str(caught.value)
+    assert message.startswith("deploy failed at step 'health check': its web process exited "
+                              "after it answered the health check"), message
+    assert "another program" not in message
+    assert [i.id for i in running.instances()] == [first]
+    assert front(port)[1].startswith("version 1")  # the old version keeps serving
+
+
 def test_two_homes_with_one_port_range_never_serve_each_other(tmp_path_factory, tmp_path):
     """Another home's app takes the port of a stopped rollback target: the rollback fails
     instead of sending the first home's traffic to the second home's app."""

@@ -9,7 +9,7 @@ import os
 
 from .. import health
 from ..apps import AppState, load_state, load_states
-from ..errors import DeployError, InstanceNotFound, SargeError
+from ..errors import DeployError, InstanceNotFound, PortTaken, SargeError
 from ..files import File, locked, write_file
 from ..frontend import routes as saved_routes
 from ..frontend import tls as certificates
@@ -75,16 +75,31 @@ class Switch:
                                             alive=lambda: self.died(instance),
                                             clock=self.steps.clock, headers=headers)
             checked = self.running(instance, overlapping(instance))  # one look for both
-            pids = tree_pids(checked.values())
-            if socket:
-                check_unix_holder(socket, pids, instance.id)
-            else:
-                for port in targets:
-                    self.check_holder(port, pids, instance.id)
+            self.check_holders(instance, checked, socket or None, targets)
             self.checked[instance.id] = checked
             host = f" (Host {headers['Host']})" if "Host" in headers else ""
             each = f" by each of {len(targets)} web processes" if len(targets) > 1 else ""
             step["detail"] = f"GET {state.check}{host} answered{each} after {seconds:.2f}s"
+
+    def check_holders(self, instance, checked, socket, ports) -> None:
+        """Prove that the processes ``checked`` ({type: pid}) hold ``socket`` or every port
+        of ``ports``. When they do not because one of them exited (and supervisord may
+        have started it again, on the same port) after it answered, that is the failure,
+        not another program."""
+        pids = tree_pids(checked.values())
+        try:
+            if socket:
+                check_unix_holder(socket, pids, instance.id)
+            else:
+                for port in ports:
+                    self.check_holder(port, pids, instance.id)
+        except PortTaken:
+            now = self.running(instance, overlapping(instance))
+            changed = sorted(p for p, pid in checked.items() if now.get(p) != pid)
+            if changed:
+                raise DeployError(f"its {changed[0]} process exited after it answered the "
+                                  "health check") from None
+            raise
 
     def died(self, instance):
         """None while the instance's processes live, else what happened to them (asked at
