@@ -13,14 +13,12 @@ from __future__ import annotations
 import os
 import sys
 
-from . import config, pythons, render, users
-from .commands import module_argv
+from . import config, render
 from .errors import HomeError, UsageError
 from .files import locked, read_text, write_file
 from .instance import utcnow
 from .instances import InstanceStore
 from .layout import FOLDERS, Layout, check_not_world_writable
-from .lifecycle import Lifecycle
 from .supervisord.client import Supervisor
 
 #: A unix socket path longer than this cannot be bound (sun_path is 108 bytes).
@@ -68,6 +66,8 @@ class Home(Layout):
         ``[deploy] python``; that user must be able to run the apps' Python (that one,
         else sarge's own).
         """
+        from . import users  # here, as pythons and commands: only init needs them
+
         initialized = self.is_initialized()
         if python:
             if config.check_python(python) or not os.access(python, os.X_OK):
@@ -94,6 +94,8 @@ class Home(Layout):
 
     def _check_python(self, run_as, python: str) -> None:
         """Refuse a ``run_as`` who cannot run the apps' Python (before anything is made)."""
+        from . import pythons
+
         if python:
             pythons.check_runnable(python, "--python", run_as,
                                    "choose one every user can run")
@@ -150,6 +152,8 @@ class Home(Layout):
     def generated_files(self) -> list:
         """The files sarge generates for the home (``supervisord.conf``, ``bin/*``), as they
         should be."""
+        from .commands import module_argv
+
         return [
             render.supervisord_conf(
                 self.supervisord_conf, home=self.path, socket=self.socket_path,
@@ -202,6 +206,8 @@ class Home(Layout):
     def lifecycle(self):
         """Start, stop and destroy under supervisord (:class:`~sarge.lifecycle.Lifecycle`)."""
         if self._lifecycle is None:
+            from .lifecycle import Lifecycle  # here: commands that only read never need it
+
             self._lifecycle = Lifecycle(self)
         return self._lifecycle
 

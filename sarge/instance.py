@@ -12,7 +12,6 @@ import dataclasses
 import datetime
 import json
 import re
-import secrets
 import string
 
 from .errors import SettingsError, UsageError
@@ -48,6 +47,8 @@ def check_id(instance_id) -> str:
 
 def new_id(application_name: str) -> str:
     """A fresh random id for an instance of ``application_name``."""
+    import secrets  # here: it imports hmac and hashlib, which only new needs
+
     suffix = "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
     return f"{application_name}-{suffix}"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 
 from . import ownership, render
-from .commands import module_argv, run_as
 from .errors import HomeError, NotStartable, ProcessFailed, SupervisordNotRunning
 from .files import File, read_text, write_file
 from .instance import Instance, check_app_name, uses_socket
@@ -64,6 +63,8 @@ class Lifecycle:
 
     def program_file(self, instance: Instance, autostart: bool) -> File:
         """The supervisord program file of ``instance`` (one group, a program per process)."""
+        from .commands import module_argv  # here: states() (list, status) never needs it
+
         home = self.home
         declared = Manifest.from_dict(instance.manifest)
         programs = [
@@ -156,6 +157,8 @@ class Lifecycle:
                 f"{instance.id} has no executable {server}: put the app's start command there "
                 "(a script that starts a server on $PORT) and make it executable"
             )
+        from .commands import run_as
+
         user = run_as(home, home.settings, instance.application_name)  # refuses one, now
         ownership.share_code(home.instance_dir(instance.id), user, unless_shared=True)
         with self.store.instance_lock(instance.id):
