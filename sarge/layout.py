@@ -11,7 +11,6 @@ joins a home's path by hand.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 
@@ -106,6 +105,8 @@ class Layout:
     def static_link(self, application_name, prefix: str):
         """``var/front/APP.static.DIGEST``: the link to the current instance's static
         folder of the URL ``prefix``, which nginx serves."""
+        import hashlib  # here: of every command, only those with static folders need it
+
         digest = hashlib.sha256(prefix.encode()).hexdigest()[:12]
         return self._p("var", "front", f"{check_app_name(application_name)}.static.{digest}")
 

@@ -20,14 +20,22 @@ import re
 from ..errors import SettingsError, UsageError
 from ..files import File, read_text, write_file
 from ..instance import APP_NAME_RE, check_app_name
-from . import kinds
 
 SERVICE_ID_RE = re.compile(r"svc\.(%s)\.([a-z]+)" % APP_NAME_RE.pattern)
 
 
+def _kind(name: str):
+    """The kind called ``name`` (:func:`.kinds.get`). Imported here: the kinds' modules
+    (and subprocess, shutil) were 6 ms of every launch of a process, which an app with
+    no services never needs."""
+    from . import kinds
+
+    return kinds.get(name)
+
+
 def service_id(app: str, kind: str) -> str:
     """``svc.APP.KIND``: the id of the app's service of that kind (one of each)."""
-    return f"svc.{check_app_name(app)}.{kinds.get(kind).name}"
+    return f"svc.{check_app_name(app)}.{_kind(kind).name}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +76,7 @@ class Service:
             data = json.loads(text)
             service = cls(**data)
             check_app_name(service.app)
-            kinds.get(service.kind)
+            _kind(service.kind)
             if not all(isinstance(p, int) for p in service.ports.values()):
                 raise TypeError("ports")
         except (ValueError, TypeError, AttributeError, KeyError, UsageError) as exc:
@@ -122,7 +130,7 @@ def variables(layout, app: str) -> dict:
     ``MEMCACHED_SERVERS``, ``CELERY_BROKER_URL``, ``AMQP_URL``), passwords included;
     a broker from RabbitMQ wins over one from Redis."""
     found = {}
-    services = sorted(ServiceStore(layout).all(app), key=lambda s: kinds.get(s.kind).rank)
+    services = sorted(ServiceStore(layout).all(app), key=lambda s: _kind(s.kind).rank)
     for service in services:
-        found.update(kinds.get(service.kind).variables(service))
+        found.update(_kind(service.kind).variables(service))
     return found
