@@ -75,7 +75,7 @@ class Switch:
                                             alive=lambda: self.died(instance),
                                             clock=self.steps.clock, headers=headers)
             checked = self.running(instance, overlapping(instance))  # one look for both
-            self.check_holders(instance, checked, socket or None, targets)
+            self.check_holders(instance, checked, socket, targets)
             self.checked[instance.id] = checked
             host = f" (Host {headers['Host']})" if "Host" in headers else ""
             each = f" by each of {len(targets)} web processes" if len(targets) > 1 else ""
@@ -94,12 +94,21 @@ class Switch:
                 for port in ports:
                     self.check_holder(port, pids, instance.id)
         except PortTaken:
-            now = self.running(instance, overlapping(instance))
-            changed = sorted(p for p, pid in checked.items() if now.get(p) != pid)
-            if changed:
-                raise DeployError(f"its {changed[0]} process exited after it answered the "
+            replaced = self.replaced(instance, checked)
+            if replaced:
+                raise DeployError(f"its {replaced[0]} process exited after it answered the "
                                   "health check") from None
             raise
+
+    def replaced(self, instance, pids):
+        """The first of the instance's processes ``pids`` (``{type: pid}``) that is no
+        longer that pid (it exited, or exited and was started again), as ``(type, its
+        supervisord info or None)``; or None."""
+        for process, pid in pids.items():
+            info = self.home.supervisor.process(f"{instance.id}:{process}")
+            if info is None or info["statename"] in states.DEAD or info["pid"] != pid:
+                return process, info
+        return None
 
     def died(self, instance):
         """None while the instance's processes live, else what happened to them (asked at

@@ -112,15 +112,15 @@ class Watch:
     def _died(self, pids):
         """Why a process of the instance is no longer the one of ``pids`` (``{type: pid}``:
         it exited, or exited and was started again), or None."""
+        replaced = self.switch.replaced(self.instance, pids)
+        if replaced is None:
+            return None
+        process, info = replaced
         home = self.switch.home
-        for process, pid in pids.items():
-            info = home.supervisor.process(f"{self.instance.id}:{process}")
-            if info is None or info["statename"] in states.DEAD or info["pid"] != pid:
-                how = exits.how_exited(home, home.supervisor, self.instance.id, process, pid)
-                again = info is not None and info["statename"] not in states.DEAD
-                return (f"its {process} process exited ({how})"
-                        + (", and was started again" if again else ""))
-        return None
+        how = exits.how_exited(home, home.supervisor, self.instance.id, process, pids[process])
+        again = info is not None and info["statename"] not in states.DEAD
+        return (f"its {process} process exited ({how})"
+                + (", and was started again" if again else ""))
 
     def _cause(self, pids):
         """When answers fail: the exit of a process of the instance behind them, or None.
