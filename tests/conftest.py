@@ -201,7 +201,7 @@ def strays(h, known=()) -> list:
         try:
             if proc.pid not in known and os.path.join(proc.cwd(), "").startswith(top):
                 found.append(proc)
-        except psutil.Error:
+        except (psutil.Error, OSError):  # gone, not ours, or a cwd too deep (ENAMETOOLONG)
             continue
     return found
 
