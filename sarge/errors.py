@@ -70,7 +70,14 @@ class PortsExhausted(SargeError):
 
 
 class PortTaken(SargeError):
-    """What answers on a port sarge gave out is not the process it gave it to."""
+    """What answers on a port sarge gave out is not the process it gave it to.
+
+    ``uid`` and ``program``: the user and the name of the process that holds it, when
+    one was seen."""
+
+    def __init__(self, message, *, uid=None, program=None):
+        super().__init__(message)
+        self.uid, self.program = uid, program
 
 
 class NotStartable(SargeError):

@@ -204,9 +204,11 @@ def check_holder(port: int, pids, owner: str, host: str = "127.0.0.1") -> None:
     ours = socket_inodes(pids)
     foreign = [li for li in reached if li.inode not in ours]
     if foreign:
-        raise PortTaken(f"port {port} is held by {describe_holder(foreign[0])}, not by "
+        holder, program = describe_holder(foreign[0])
+        raise PortTaken(f"port {port} is held by {holder}, not by "
                         f"{owner}: another program took it. Stop that program (or give "
-                        f"it another port); sarge sends {owner} no traffic meanwhile")
+                        f"it another port); sarge sends {owner} no traffic meanwhile",
+                        uid=foreign[0].uid, program=program)
     if not reached:
         raise PortTaken(f"nothing listens on {host}:{port}, where {owner} should")
 
@@ -228,8 +230,9 @@ def check_unix_holder(path: str, pids, owner: str) -> None:
         raise PortTaken(f"{path} is held by a process that is not {owner}'s")
 
 
-def describe_holder(listener: Listener) -> str:
-    """"pid 123 (user mallory, program nc)", as far as this user may see."""
+def describe_holder(listener: Listener) -> tuple:
+    """("pid 123 (user mallory, program nc)", "nc"), as far as this user may see (the
+    program None when it cannot)."""
     import psutil
 
     try:
@@ -239,7 +242,8 @@ def describe_holder(listener: Listener) -> str:
     for pid in psutil.pids():
         if listener.inode in socket_inodes([pid]):
             try:
-                return f"pid {pid} (user {user}, program {psutil.Process(pid).name()})"
+                program = psutil.Process(pid).name()
             except psutil.Error:
                 break
-    return f"a process of user {user}"
+            return f"pid {pid} (user {user}, program {program})", program
+    return f"a process of user {user}", None

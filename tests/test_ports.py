@@ -84,6 +84,18 @@ def test_deploy_says_why_it_cannot_listen_there(home, webapp):
     assert snapshot(home.path) == before
 
 
+def test_the_front_end_waits_out_only_a_holder_that_may_be_an_nginx_of_before():
+    """nginx's start waits while an nginx master of this user holds its port (the
+    launcher ends it); another user's process, or another program, fails it at once."""
+    from sarge.frontend.own import _maybe_old_master
+
+    me = os.geteuid()
+    assert _maybe_old_master(PortTaken("held", uid=me, program="nginx"))
+    assert _maybe_old_master(PortTaken("held"))  # not seen: maybe
+    assert not _maybe_old_master(PortTaken("held", uid=me, program="python3"))
+    assert not _maybe_old_master(PortTaken("held", uid=me + 1, program="nginx"))
+
+
 def test_the_kernel_tables_name_every_listener():
     with socket.socket() as s4, socket.socket(socket.AF_INET6) as s6:
         s4.bind(("127.0.0.1", 0))
@@ -94,8 +106,9 @@ def test_the_kernel_tables_name_every_listener():
         assert found[0].inode in socket_inodes([os.getpid()])
         check_holder(port, {os.getpid()}, "this test")  # ours: no complaint
         with pytest.raises(PortTaken, match=rf"port {port} is held by pid {os.getpid()} "
-                                            r"\(user \S+, program python"):
+                                            r"\(user \S+, program python") as taken:
             check_holder(port, set(), "web-AAAAAA")
+        assert (taken.value.uid, taken.value.program[:6]) == (os.getuid(), "python")
         s6.bind(("::", 0))
         s6.listen()
         assert [li.address for li in listeners(s6.getsockname()[1])] == ["::"]

@@ -192,7 +192,9 @@ class OwnNginx(Frontend):
                     self.check_holder(int(port), tree_pids([info and info["pid"]]),
                                       "nginx", host)
                     break
-                except PortTaken as exc:  # maybe a master of before, that the launcher ends
+                except PortTaken as exc:
+                    if not _maybe_old_master(exc):
+                        raise  # nginx cannot have it: no use waiting for its retries
                     taken = exc
                 except OSError:
                     pass
@@ -234,3 +236,10 @@ class OwnNginx(Frontend):
             if "[emerg]" in line or "[alert]" in line:
                 return line
         return lines[-1] if lines else "see var/log/nginx-error.log"
+
+
+def _maybe_old_master(taken: PortTaken) -> bool:
+    """Whether what holds the port may be an nginx master that outlived supervisord (of
+    this user, named nginx), which the launcher ends before nginx starts again."""
+    return taken.uid in (None, os.geteuid()) and \
+        (taken.program is None or taken.program.startswith("nginx"))
