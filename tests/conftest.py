@@ -1,5 +1,6 @@
 """Fixtures: real homes in temporary folders, with a real supervisord where asked."""
 
+import itertools
 import json
 import os
 import pathlib
@@ -92,18 +93,44 @@ def pytest_configure(config):
                     returncode=4)
 
 
-#: Modules with tests of 10 s or more (real apps, Celery, the watch's real rollback, the
-#: fleet's bootstrap): their tests are handed to the workers first, so that a run does
-#: not end with one worker on a long test while the others idle. (xdist hands out the
-#: groups first anyway, the largest first; the order within a module is kept.)
-LONG_FIRST = ("test_process_types.py", "test_watch.py", "test_realapps.py",
-              "test_fleet_bootstrap.py", "test_repair.py", "test_concurrency.py",
-              "test_ports.py", "test_instances.py")
+#: Of the queue of work units the workers take from, the part over which the heavy ones
+#: are spread: the rest, light tests only, fills the end of a run.
+HEAVY_SPREAD = 0.7
 
 
 def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))
+    """Order the work units (an xdist group's tests, or one test) so that the heavy ones
+    do not all run at once: the machine has two cores, and four workers each building
+    a real app's environment made every one of them five to ten times slower than alone.
+
+    The heavy units (a group with a test marked ``heavy``, then the tests marked
+    ``heavy``) alternate with the other groups (each list largest first) over the first
+    :data:`HEAVY_SPREAD` of the queue, a few light tests after each; the order within
+    a group and among the light tests is kept. (pytest.ini turns off xdist's own
+    reordering, which put the groups first.)"""
+    units = {}
+    for item in items:
+        group = item.get_closest_marker("xdist_group")
+        units.setdefault(group.args[0] if group else item.nodeid, []).append(item)
+
+    def heavy(unit):
+        return any(item.get_closest_marker("heavy") for item in unit)
+
+    def grouped(unit):
+        return unit[0].get_closest_marker("xdist_group") is not None
+
+    groups = sorted((u for u in units.values() if grouped(u)), key=len, reverse=True)
+    single = [u for u in units.values() if not grouped(u)]
+    heavies = [u for u in groups if heavy(u)] + [u for u in single if heavy(u)]
+    others = [u for u in groups if not heavy(u)]
+    light = [u for u in single if not heavy(u)]
+    spread = [u for pair in itertools.zip_longest(heavies, others) for u in pair if u]
+    gap = int(HEAVY_SPREAD * len(light) / len(spread)) if spread else 0
+    order = []
+    for i, unit in enumerate(spread):
+        order += [unit, *light[i * gap:(i + 1) * gap]]
+    order += light[len(spread) * gap:]
+    items[:] = [item for unit in order for item in unit]
 
 
 def make_home(path, offset=0, user=None, supervisor=None, settings=None):

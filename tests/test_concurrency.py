@@ -4,9 +4,12 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from .conftest import new, put_server, sarge
 
 
+@pytest.mark.heavy
 def test_twenty_concurrent_new_then_destroy(running):
     def make(_):
         return sarge(running, "new", '{"application_name": "web"}')

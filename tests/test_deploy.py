@@ -270,6 +270,7 @@ class Load(Clients):
 
 
 
+@pytest.mark.heavy
 def test_no_request_fails_during_deploys(running, webapp):
     first, port = first_deploy(running, webapp)
     with Load(port) as load:

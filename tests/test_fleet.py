@@ -109,6 +109,7 @@ def test_a_first_rollout_reaches_every_host_at_once(three):
         assert status == 200 and text == f"version 1 from {current(h)}\n"
 
 
+@pytest.mark.heavy
 def test_a_rollout_across_three_hosts_under_load_drops_nothing(three):
     """limit 1: host after host, each under load the whole time; then a fleet rollback."""
     before = [current(h) for h in three.homes]

@@ -68,6 +68,7 @@ def fresh(tmp_path_factory):
 
 
 @one_host
+@pytest.mark.heavy
 def test_sarge_fleet_bootstraps_a_host_with_no_sarge(fresh):
     result, home = fresh.result, fresh.home
     assert result.returncode == 0, result.stderr
@@ -187,6 +188,7 @@ def test_the_wheel_ships_the_bootstrap_script(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd"),
                     reason="a user of its own needs root (and useradd)")
+@pytest.mark.heavy
 def test_bootstrap_over_ssh_as_a_user_of_its_own():
     """The host's SSH user is a plain user with a shell: sarge goes into a virtualenv of
     the host's /usr/bin/python3, the home is that user's, its supervisord runs as it."""

@@ -101,6 +101,7 @@ def warm_shutdown(h, instance_id):
     wait_until(begun, 60, f"{instance_id}'s worker to begin its warm shutdown")
 
 
+@pytest.mark.heavy
 def test_celery_finishes_its_tasks_through_a_deploy_and_a_stop(offline, redis_server):
     """The stop signal reaches the worker's main process alone (Celery's warm shutdown:
     it stops taking tasks, finishes those it runs, exits); its pool children are never
@@ -204,6 +205,7 @@ class Beats:
         self.most = max(self.most, len(found))
 
 
+@pytest.mark.heavy
 def test_a_singleton_beat_never_runs_twice(offline, redis_server):
     """``[processes.beat] singleton = true``: through a deploy and a rollback there is
     never a moment with two ``celery beat`` processes, and the one that runs is the

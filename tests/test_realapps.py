@@ -86,6 +86,7 @@ def can_read(user, path) -> bool:
 
 # -- Flask -----------------------------------------------------------------------------------
 
+@pytest.mark.heavy
 def test_flaskr_keeps_its_instance_folder_across_deploys_and_rollbacks(app_home, tmp_path):
     h, user = app_home
     source = tmp_path / "flaskr"
@@ -170,6 +171,7 @@ class Load(Clients):
 
 
 
+@pytest.mark.heavy
 def test_django_static_files_are_served_by_nginx_per_instance(app_home, tmp_path):
     h, user = app_home
     source = tmp_path / "djangosite"
@@ -237,6 +239,7 @@ def test_django_static_files_are_served_by_nginx_per_instance(app_home, tmp_path
 
 # -- static files through the machine's nginx; after repair -----------------------------------
 
+@pytest.mark.heavy
 def test_static_files_through_the_machines_nginx_and_after_repair(app_home, webapp, tmp_path):
     """[frontend] mode = "system": the static location is in etc/nginx/sites.conf (the
     machine's nginx, started as root, runs its workers as nobody); the mapping is data in
@@ -306,6 +309,7 @@ http {{
 
 # -- ASGI ------------------------------------------------------------------------------------
 
+@pytest.mark.heavy
 def test_a_starlette_app_under_uvicorn_rolls_forward_and_back_under_load(app_home, tmp_path):
     h, user = app_home
     source = tmp_path / "asgiapp"
@@ -325,6 +329,7 @@ def test_a_starlette_app_under_uvicorn_rolls_forward_and_back_under_load(app_hom
     assert h.supervisor.process(f"{second}:web")["statename"] == "STOPPED"
 
 
+@pytest.mark.heavy
 def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy(
         app_home, tmp_path):
     """A real WebSocket client through nginx to uvicorn: the upgrade passes; across a
@@ -375,6 +380,7 @@ def test_a_websocket_through_the_front_end_stays_on_its_instance_across_a_deploy
 TORNADOAPP = os.path.join(HERE, "apps", "tornadoapp")
 
 
+@pytest.mark.heavy
 def test_four_tornado_processes_behind_one_app_each_answering(app_home, tmp_path):
     """sarge HOME scale NAME web=4, under load: a rolling deploy of the same code with four
     web processes, each on its own port and health-checked before the switch; nginx

@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 
+import pytest
+
 from .conftest import (
     deploy,
     front,
@@ -54,6 +56,7 @@ def two_versions(h, webapp, port):
     return first, deploy(h, webapp, "--app", "web", check=True).stdout.strip()
 
 
+@pytest.mark.heavy
 def test_a_damaged_deployed_app_is_rebuilt_and_keeps_serving(running, webapp):
     h = running
     port = listen_port(50)

@@ -253,6 +253,7 @@ def tasks(services_home):
     sarge(h, "undeploy", "tasks", "--data", "--yes")  # when the last test did not
 
 
+@pytest.mark.heavy
 def test_rabbitmq_has_the_apps_vhost_user_and_ports_and_a_deploy_does_not_restart_it(tasks):
     """RabbitMQ with a vhost and user of the app's, its AMQP port, Erlang's distribution
     and its epmd on the loopback alone: the Celery worker takes its tasks from it,

@@ -289,6 +289,7 @@ def test_sarge_killed_in_the_window_leaves_one_version_that_the_next_deploy_keep
     assert [r["state"] for i, r in rows.items() if i != third] == ["stopped"]
 
 
+@pytest.mark.heavy
 def test_a_real_version_that_crashes_after_its_check_is_rolled_back_under_load(
         running, webapp):
     """The measure of the issue: a version that passes its health check and dies 6 s
@@ -338,6 +339,7 @@ def test_a_real_version_that_crashes_after_its_check_is_rolled_back_under_load(
     print(f"without: {unwatched.ok} requests, {len(unwatched.failures)} failed")
 
 
+@pytest.mark.heavy
 def test_a_real_version_answering_5xx_goes_back_and_a_good_one_is_kept(running, webapp):
     """nginx's watch log counts the new version's 5xx answers (its health check still
     answers); a good version passes its whole window and the old one is stopped."""
