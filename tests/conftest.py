@@ -101,7 +101,7 @@ HEAVY_SPREAD = 0.7
 def pytest_collection_modifyitems(config, items):
     """Order the work units (an xdist group's tests, or one test) so that the heavy ones
     do not all run at once: the machine has two cores, and four workers each building
-    a real app's environment made every one of them five to ten times slower than alone.
+    a real app's environment made each one four to seventeen times slower than alone.
 
     The heavy units (a group with a test marked ``heavy``, then the tests marked
     ``heavy``) alternate with the other groups (each list largest first) over the first
