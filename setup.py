@@ -38,9 +38,10 @@ setup(
         # uv makes the tests' virtualenvs quick; the pip path is tested too. pytest 9.2
         # breaks xdist's --dist loadgroup without a word (pytest-xdist issue #1386): the
         # tests that share one home for a module would each make it on every worker.
+        # xdist 3.8 is the first with --no-loadscope-reorder (pytest.ini: the run's order).
         # aiosmtpd: a real SMTP server for the notification tests (aio-libs' own).
         # websockets: a real WebSocket client, through the front-end to a real ASGI app.
-        "test": ["pytest>=7,<9.2", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6",
+        "test": ["pytest>=7,<9.2", "pytest-xdist>=3.8", "pytest-timeout>=2", "hypothesis>=6",
                  "uv", "aiosmtpd>=1.4", "websockets>=12",
                  "fabric>=3,<4", "wheel"],
         # sarge-fleet: one machine drives sarge on many over SSH (Fabric 3: paramiko and
