@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -266,12 +267,28 @@ def running(home):
     kill_home(home)
 
 
-def sarge(h, *args, check=False, timeout=60, input=None):
-    """Run the home's bin/sarge with ``args``; returns the CompletedProcess (text)."""
-    result = subprocess.run(
-        [os.path.join(h.path, "bin", "sarge"), *args],
-        capture_output=True, text=True, timeout=timeout, input=input,
-    )
+#: ``SARGE_TEST_PROCESSES=1``: every :func:`sarge` call runs the home's bin/sarge.
+ALWAYS_A_PROCESS = os.environ.get("SARGE_TEST_PROCESSES") == "1"
+
+
+def sarge(h, *args, check=False, timeout=60, input=None, process=False):
+    """``sarge HOME ARGS`` for the home ``h``: the CompletedProcess (text) of its bin/sarge.
+
+    It runs in this process (:func:`run_main`, the code ``bin/sarge`` runs: a new
+    interpreter costs each call a tenth of a second of CPU, a third of the suite's), and
+    as a real process with ``process=True``, with ``input``, off the main thread (the
+    streams are this process's), for ``run`` (it execs), with ``SARGE_TEST_PROCESSES=1``.
+    ``timeout`` bounds a process; in this process, pytest-timeout does."""
+    words = [str(a) for a in args]
+    command = next((word for word in words if not word.startswith("-")), None)
+    if (process or input is not None or ALWAYS_A_PROCESS or command == "run"
+            or threading.current_thread() is not threading.main_thread()):
+        result = subprocess.run([os.path.join(h.path, "bin", "sarge"), *words],
+                                capture_output=True, text=True, timeout=timeout, input=input)
+    else:
+        code, out, err = run_main([h.path, *words])
+        result = subprocess.CompletedProcess(
+            [os.path.join(h.path, "bin", "sarge"), *words], code, out, err)
     if check:
         assert result.returncode == 0, result.stderr
     return result
