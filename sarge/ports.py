@@ -19,6 +19,7 @@ import pwd
 import socket
 import sys
 
+from . import sockdiag
 from .errors import PortsExhausted, PortTaken, UsageError
 
 
@@ -153,9 +154,25 @@ def _address(text: str) -> str:
     return str(mapped or address)
 
 
-def listeners(port: int, tables=("/proc/net/tcp", "/proc/net/tcp6")) -> list:
-    """Every socket listening on ``port``, in the kernel's tables (every user's: the
-    tables show them all, with the uid and inode of each)."""
+#: The kernel's tables of TCP sockets, read when netlink cannot be asked.
+PROC_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+def listeners(port: int, tables=None) -> list:
+    """Every TCP socket listening on ``port``, every user's, with the uid and inode of
+    each: asked of the kernel over netlink (:mod:`sarge.sockdiag`), else read from its
+    ``tables`` (default :data:`PROC_TABLES`; tests pass them to compare)."""
+    return [li for li in all_listeners(tables) if li.port == port]
+
+
+def all_listeners(tables=None, ask=sockdiag.listening) -> list:
+    """Every TCP socket listening on this machine (:func:`listeners`, any port); ``ask``
+    asks netlink (tests pass one that fails)."""
+    if tables is None:
+        try:
+            return [Listener(*found) for found in ask()]
+        except OSError:  # no NETLINK_SOCK_DIAG here (a kernel, a sandbox): /proc
+            tables = PROC_TABLES
     found = []
     for table in tables:
         try:
@@ -168,9 +185,16 @@ def listeners(port: int, tables=("/proc/net/tcp", "/proc/net/tcp6")) -> list:
             if len(fields) < 10 or fields[3] != "0A":  # 0A: LISTEN
                 continue
             address, _, hex_port = fields[1].partition(":")
-            if int(hex_port, 16) == port:
-                found.append(Listener(_address(address), port, int(fields[7]), int(fields[9])))
+            found.append(Listener(_address(address), int(hex_port, 16), int(fields[7]),
+                                  int(fields[9])))
     return found
+
+
+def still_listening(pid: int) -> bool:
+    """Whether the process ``pid`` holds a listening TCP socket (False once it is gone or
+    not ours to look at)."""
+    held = socket_inodes([pid])
+    return bool(held) and any(li.inode in held for li in all_listeners())
 
 
 #: The addresses a connection to 127.0.0.1 reaches when something listens there.

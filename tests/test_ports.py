@@ -14,8 +14,17 @@ import threading
 
 import pytest
 
+from sarge import sockdiag
 from sarge.errors import PortTaken, UsageError
-from sarge.ports import can_bind, check_holder, listeners, socket_inodes
+from sarge.ports import (
+    PROC_TABLES,
+    all_listeners,
+    can_bind,
+    check_holder,
+    listeners,
+    socket_inodes,
+    still_listening,
+)
 
 from .conftest import (
     HERE,
@@ -114,6 +123,38 @@ def test_the_kernel_tables_name_every_listener():
         assert [li.address for li in listeners(s6.getsockname()[1])] == ["::"]
     with pytest.raises(PortTaken, match="nothing listens"):
         check_holder(port, {os.getpid()}, "web-AAAAAA")
+
+
+def test_netlink_and_the_proc_tables_agree_and_proc_is_read_when_netlink_fails():
+    """The sockets netlink names (sock_diag, listening alone) are those /proc/net/tcp and
+    tcp6 name, IPv6 and an IPv4-mapped address included; when netlink cannot be asked
+    (its error is an OSError), /proc is read."""
+    with socket.socket() as s4, socket.socket(socket.AF_INET6) as s6, \
+            socket.socket(socket.AF_INET6) as mapped, socket.socket() as connected:
+        for s, address in ((s4, "127.0.0.1"), (s6, "::1"), (mapped, "::ffff:127.0.0.1")):
+            s.bind((address, 0))
+            s.listen()
+        connected.connect(s4.getsockname())  # a connection: not a listener
+        ports = {s.getsockname()[1] for s in (s4, s6, mapped)}
+
+        def ours(found):
+            return sorted((li.address, li.port, li.uid, li.inode)
+                          for li in found if li.port in ports)
+
+        netlink = ours(all_listeners())
+        assert [(a, uid) for a, _, uid, _ in netlink] == sorted(
+            [("127.0.0.1", os.getuid()), ("::1", os.getuid()), ("127.0.0.1", os.getuid())])
+        assert netlink == ours(all_listeners(PROC_TABLES))
+
+        def failing():
+            return sockdiag.listening(families=(250,))  # no such family: EINVAL
+
+        with pytest.raises(OSError, match="sock_diag: Invalid argument"):
+            failing()
+        assert ours(all_listeners(ask=failing)) == netlink
+        assert still_listening(os.getpid())
+    assert not still_listening(os.getpid())  # closed
+    assert not still_listening(2 ** 22 + 1)  # no such process
 
 
 def stubborn_app(path, text, python=sys.executable):

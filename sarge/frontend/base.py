@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from .. import ports
 from ..files import File, locked, write_file
 from ..ports import check_holder
 from ..processes import alive
@@ -94,20 +95,10 @@ class Frontend:
         """Wait (``timeout`` at most) until the workers of before the switch no longer take
         new connections: they close their listening sockets soon after the reload, and
         until then a new request may still reach the old routes."""
-        import psutil
-
         deadline = self.clock() + timeout
         for worker in drain.workers:
-            while self.clock() < deadline:
-                try:
-                    listening = [c for c in worker.net_connections("inet")
-                                 if c.status == psutil.CONN_LISTEN]
-                except (psutil.NoSuchProcess, psutil.ZombieProcess):
-                    break
-                except psutil.AccessDenied:  # not ours to see: the drain waits for it
-                    break
-                if not listening:
-                    break
+            # gone, or not ours to see (the drain waits for it): not listening
+            while self.clock() < deadline and ports.still_listening(worker.pid):
                 self.sleep(0.01)
 
     def drain(self, drain: Drain, pids=()) -> str:
