@@ -29,6 +29,7 @@ from .conftest import (
     sarge,
     start_supervisord,
     state_files,
+    wait_for_state,
 )
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c",
@@ -299,6 +300,7 @@ def test_a_tampered_archive_is_refused_and_nothing_changes(packed, tmp_path):
     current = [r for r in json.loads(sarge(packed, "list", "--json", check=True).stdout)
                ["instances"] if r["role"] == "current"][0]["id"]
     answer = front(port)
+    pid = packed.supervisor.process(current + ":web")["pid"]
     before = state_files(packed, under=("etc", "var/apps", "var/envs"))
     tampered = tamper(packed.archives[0], tmp_path / "tampered.tar.gz", "app.py",
                       open(os.path.join(WEBAPP, "app.py"), "rb").read() + b"\n# evil\n")
@@ -314,7 +316,9 @@ def test_a_tampered_archive_is_refused_and_nothing_changes(packed, tmp_path):
     assert sorted(n for n in os.listdir(packed.path) if n.startswith("web-")) == sorted(ids)
     assert front(port) == answer
     assert state_files(packed, under=("etc", "var/apps", "var/envs")) == before
-    assert packed.supervisor.process(current + ":web")["statename"] == "RUNNING"
+    # the same process, never restarted: RUNNING, or STARTING still when its deploy was the
+    # one above, less than startsecs ago (a deploy waits for its health check, not RUNNING)
+    assert wait_for_state(packed, current, "running", timeout=10)["pid"] == pid
 
 
 # -- the same, in the fast tier: a real home with the fakes of tests/fakes.py ---------------
