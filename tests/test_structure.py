@@ -2,6 +2,7 @@
 imports the command line), and only the entry points print or exit."""
 
 import ast
+import functools
 import os
 
 import pytest
@@ -21,10 +22,17 @@ def modules() -> dict:
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def parse(path: str) -> ast.Module:
+    """The module at ``path``, parsed once a run (the tests only read the trees)."""
+    with open(path, encoding="utf-8") as f:
+        return ast.parse(f.read())
+
+
 def imports(name: str, path: str, known) -> set:
     """The sarge modules ``name`` imports, at any depth of its code (lazy ones too)."""
     package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    tree = parse(path)
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -42,9 +50,15 @@ def imports(name: str, path: str, known) -> set:
     return found
 
 
-def graph() -> dict:
+@functools.lru_cache(maxsize=None)
+def _graph() -> tuple:
     known = modules()
-    return {name: imports(name, path, known) for name, path in known.items()}
+    return tuple((name, frozenset(imports(name, path, known))) for name, path in known.items())
+
+
+def graph() -> dict:
+    """Each sarge module and the sarge modules it imports."""
+    return {name: set(deps) for name, deps in _graph()}
 
 
 def command_line(name: str) -> bool:
@@ -108,7 +122,7 @@ ENTRY_POINTS = {"sarge.cli", "sarge.__main__", "sarge.launch", "sarge.crashwatch
 @pytest.mark.parametrize("name", sorted(m for m in modules()
                                         if m not in ENTRY_POINTS and not command_line(m)))
 def test_the_core_never_prints_or_exits(name):
-    tree = ast.parse(open(modules()[name], encoding="utf-8").read())
+    tree = parse(modules()[name])
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
