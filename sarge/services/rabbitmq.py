@@ -12,6 +12,9 @@ folder. ``rabbitmqctl`` reaches it with the same variables, as the app's user.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -92,14 +95,20 @@ class RabbitMQ(Kind):
 
     def reuse(self, layout, service, user, which=shutil.which) -> None:
         """The app's vhost, user and permissions as a new node makes them, the user's
-        password the new record's (given on stdin, never on a command line)."""
-        self.ctl(layout, service, user, ["add_vhost", service.app], which, ok=(0, 65))
-        self.ctl(layout, service, user, ["add_user", service.app], which,
-                 stdin=service.password, ok=(0, 65, 70))
-        self.ctl(layout, service, user, ["change_password", service.app], which,
-                 stdin=service.password)
-        self.ctl(layout, service, user, ["set_permissions", "-p", service.app, service.app,
-                                         ".*", ".*", ".*"], which)
+        password the new record's: one ``rabbitmqctl import_definitions`` (one Erlang VM
+        started, where add_vhost, add_user, change_password and set_permissions started
+        four), which adds what is missing and updates what is there; the password as its
+        salted hash, on stdin (never on a command line)."""
+        app = service.app
+        definitions = {
+            "vhosts": [{"name": app}],
+            "users": [{"name": app, "password_hash": password_hash(service.password),
+                       "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}],
+            "permissions": [{"user": app, "vhost": app, "configure": ".*", "write": ".*",
+                             "read": ".*"}],
+        }
+        self.ctl(layout, service, user, ["import_definitions"], which,
+                 stdin=json.dumps(definitions))
 
     def backup(self, layout, service, user, which=shutil.which) -> bytes:
         """``rabbitmqctl export_definitions -``: the vhost, users, queues, exchanges,
@@ -129,3 +138,11 @@ class RabbitMQ(Kind):
             raise ServiceError(f"{service.id}: rabbitmqctl {args[0]} failed (exit status "
                                f"{done.returncode}): {said[-300:]}")
         return done.stdout
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's ``rabbit_password_hashing_sha256`` of ``password``: base64 of a 4-byte
+    salt (random unless given) and of SHA-256 over the salt and the password's UTF-8."""
+    salt = os.urandom(4) if salt is None else salt
+    digest = hashlib.sha256(salt + password.encode("utf-8")).digest()
+    return base64.b64encode(salt + digest).decode("ascii")
