@@ -12,7 +12,7 @@ from sarge.deploy.journaled import journal_of
 from sarge.errors import DeployError
 
 from .conftest import deploy as real_deploy
-from .conftest import edit_settings, front, listen_port, sarge, wait_until
+from .conftest import edit_settings, front, listen_port, sarge, wait_for_state, wait_until
 from .fakes import Rig
 from .test_deploy_fast import LISTEN, deploy, serves, state
 
@@ -273,13 +273,15 @@ def test_sarge_killed_in_the_window_leaves_one_version_that_the_next_deploy_keep
     port = listen_port()
     first = real_deploy(running, webapp, "--app", "web", "--listen", f"127.0.0.1:{port}",
                         "--no-watch", check=True).stdout.strip()
+    pid = running.supervisor.process(first + ":web")["pid"]
     (webapp / "VERSION").write_text("2")
     killed = deploy_killed_at(running, webapp, "web", "watch:window")
     assert killed.returncode == -9, killed.stderr
     status, text = front(port)
     assert status == 200 and text.startswith("version 2 from "), text
-    states = {r["id"]: r["state"] for r in instances(running)}
-    assert states[first] == "running"  # the one it could have gone back to
+    # the one it could have gone back to runs on, the same process (a deploy returns once
+    # the check passes; supervisord says RUNNING startsecs after the spawn)
+    assert wait_for_state(running, first, "running", timeout=10)["pid"] == pid
     (webapp / "VERSION").write_text("3")
     third = real_deploy(running, webapp, "--app", "web", "--no-watch",
                         check=True).stdout.strip()
