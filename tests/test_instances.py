@@ -3,6 +3,7 @@
 import configparser
 import json
 import os
+import pathlib
 import re
 import select
 import signal
@@ -426,8 +427,10 @@ def test_a_crash_loop_after_startsecs_is_stopped_and_shown_fatal(home):
         assert "giving up" in "\n".join(status["crashed"]["log"])
         assert "crash_limit" in status["crashed"]["reason"]
         assert "autostart = false" in open(home.program_path(instance_id)).read()
-        with open(os.path.join(home.log_dir, "sarge.log")) as f:
-            assert f"crash-loop {instance_id}" in f.read()
+        # the watch says why in the action log once its stop has returned
+        log = pathlib.Path(home.log_dir, "sarge.log")
+        wait_until(lambda: f"crash-loop {instance_id}" in log.read_text(), 10,
+                   "the crash-loop line in sarge.log")
         # start clears the mark
         put_server(home, instance_id)
         sarge(home, "start", instance_id, check=True)
