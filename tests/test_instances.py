@@ -235,6 +235,9 @@ def test_logs_prints_the_last_lines_and_follows(running):
     port = running.get(instance_id).port
     for n in range(5):
         get(port, f"/n{n}")
+    # supervisord writes what the server printed to the log in its own time, after the answer
+    log = running.log_path(instance_id, "web")
+    wait_until(lambda: "/n4" in pathlib.Path(log).read_text(), 10, "the last request's line")
     lines = sarge(running, "logs", instance_id, "-n", "2", check=True).stdout.splitlines()
     assert len(lines) == 2 and "/n3" in lines[0] and "/n4" in lines[1]
     follower = subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "logs",
