@@ -219,8 +219,8 @@ def in_release(h, *old):
 def test_nginx_killed_comes_back(running, webapp):
     instance_id, port = first_deploy(running, webapp)
     master = running.supervisor.process("nginx")["pid"]
-    workers = psutil.Process(master).children()
-    assert workers
+    # nginx listens (which the deploy waits for) before it forks its workers
+    workers = wait_until(lambda: psutil.Process(master).children(), 10, "nginx's workers")
     psutil.Process(master).kill()  # its workers live on, holding the port
 
     def restarted():

@@ -331,13 +331,14 @@ def test_logrotate_snippet_rotates_and_reopens(running, tmp_path):
     sarge(running, "start", instance_id, check=True)
     port = running.get(instance_id).port
     get(port, "/before")
+    log = running.log_path(instance_id)  # supervisord writes the line in its own time
+    wait_until(lambda: "/before" in pathlib.Path(log).read_text(), 10, "the line in the log")
     snippet = sarge(running, "init", "--logrotate", check=True).stdout
     assert running.log_dir in snippet and "USR2" in snippet
     conf = tmp_path / "sarge.logrotate"
     conf.write_text(snippet)
     logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
     subprocess.run([logrotate, "-f", "-s", str(tmp_path / "state"), str(conf)], check=True)
-    log = running.log_path(instance_id)
     assert "/before" in open(log + ".1").read()
 
     def logged():

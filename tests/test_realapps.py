@@ -401,8 +401,17 @@ def test_four_tornado_processes_behind_one_app_each_answering(app_home, tmp_path
     assert second != first
     assert shown["types"] == [{"type": "web", "count": 4,
                                "processes": ["web", "web.2", "web.3", "web.4"]}]
-    infos = [h.supervisor.process(f"{second}:{p}") for p in ("web", "web.2", "web.3", "web.4")]
-    assert [i["statename"] for i in infos] == ["RUNNING"] * 4
+    names = [f"{second}:{p}" for p in ("web", "web.2", "web.3", "web.4")]
+    spawned = [h.supervisor.process(n)["pid"] for n in names]
+    # the deploy returns once each answered its check, before supervisord says RUNNING
+    # (startsecs after the spawn): the same four processes, each RUNNING in time
+
+    def all_running():
+        infos = [h.supervisor.process(n) for n in names]
+        return infos if all(i["statename"] == "RUNNING" for i in infos) else None
+
+    infos = wait_until(all_running, 10, "the four web processes to be RUNNING")
+    assert [i["pid"] for i in infos] == spawned
     record = h.get(second)
     ports = [p for _, p in record.web_ports()]
     assert len(set(ports)) == 4 and ports[0] == record.port

@@ -38,6 +38,7 @@ from .conftest import (
     sarge,
     snapshot,
     wait_for_state,
+    wait_until,
 )
 
 
@@ -139,7 +140,10 @@ def test_nginx_workers_can_have_their_own_user(open_home, throwaway_user, tmp_pa
     assert result.returncode == 0, result.stderr
     assert process_user(h, f"{result.stdout.strip()}:web") == "root"
     master = psutil.Process(h.supervisor.process("nginx")["pid"])
-    assert {w.username() for w in master.children()} == {user.name}
+    # nginx listens (which the deploy waits for) before it forks its workers and they
+    # become the user
+    wait_until(lambda: {w.username() for w in master.children()} == {user.name}, 10,
+               f"nginx's workers to run as {user.name}")
     assert front(port)[0] == 200
 
 
