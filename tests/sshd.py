@@ -64,7 +64,11 @@ class FakeHost:
                 "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
                 "PermitRootLogin prohibit-password", f"ForceCommand {wrapper}",
                 f"Subsystem sftp {SFTP_SERVER}",
-                "MaxSessions 50", "MaxStartups 50", "LogLevel ERROR", ""]))
+                "MaxSessions 50", "MaxStartups 50", "LogLevel ERROR",
+                # bash, the login shell here, reads ~/.bashrc before a command sshd runs
+                # unless it is a shell's child (SHLVL set): this machine's root's starts
+                # pyenv, 120 ms each of the fleet's commands, which name sarge's paths
+                "SetEnv SHLVL=1", ""]))
         self.proc = None
 
     def start(self):
