@@ -25,6 +25,7 @@ from .conftest import (
     make_home,
     needs_wheels,
     port_base,
+    sarge,
     start_supervisord,
     stop_supervisord,
     wait_until,
@@ -44,9 +45,9 @@ def fleet(path, *args, timeout=300):
 
 
 def listing(h):
-    result = subprocess.run([os.path.join(h.path, "bin", "sarge"), "list", "--json"],
-                            capture_output=True, text=True, check=True)
-    return json.loads(result.stdout)["instances"]
+    """The host's instances, from its home's ``list`` (in this process: what the fleet
+    itself asks goes over SSH)."""
+    return json.loads(sarge(h, "list", "--json", check=True).stdout)["instances"]
 
 
 def current(h, app="web"):
