@@ -228,6 +228,13 @@ def test_supervisord_restart_restores_running_and_keeps_stopped(running):
     assert running.supervisor.process(down + ":web")["statename"] == "STOPPED"
 
 
+def wait_for_text(path, text, timeout=10):
+    """Wait until the file ``path`` holds ``text``: a line that supervisord (or the crash
+    watch) writes in its own time, after what the test did returned."""
+    wait_until(lambda: text in pathlib.Path(path).read_text(), timeout,
+               f"{text!r} in {path}")
+
+
 def test_logs_prints_the_last_lines_and_follows(running):
     instance_id = new(running)
     put_server(running, instance_id)
@@ -237,7 +244,7 @@ def test_logs_prints_the_last_lines_and_follows(running):
         get(port, f"/n{n}")
     # supervisord writes what the server printed to the log in its own time, after the answer
     log = running.log_path(instance_id, "web")
-    wait_until(lambda: "/n4" in pathlib.Path(log).read_text(), 10, "the last request's line")
+    wait_for_text(log, "/n4")
     lines = sarge(running, "logs", instance_id, "-n", "2", check=True).stdout.splitlines()
     assert len(lines) == 2 and "/n3" in lines[0] and "/n4" in lines[1]
     follower = subprocess.Popen([os.path.join(running.path, "bin", "sarge"), "logs",
@@ -318,7 +325,7 @@ def test_usr2_reopens_the_logs_for_logrotate(running):
         os.kill(int(f.read()), signal.SIGUSR2)
     wait_until(lambda: os.path.exists(log), 10, f"supervisord to reopen {log}")
     get(port, "/after")
-    wait_until(lambda: "/after" in open(log).read(), 5, f"the request logged in {log}")
+    wait_for_text(log, "/after", 5)
     assert "/before" in open(log + ".rotated").read()
     assert "/before" not in open(log).read()
 
@@ -332,7 +339,7 @@ def test_logrotate_snippet_rotates_and_reopens(running, tmp_path):
     port = running.get(instance_id).port
     get(port, "/before")
     log = running.log_path(instance_id)  # supervisord writes the line in its own time
-    wait_until(lambda: "/before" in pathlib.Path(log).read_text(), 10, "the line in the log")
+    wait_for_text(log, "/before")
     snippet = sarge(running, "init", "--logrotate", check=True).stdout
     assert running.log_dir in snippet and "USR2" in snippet
     conf = tmp_path / "sarge.logrotate"
@@ -432,9 +439,7 @@ def test_a_crash_loop_after_startsecs_is_stopped_and_shown_fatal(home):
         assert "crash_limit" in status["crashed"]["reason"]
         assert "autostart = false" in open(home.program_path(instance_id)).read()
         # the watch says why in the action log once its stop has returned
-        log = pathlib.Path(home.log_dir, "sarge.log")
-        wait_until(lambda: f"crash-loop {instance_id}" in log.read_text(), 10,
-                   "the crash-loop line in sarge.log")
+        wait_for_text(os.path.join(home.log_dir, "sarge.log"), f"crash-loop {instance_id}")
         # start clears the mark
         put_server(home, instance_id)
         sarge(home, "start", instance_id, check=True)
